@@ -1,0 +1,3 @@
+"""srloss: a research pipeline for comparing super-resolution training losses."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,158 @@
+"""Command line: ``python -m pipeline <command>`` (also ``srloss <command>``).
+
+Every command that reads params accepts ``--params PATH`` and repeated ``--set key=value``
+overrides (the same syntax as ``dvc exp run -S``). Errors meant for people are printed as one
+line and exit with status 2; nothing else is printed on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from pipeline.errors import PipelineError
+
+log = logging.getLogger("pipeline")
+
+
+def _load(args: argparse.Namespace):
+    from pipeline.config import load_params
+
+    return load_params(args.params, args.overrides)
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from pipeline.data.prepare import prepare_all
+
+    _print_summary(prepare_all(_load(args)))
+
+
+def cmd_degrade(args: argparse.Namespace) -> None:
+    from pipeline.degrade.run import degrade_all
+
+    _print_summary(degrade_all(_load(args)))
+
+
+def cmd_bicubic(args: argparse.Namespace) -> None:
+    from pipeline.bicubic import bicubic_baseline
+
+    if args.scale < 2:
+        raise PipelineError(f"--scale must be an integer >= 2 (got {args.scale})")
+    result = bicubic_baseline(Path(args.hr_dir), args.scale, crop_border=args.crop_border, y_channel=not args.rgb)
+    if not args.per_image:
+        result.pop("per_image", None)
+    print(json.dumps(result))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from pipeline.tracking import tracking_callbacks
+    from pipeline.train.loop import fit
+
+    params = _load(args)
+    run_dir = Path(args.run_dir).resolve() if args.run_dir else params.models_dir / "train"
+    resume = run_dir / "checkpoints" / "last.pt" if args.resume else None
+    if resume is not None and not resume.is_file():
+        raise PipelineError(f"--resume: no checkpoint at '{resume}'; start without --resume or pass the --run-dir of the run")
+    result = fit(params, run_dir, callbacks=tracking_callbacks(params), resume=resume)
+    _print_summary({"best_metric": result.best_metric, "best_iteration": result.best_iteration,
+                    "final_metrics": result.final_metrics, "best_checkpoint": str(result.best_checkpoint)})
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from pipeline.tune.sweep import run_sweep
+
+    _print_summary(run_sweep(_load(args), resume=args.resume))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from pipeline.report.evaluate import evaluate_all
+
+    _print_summary(evaluate_all(_load(args)))
+
+
+def cmd_upscale(args: argparse.Namespace) -> None:
+    from pipeline.upscale import upscale_paths
+
+    written = upscale_paths(args.model, args.scale, [Path(p) for p in args.inputs], Path(args.output),
+                            tile=args.tile, overlap=args.overlap, device=args.device)
+    print(f"wrote {len(written)} image(s) to {args.output}")
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from pipeline.models.summary import summary_table
+
+    print(summary_table(args.scale))
+
+
+def cmd_config(args: argparse.Namespace) -> None:
+    import yaml
+
+    print(yaml.safe_dump(_load(args).model_dump(mode="json"), sort_keys=False), end="")
+
+
+def _print_summary(summary: dict) -> None:
+    print(json.dumps(summary, indent=2, default=str))
+
+
+def _with_params(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--params", default=None, help="params file (default: the project's params.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a param, e.g. --set train.lr=2e-4 (repeatable)")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable, help: str, params: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(handler=handler)
+        return _with_params(p) if params else p
+
+    add("prepare", cmd_prepare, "write HR train/val images and benchmark sets under data/")
+    add("degrade", cmd_degrade, "make LR images (MATLAB-exact bicubic + presets) under data/lr/")
+    b = add("bicubic", cmd_bicubic, "score bicubic upscaling on a folder of HR images (JSON on stdout)", params=False)
+    b.add_argument("--hr-dir", required=True, help="folder of HR images")
+    b.add_argument("--scale", type=int, required=True, help="integer scale >= 2")
+    b.add_argument("--crop-border", type=int, default=None, help="pixels cropped per side (default: the scale)")
+    b.add_argument("--rgb", action="store_true", help="score RGB instead of the Y channel")
+    b.add_argument("--per-image", action="store_true", help="include per-image values")
+    t = add("train", cmd_train, "train one network with one objective (tracked in MLflow)")
+    t.add_argument("--run-dir", default=None, help="where checkpoints go (default: <models_dir>/train)")
+    t.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoints/last.pt")
+    s = add("sweep", cmd_sweep, "run the Ray Tune sweep declared under 'sweep' in params")
+    s.add_argument("--resume", action="store_true", help="resume an interrupted sweep (Tuner.restore)")
+    add("evaluate", cmd_evaluate, "score the sweep's best models on the benchmarks; write results/")
+    u = add("upscale", cmd_upscale, "super-resolve images or folders with a trained model", params=False)
+    u.add_argument("inputs", nargs="+", help="image files or folders")
+    u.add_argument("--model", required=True, help="checkpoint (.pt) or MLflow model URI (runs:/<id>/model)")
+    u.add_argument("--scale", type=int, required=True, help="the scale the model was trained for")
+    u.add_argument("-o", "--output", required=True, help="output folder for PNGs")
+    u.add_argument("--tile", type=int, default=256, help="LR tile side (bounds memory)")
+    u.add_argument("--overlap", type=int, default=16, help="LR pixels of overlap between tiles")
+    u.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    m = add("models", cmd_models, "list the networks with parameter counts and FLOPs", params=False)
+    m.add_argument("--scale", type=int, default=2)
+    add("config", cmd_config, "print the resolved params (defaults filled in, overrides applied)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        args.handler(args)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished checkpoints and outputs are kept", file=sys.stderr)
+        return 130
+    return 0

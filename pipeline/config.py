@@ -1,0 +1,372 @@
+"""The params schema: ``params.yaml`` loaded once into typed, validated objects.
+
+This is the one place defaults live. Unknown keys, wrong types and impossible
+values fail at load time with one sentence naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
+
+
+class Strict(BaseModel):
+    """Base for every section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------- data
+class SourceConfig(Strict):
+    """Where HR images come from.
+
+    ``builtin``: scikit-image's bundled photographs (offline); ``folder``: a directory,
+    searched recursively; ``url``: an archive (zip/tar) checked against ``sha256``;
+    ``preset``: a named public archive (DIV2K_train_HR, Set5, ...).
+    """
+
+    kind: Literal["builtin", "folder", "url", "preset"] = "builtin"
+    path: Path | None = None
+    url: str | None = None
+    sha256: str | None = None
+    preset: str | None = None
+    names: list[str] | None = None
+    optional: bool = False
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> "SourceConfig":
+        need = {"folder": "path", "url": "url", "preset": "preset"}.get(self.kind)
+        if need and getattr(self, need) is None:
+            raise ValueError(f"a '{self.kind}' source needs '{need}'")
+        if self.sha256 is not None and len(self.sha256) != 64:
+            raise ValueError("sha256 must be 64 hexadecimal characters")
+        return self
+
+
+class PrepareConfig(Strict):
+    source: SourceConfig = SourceConfig()
+    val_count: int = Field(2, ge=1, description="images held out for validation")
+    min_side: int = Field(96, ge=8, description="images smaller than this are skipped")
+    benchmarks: dict[str, SourceConfig] = {}
+    cache_dir: Path = Path("~/.cache/srloss")
+
+
+class BlurConfig(Strict):
+    """Gaussian blur before downscaling; ``sigma_y``/``angle`` make it anisotropic."""
+
+    sigma: float = Field(1.0, gt=0)
+    sigma_y: float | None = Field(None, gt=0)
+    angle: float = 0.0
+    kernel_size: int = Field(21, ge=3)
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError("kernel_size must be odd")
+        return v
+
+
+class NoiseConfig(Strict):
+    """Additive noise after downscaling: Gaussian (sigma on 0..255) or Poisson (scale)."""
+
+    kind: Literal["gaussian", "poisson"] = "gaussian"
+    sigma: float = Field(5.0, ge=0)
+    scale: float = Field(1.0, gt=0)
+
+
+class JpegConfig(Strict):
+    quality: int = Field(75, ge=1, le=100)
+
+
+class DegradationPreset(Strict):
+    """blur -> bicubic downscale (MATLAB imresize) -> noise -> JPEG; each step optional."""
+
+    blur: BlurConfig | None = None
+    noise: NoiseConfig | None = None
+    jpeg: JpegConfig | None = None
+
+
+class DegradeConfig(Strict):
+    scales: list[int] = [2, 3, 4]
+    presets: dict[str, DegradationPreset] = {"bicubic": DegradationPreset()}
+
+    @field_validator("scales")
+    @classmethod
+    def _scales(cls, v: list[int]) -> list[int]:
+        if not v or any(s < 2 for s in v):
+            raise ValueError("scales must be a non-empty list of integers >= 2")
+        return sorted(set(v))
+
+
+# ------------------------------------------------------------------ metrics
+class LpipsConfig(Strict):
+    """LPIPS (Zhang et al. 2018). ``weights``: a local backbone checkpoint (.pth)."""
+
+    enabled: bool = True
+    net: Literal["alex", "vgg", "squeeze"] = "alex"
+    weights: Path | None = None
+
+
+class MetricsConfig(Strict):
+    crop_border: int | None = Field(None, ge=0, description="None means crop = scale")
+    y_channel: bool = True
+    lpips: LpipsConfig = LpipsConfig()
+
+
+# ------------------------------------------------------------- model / loss
+class ModelConfig(Strict):
+    name: str = "edsr"
+    args: dict[str, Any] = {}
+
+
+class LossConfig(Strict):
+    """An objective (head + loss terms + decode).
+
+    ``terms`` maps a term name to its weight, or to ``{weight: w, <term options>}``.
+    """
+
+    objective: str = "regression"
+    args: dict[str, Any] = {}
+    terms: dict[str, Union[float, dict[str, Any]]] = {"l1": 1.0}
+
+
+# ---------------------------------------------------------------- training
+class SchedulerConfig(Strict):
+    name: Literal["cosine", "multistep", "constant"] = "cosine"
+    milestones: list[float] = Field([0.5, 0.75], description="fractions of iterations (multistep)")
+    gamma: float = Field(0.5, gt=0, le=1)
+    warmup: int = Field(0, ge=0)
+    min_lr: float = Field(1e-7, ge=0)
+
+
+class TrainConfig(Strict):
+    scale: int = Field(2, ge=2)
+    degradation: str = "bicubic"
+    iterations: int = Field(1000, ge=1)
+    batch_size: int = Field(16, ge=1)
+    patch_size: int = Field(96, ge=8, description="HR patch side")
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = Field(0.0, ge=0)
+    scheduler: SchedulerConfig = SchedulerConfig()
+    grad_clip: float | None = Field(None, gt=0)
+    ema: float | None = Field(None, ge=0, lt=1)
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    compile: bool = False
+    channels_last: bool = False
+    device: str = "auto"
+    deterministic: bool = True
+    num_workers: int = Field(0, ge=0)
+    val_every: int = Field(250, ge=1)
+    select_metric: str = Field("val/psnr", description="validation metric that picks best.pt")
+    select_mode: Literal["max", "min"] = "max"
+    val_benchmarks: list[str] = []
+    log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(250, ge=1)
+    progress: bool = True
+
+
+class TrackingConfig(Strict):
+    """MLflow. ``uri`` None means ``$MLFLOW_TRACKING_URI`` or ``sqlite:///<root>/mlflow.db``."""
+
+    enabled: bool = True
+    uri: str | None = None
+    experiment: str = "srloss"
+    artifact_location: Path = Path("mlartifacts")
+    log_images: int = Field(3, ge=0)
+    log_model: bool = True
+
+
+# ------------------------------------------------------------------- sweep
+class RayConfig(Strict):
+    address: str | None = None
+    num_cpus: int | None = Field(None, ge=1)
+    num_gpus: int | None = Field(None, ge=0)
+
+
+class ResourcesConfig(Strict):
+    cpu: float = Field(1, gt=0)
+    gpu: float = Field(0, ge=0)
+    workers: int = Field(1, ge=1, description="data-parallel workers per trial (DDP)")
+
+
+class SweepSchedulerConfig(Strict):
+    name: Literal["fifo", "asha", "pbt"] = "fifo"
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(2, gt=1)
+    perturbation_interval: int = Field(2, ge=1)
+
+
+class SweepConfig(Strict):
+    objectives: dict[str, dict[str, Any]] = {"l1": {"loss": {"terms": {"l1": 1.0}}}}
+    space: dict[str, dict[str, dict[str, Any]]] = {}
+    search: Literal["random", "grid", "optuna"] = "random"
+    scheduler: SweepSchedulerConfig = SweepSchedulerConfig()
+    num_samples: int = Field(1, ge=1)
+    seeds: int = Field(1, ge=1, description="repeats per configuration")
+    metric: str = "val/psnr"
+    mode: Literal["max", "min"] = "max"
+    reports: int = Field(4, ge=1, description="validation reports per trial (ASHA rungs)")
+    resources: ResourcesConfig = ResourcesConfig()
+    max_concurrent: int | None = Field(None, ge=1)
+    max_failures: int = Field(1, ge=0)
+    storage_path: str = "ray_results"
+    name: str = "sweep"
+    ray: RayConfig = RayConfig()
+
+
+# ---------------------------------------------------------------- evaluate
+class EvaluateConfig(Strict):
+    scales: list[int] = [2]
+    benchmarks: list[str] | None = None
+    tile: int = Field(256, ge=16)
+    tile_overlap: int = Field(16, ge=0)
+    crop_size: int = Field(96, ge=16, description="side of the comparison-image crop")
+
+
+class Params(Strict):
+    seed: int = 0
+    data_dir: Path = Path("data")
+    models_dir: Path = Path("models")
+    results_dir: Path = Path("results")
+    prepare: PrepareConfig = PrepareConfig()
+    degrade: DegradeConfig = DegradeConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    sweep: SweepConfig = SweepConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+    def resolved(self, root: Path) -> "Params":
+        """A copy with every relative path made absolute against ``root``."""
+        data = self.model_dump()
+        _absolutise(data, root)
+        return Params.model_validate(data)
+
+    def digest(self, *sections: str) -> str:
+        """sha256 of the JSON of the given top-level sections (all when none)."""
+        dump = self.model_dump(mode="json")
+        picked = {k: dump[k] for k in (sections or dump)}
+        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()
+
+
+def _absolutise(node: Any, root: Path) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, Path):
+                path = value.expanduser()
+                node[key] = path if path.is_absolute() else (root / path).resolve()
+            else:
+                _absolutise(value, root)
+    elif isinstance(node, list):
+        for item in node:
+            _absolutise(item, root)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.lr=2e-4`` -> (["train", "lr"], 0.0002); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not of the form key.path=value; write e.g. train.lr=2e-4")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override '{text}' has an empty key; write e.g. train.lr=2e-4")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{text}': the value is not valid YAML ({exc.problem}); quote it") from None
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each ``key.path=value`` in a copy of ``data``, creating inner mappings as needed."""
+    data = copy.deepcopy(data)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override '{text}': '{part}' is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def _describe(error: dict[str, Any], source: str) -> str:
+    where = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-after"))
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        parent = _model_at(error["loc"][:-1])
+        allowed = ", ".join(sorted(parent.model_fields)) if parent else "see the configuration reference"
+        return f"{source}: unknown key '{where}'; allowed keys here: {allowed}."
+    got = error.get("input")
+    shown = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{source}: '{where or 'params'}': {message}{shown}; fix it in params.yaml or with --set {where}=..."
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Params
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        model = nested[0]
+    return model
+
+
+def validate(data: dict[str, Any], source: str = "params") -> Params:
+    """Validate a raw mapping; the first problem becomes one ``ConfigError`` sentence."""
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors()[0], source)) from None
+
+
+def load_params(path: Path | str | None = None, overrides: list[str] | None = None, root: Path | None = None) -> Params:
+    """Read ``params.yaml`` (default: the project's), apply ``--set`` overrides, validate,
+    and resolve relative paths against ``root`` (default: the file's folder)."""
+    path = Path(path) if path else DEFAULT_PARAMS
+    if not path.is_file():
+        raise ConfigError(f"params file '{path}' does not exist; pass --params PATH or run from the project folder")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"'{path}' is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{path}' must hold a mapping of sections (seed, prepare, train, ...)")
+    data = apply_overrides(data, overrides or [])
+    params = validate(data, source=path.name).resolved(root or path.resolve().parent)
+    _check_folders(params, path.name)
+    return params
+
+
+def _check_folders(params: Params, source: str) -> None:
+    """Folder sources must exist at load time, unless marked ``optional``."""
+    sources = {"prepare.source": params.prepare.source}
+    sources.update({f"prepare.benchmarks.{name}": src for name, src in params.prepare.benchmarks.items()})
+    for key, src in sources.items():
+        if src.kind == "folder" and not src.optional and not src.path.is_dir():
+            raise ConfigError(f"{source}: '{key}.path': folder '{src.path}' does not exist; "
+                              f"fix the path or set {key}.optional=true")

@@ -1,0 +1,62 @@
+"""Reading and writing images as uint8 RGB arrays, with errors that name the file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from pipeline.errors import PipelineError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class UnreadableImage(PipelineError):
+    """A file that is not a decodable image (truncated, corrupt, or another format)."""
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under ``folder``, recursively, sorted by relative path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PipelineError(f"image folder '{folder}' does not exist; check the path in params.yaml")
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """``path`` as an ``H x W x 3`` uint8 RGB array (greyscale is replicated, alpha dropped)."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("I;16", "I;16B", "I"):
+                array = np.asarray(img, dtype=np.float64)
+                img = Image.fromarray(np.clip(array / 257.0 + 0.5, 0, 255).astype(np.uint8))
+            rgb = img.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise UnreadableImage(f"'{path}' is not a readable image ({exc}); replace or remove the file") from None
+    return np.asarray(rgb, dtype=np.uint8).copy()
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write ``H x W x 3`` uint8 as lossless PNG, atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if image.dtype != np.uint8:
+        raise TypeError(f"write_png expects uint8, got {image.dtype}")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
+    os.close(fd)
+    try:
+        Image.fromarray(image).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
+    """Crop the bottom/right so both sides are multiples of ``scale`` (BasicSR convention)."""
+    h, w = image.shape[:2]
+    return image[: h - h % scale, : w - w % scale]

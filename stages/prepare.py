@@ -1,0 +1,8 @@
+"""DVC stage 'prepare': parse arguments and call the pipeline (see dvc.yaml)."""
+
+import sys
+
+from pipeline.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["prepare", *sys.argv[1:]]))
