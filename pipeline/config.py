@@ -41,6 +41,7 @@ class SourceConfig(Strict):
     url: str | None = None
     sha256: str | None = None
     preset: str | None = None
+    subdir: str | None = Field(None, description="folder inside a url archive that holds the images")
     names: list[str] | None = None
     optional: bool = False
 

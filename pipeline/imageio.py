@@ -50,6 +50,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
     os.close(fd)
     try:
         Image.fromarray(image).save(tmp, format="PNG")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
