@@ -91,6 +91,15 @@ def cmd_models(args: argparse.Namespace) -> None:
 def cmd_config(args: argparse.Namespace) -> None:
     import yaml
 
+    if args.reference:
+        from pipeline.config_reference import config_reference, update_readme
+
+        if args.write:
+            changed = update_readme(Path(args.write))
+            print(f"{args.write}: {'updated' if changed else 'already up to date'}")
+        else:
+            print(config_reference())
+        return
     print(yaml.safe_dump(_load(args).model_dump(mode="json"), sort_keys=False), end="")
 
 
@@ -139,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     m = add("models", cmd_models, "list the networks with parameter counts and FLOPs", params=False)
     m.add_argument("--scale", type=int, default=2)
-    add("config", cmd_config, "print the resolved params (defaults filled in, overrides applied)")
+    c = add("config", cmd_config, "print the resolved params (defaults filled in, overrides applied)")
+    c.add_argument("--reference", action="store_true", help="print the configuration reference (markdown)")
+    c.add_argument("--write", metavar="README", help="with --reference: replace the reference block in this file")
     return parser
 
 

@@ -36,14 +36,14 @@ class SourceConfig(Strict):
     ``preset``: a named public archive (DIV2K_train_HR, Set5, ...).
     """
 
-    kind: Literal["builtin", "folder", "url", "preset"] = "builtin"
-    path: Path | None = None
-    url: str | None = None
-    sha256: str | None = None
-    preset: str | None = None
+    kind: Literal["builtin", "folder", "url", "preset"] = Field("builtin", description="source type")
+    path: Path | None = Field(None, description="folder of images (kind folder)")
+    url: str | None = Field(None, description="zip/tar archive URL (kind url)")
+    sha256: str | None = Field(None, description="expected sha256 of the archive; logged when absent")
+    preset: str | None = Field(None, description="DIV2K_train_HR, DIV2K_valid_HR, Set5, Set14, B100, Urban100")
     subdir: str | None = Field(None, description="folder inside a url archive that holds the images")
-    names: list[str] | None = None
-    optional: bool = False
+    names: list[str] | None = Field(None, description="keep only these image names (without .png)")
+    optional: bool = Field(False, description="skip with a warning when missing or unreachable")
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> "SourceConfig":
@@ -59,17 +59,17 @@ class PrepareConfig(Strict):
     source: SourceConfig = SourceConfig()
     val_count: int = Field(2, ge=1, description="images held out for validation")
     min_side: int = Field(96, ge=8, description="images smaller than this are skipped")
-    benchmarks: dict[str, SourceConfig] = {}
-    cache_dir: Path = Path("~/.cache/srloss")
+    benchmarks: dict[str, SourceConfig] = Field({}, description="named test sets: name -> source")
+    cache_dir: Path = Field(Path("~/.cache/srloss"), description="downloads and extracted archives")
 
 
 class BlurConfig(Strict):
     """Gaussian blur before downscaling; ``sigma_y``/``angle`` make it anisotropic."""
 
-    sigma: float = Field(1.0, gt=0)
-    sigma_y: float | None = Field(None, gt=0)
-    angle: float = 0.0
-    kernel_size: int = Field(21, ge=3)
+    sigma: float = Field(1.0, gt=0, description="std (HR pixels) along x")
+    sigma_y: float | None = Field(None, gt=0, description="std along y; None = isotropic")
+    angle: float = Field(0.0, description="rotation of the anisotropic kernel, degrees")
+    kernel_size: int = Field(21, ge=3, description="odd kernel side")
 
     @field_validator("kernel_size")
     @classmethod
@@ -82,13 +82,13 @@ class BlurConfig(Strict):
 class NoiseConfig(Strict):
     """Additive noise after downscaling: Gaussian (sigma on 0..255) or Poisson (scale)."""
 
-    kind: Literal["gaussian", "poisson"] = "gaussian"
-    sigma: float = Field(5.0, ge=0)
-    scale: float = Field(1.0, gt=0)
+    kind: Literal["gaussian", "poisson"] = Field("gaussian", description="noise model")
+    sigma: float = Field(5.0, ge=0, description="Gaussian std on 0..255")
+    scale: float = Field(1.0, gt=0, description="Poisson strength (photon-count scale)")
 
 
 class JpegConfig(Strict):
-    quality: int = Field(75, ge=1, le=100)
+    quality: int = Field(75, ge=1, le=100, description="JPEG quality")
 
 
 class DegradationPreset(Strict):
@@ -100,8 +100,8 @@ class DegradationPreset(Strict):
 
 
 class DegradeConfig(Strict):
-    scales: list[int] = [2, 3, 4]
-    presets: dict[str, DegradationPreset] = {"bicubic": DegradationPreset()}
+    scales: list[int] = Field([2, 3, 4], description="integer scales to make LR images for")
+    presets: dict[str, DegradationPreset] = Field({"bicubic": DegradationPreset()}, description="name -> {blur, noise, jpeg}; {} is plain bicubic")
 
     @field_validator("scales")
     @classmethod
@@ -115,21 +115,21 @@ class DegradeConfig(Strict):
 class LpipsConfig(Strict):
     """LPIPS (Zhang et al. 2018). ``weights``: a local backbone checkpoint (.pth)."""
 
-    enabled: bool = True
-    net: Literal["alex", "vgg", "squeeze"] = "alex"
-    weights: Path | None = None
+    enabled: bool = Field(True, description="compute LPIPS when its weights are available")
+    net: Literal["alex", "vgg", "squeeze"] = Field("alex", description="LPIPS backbone")
+    weights: Path | None = Field(None, description="local ImageNet backbone checkpoint (.pth)")
 
 
 class MetricsConfig(Strict):
     crop_border: int | None = Field(None, ge=0, description="None means crop = scale")
-    y_channel: bool = True
+    y_channel: bool = Field(True, description="PSNR/SSIM on BT.601 Y (else RGB)")
     lpips: LpipsConfig = LpipsConfig()
 
 
 # ------------------------------------------------------------- model / loss
 class ModelConfig(Strict):
-    name: str = "edsr"
-    args: dict[str, Any] = {}
+    name: str = Field("edsr", description="network: srcnn, vdsr, espcn, fsrcnn, edsr, lapsrn, dbpn")
+    args: dict[str, Any] = Field({}, description="constructor arguments of the network")
 
 
 class LossConfig(Strict):
@@ -138,57 +138,59 @@ class LossConfig(Strict):
     ``terms`` maps a term name to its weight, or to ``{weight: w, <term options>}``.
     """
 
-    objective: str = "regression"
-    args: dict[str, Any] = {}
-    terms: dict[str, Union[float, dict[str, Any]]] = {"l1": 1.0}
+    objective: str = Field("regression", description="regression, tlw, fine_grained, cs, fcs")
+    args: dict[str, Any] = Field({}, description="constructor arguments of the objective")
+    terms: dict[str, Union[float, dict[str, Any]]] = Field({"l1": 1.0}, description="term -> weight or {weight, options}")
 
 
 # ---------------------------------------------------------------- training
 class SchedulerConfig(Strict):
-    name: Literal["cosine", "multistep", "constant"] = "cosine"
+    name: Literal["cosine", "multistep", "constant"] = Field("cosine", description="LR schedule")
     milestones: list[float] = Field([0.5, 0.75], description="fractions of iterations (multistep)")
-    gamma: float = Field(0.5, gt=0, le=1)
-    warmup: int = Field(0, ge=0)
-    min_lr: float = Field(1e-7, ge=0)
+    gamma: float = Field(0.5, gt=0, le=1, description="LR factor at each milestone")
+    warmup: int = Field(0, ge=0, description="linear warm-up iterations")
+    min_lr: float = Field(1e-7, ge=0, description="final LR of the cosine schedule")
 
 
 class TrainConfig(Strict):
-    scale: int = Field(2, ge=2)
-    degradation: str = "bicubic"
-    iterations: int = Field(1000, ge=1)
-    batch_size: int = Field(16, ge=1)
+    """One training run (iteration-based, BasicSR style)."""
+
+    scale: int = Field(2, ge=2, description="upscaling factor")
+    degradation: str = Field("bicubic", description="degrade preset whose LR images train the network")
+    iterations: int = Field(1000, ge=1, description="optimiser steps")
+    batch_size: int = Field(16, ge=1, description="patches per step")
     patch_size: int = Field(96, ge=8, description="HR patch side")
-    optimizer: Literal["adam", "adamw"] = "adam"
-    lr: float = Field(2e-4, gt=0)
-    betas: tuple[float, float] = (0.9, 0.99)
-    weight_decay: float = Field(0.0, ge=0)
+    optimizer: Literal["adam", "adamw"] = Field("adam", description="SR optimiser")
+    lr: float = Field(2e-4, gt=0, description="initial learning rate")
+    betas: tuple[float, float] = Field((0.9, 0.99), description="Adam betas")
+    weight_decay: float = Field(0.0, ge=0, description="(decoupled for adamw)")
     scheduler: SchedulerConfig = SchedulerConfig()
-    grad_clip: float | None = Field(None, gt=0)
-    ema: float | None = Field(None, ge=0, lt=1)
-    amp: Literal["none", "bf16", "fp16"] = "none"
-    compile: bool = False
-    channels_last: bool = False
-    device: str = "auto"
-    deterministic: bool = True
-    num_workers: int = Field(0, ge=0)
-    val_every: int = Field(250, ge=1)
+    grad_clip: float | None = Field(None, gt=0, description="max gradient norm; None = off")
+    ema: float | None = Field(None, ge=0, lt=1, description="EMA decay of weights (e.g. 0.999); None = off")
+    amp: Literal["none", "bf16", "fp16"] = Field("none", description="mixed precision (CUDA only)")
+    compile: bool = Field(False, description="torch.compile the network (CUDA only)")
+    channels_last: bool = Field(False, description="channels_last memory format")
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:1")
+    deterministic: bool = Field(True, description="deterministic algorithms: same seed, same numbers")
+    num_workers: int = Field(0, ge=0, description="data-loading worker processes")
+    val_every: int = Field(250, ge=1, description="validate every N iterations (and at the end)")
     select_metric: str = Field("val/psnr", description="validation metric that picks best.pt")
-    select_mode: Literal["max", "min"] = "max"
-    val_benchmarks: list[str] = []
-    log_every: int = Field(10, ge=1)
-    checkpoint_every: int = Field(250, ge=1)
-    progress: bool = True
+    select_mode: Literal["max", "min"] = Field("max", description="whether select_metric is better high or low")
+    val_benchmarks: list[str] = Field([], description="benchmark names also validated on")
+    log_every: int = Field(10, ge=1, description="log training losses every N iterations")
+    checkpoint_every: int = Field(250, ge=1, description="write last.pt every N iterations")
+    progress: bool = Field(True, description="show a progress bar")
 
 
 class TrackingConfig(Strict):
     """MLflow. ``uri`` None means ``$MLFLOW_TRACKING_URI`` or ``sqlite:///<root>/mlflow.db``."""
 
-    enabled: bool = True
-    uri: str | None = None
-    experiment: str = "srloss"
-    artifact_location: Path = Path("mlartifacts")
-    log_images: int = Field(3, ge=0)
-    log_model: bool = True
+    enabled: bool = Field(True, description="log runs to MLflow")
+    uri: str | None = Field(None, description="tracking URI, e.g. http://host:5000")
+    experiment: str = Field("srloss", description="MLflow experiment name")
+    artifact_location: Path = Field(Path("mlartifacts"), description="artifact root of a new local experiment")
+    log_images: int = Field(3, ge=0, description="comparison crops logged per validation")
+    log_model: bool = Field(True, description="log the final model with mlflow.pytorch")
 
 
 # ------------------------------------------------------------------- sweep
@@ -236,13 +238,14 @@ class EvaluateConfig(Strict):
     tile: int = Field(256, ge=16)
     tile_overlap: int = Field(16, ge=0)
     crop_size: int = Field(96, ge=16, description="side of the comparison-image crop")
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N")
 
 
 class Params(Strict):
-    seed: int = 0
-    data_dir: Path = Path("data")
-    models_dir: Path = Path("models")
-    results_dir: Path = Path("results")
+    seed: int = Field(0, description="global seed: data split, degradation, training")
+    data_dir: Path = Field(Path("data"), description="prepared and degraded images")
+    models_dir: Path = Field(Path("models"), description="checkpoints")
+    results_dir: Path = Field(Path("results"), description="metrics, leaderboard, plots")
     prepare: PrepareConfig = PrepareConfig()
     degrade: DegradeConfig = DegradeConfig()
     metrics: MetricsConfig = MetricsConfig()
