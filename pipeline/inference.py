@@ -1,0 +1,160 @@
+"""Inference: a trained (network, objective) pair as one module, loaded from a checkpoint or MLflow,
+and tiled upscaling of images of any size in bounded memory.
+
+Tiling: the LR image is cut into equal windows of ``tile`` pixels that overlap by ``2 * overlap``;
+each window is super-resolved and only its core (the window minus ``overlap`` LR pixels on every
+side that is not an image border) is kept. When ``overlap`` covers the network's receptive field
+radius (in LR pixels), every kept pixel sees exactly the context it sees in whole-image inference,
+so the tiled result equals the untiled one.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import torch
+from mlflow.exceptions import MlflowException
+from torch import Tensor, nn
+
+from pipeline.errors import PipelineError
+from pipeline.metrics.torch_metrics import quantize
+from pipeline.train.checkpoint import load_checkpoint, restore_networks
+
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+
+
+class SuperResolver(nn.Module):
+    """``SR = clamp(objective.decode(objective(net(lr))), 0, 1)`` for ``lr`` [B, 3, h, w] in [0, 1]."""
+
+    def __init__(self, net: nn.Module, objective: nn.Module, model_name: str, objective_name: str):
+        super().__init__()
+        self.net = net
+        self.objective = objective
+        self.scale = int(net.scale)
+        self.model_name = model_name
+        self.objective_name = objective_name
+
+    @property
+    def description(self) -> str:
+        return f"{self.model_name} x{self.scale} trained with the '{self.objective_name}' objective"
+
+    def forward(self, lr: Tensor) -> Tensor:
+        return self.objective.decode(self.objective(self.net(lr))).clamp(0, 1)
+
+
+def load_super_resolver(source: str | Path, device: torch.device | str = "cpu",
+                        tracking_uri: str | None = None) -> SuperResolver:
+    """A ``SuperResolver`` in eval mode on ``device`` from a checkpoint (``.pt``) or an MLflow model.
+
+    MLflow sources are URIs (``runs:/<run_id>/model``, ``models:/<name>/<version>``, ``file:``,
+    ``http(s):``, ...) or a local folder holding an ``MLmodel`` file; ``runs:/`` and ``models:/`` are
+    resolved against ``tracking_uri`` (also used as the model registry; default: MLflow's own,
+    i.e. ``$MLFLOW_TRACKING_URI``).
+    Checkpoints are rebuilt with ``pipeline.train.checkpoint.restore_networks``.
+    """
+    text = str(source)
+    if _URI_SCHEME.match(text) or (Path(text) / "MLmodel").is_file():
+        resolver = _load_mlflow_model(text, tracking_uri)
+    else:
+        resolver = _load_checkpoint(Path(text))
+    return resolver.to(device).eval()
+
+
+def _load_checkpoint(path: Path) -> SuperResolver:
+    if not path.is_file():
+        raise PipelineError(
+            f"model '{path}' is neither a checkpoint file nor an MLflow model URI; "
+            "pass a .pt file (e.g. runs/<name>/checkpoints/best.pt) or runs:/<run_id>/model"
+        )
+    checkpoint = load_checkpoint(path, map_location="cpu")
+    meta = checkpoint["meta"]
+    net, objective = restore_networks(checkpoint)
+    return SuperResolver(net, objective, model_name=meta["model"]["name"], objective_name=meta["loss"]["objective"])
+
+
+def _load_mlflow_model(uri: str, tracking_uri: str | None) -> SuperResolver:
+    with tempfile.TemporaryDirectory(prefix="srloss-model-") as folder:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder, tracking_uri=tracking_uri,
+                                                        registry_uri=tracking_uri)
+            loaded = mlflow.pytorch.load_model(local, map_location="cpu")
+        except (MlflowException, OSError) as exc:
+            raise PipelineError(
+                f"MLflow model '{uri}' could not be loaded ({exception_summary(exc)}); check the URI and "
+                "MLFLOW_TRACKING_URI, or pass a checkpoint file instead"
+            ) from None
+    if not isinstance(loaded, SuperResolver):
+        raise PipelineError(
+            f"MLflow model '{uri}' is a {type(loaded).__name__}, not an srloss SuperResolver; "
+            "pass a model logged by srloss training"
+        )
+    return loaded
+
+
+def exception_summary(exc: BaseException, limit: int = 300) -> str:
+    """A library exception's message on one line, cut to ``limit`` characters, for a one-sentence error."""
+    text = " ".join(line.strip(" #") for line in str(exc).splitlines() if line.strip(" #")) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def to_uint8(image: Tensor) -> Tensor:
+    """[0, 1] floats to uint8 levels with the validation metrics' rounding (``torch_metrics.quantize``)."""
+    return quantize(image.float()).mul_(255).round_().to(torch.uint8)
+
+
+def tile_windows(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
+    """``(start, keep_from, keep_to)`` of equal windows of ``min(tile, length)`` pixels along one axis.
+
+    Kept ranges partition ``[0, length)``; a kept pixel is at least ``overlap`` pixels from
+    every window edge that is not an image border.
+    """
+    if overlap < 0 or tile <= 2 * overlap:
+        raise PipelineError(f"tile {tile} must be larger than twice the overlap {overlap}; "
+                            "raise --tile or lower --overlap")
+    size = min(tile, length)
+    if size == length:
+        return [(0, 0, length)]
+    starts = [*range(0, length - size, size - 2 * overlap), length - size]
+    windows: list[tuple[int, int, int]] = []
+    kept_to = 0
+    for start in starts:
+        end = start + size
+        keep_to = length if end == length else end - overlap
+        windows.append((start, kept_to, keep_to))
+        kept_to = keep_to
+    return windows
+
+
+@torch.inference_mode()
+def upscale_image(resolver: SuperResolver, image: np.ndarray, tile: int = 256, overlap: int = 16,
+                  batch: int = 1) -> np.ndarray:
+    """Super-resolve an ``H x W x 3`` uint8 image to ``(H*s) x (W*s) x 3`` uint8, ``batch`` tiles at a time.
+
+    Memory beyond the output array is that of ``batch`` forward passes on ``tile x tile`` inputs,
+    whatever the image size. Runs on the resolver's device and dtype.
+    """
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"upscale_image expects an H x W x 3 uint8 array, got {image.dtype} {image.shape}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    scale = resolver.scale
+    height, width = image.shape[:2]
+    tile_h, tile_w = min(tile, height), min(tile, width)
+    weights = next(resolver.parameters())
+    windows = [(rows, cols) for rows in tile_windows(height, tile, overlap)
+               for cols in tile_windows(width, tile, overlap)]
+    output = np.empty((height * scale, width * scale, 3), dtype=np.uint8)
+    for first in range(0, len(windows), batch):
+        chunk = windows[first:first + batch]
+        lr = np.stack([image[y:y + tile_h, x:x + tile_w] for (y, _, _), (x, _, _) in chunk])
+        lr = torch.from_numpy(lr).to(weights.device).permute(0, 3, 1, 2).to(weights.dtype) / 255
+        sr = resolver(lr)
+        for k, ((y, top, bottom), (x, left, right)) in enumerate(chunk):
+            kept = sr[k, :, (top - y) * scale:(bottom - y) * scale, (left - x) * scale:(right - x) * scale]
+            output[top * scale:bottom * scale, left * scale:right * scale] = (
+                to_uint8(kept).permute(1, 2, 0).cpu().numpy())
+    return output

@@ -1,0 +1,86 @@
+"""The ``upscale`` command: super-resolve image files and folders with a trained model into PNGs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from pipeline.errors import PipelineError
+from pipeline.imageio import UnreadableImage, list_images, read_image, write_png
+from pipeline.inference import SuperResolver, load_super_resolver, upscale_image
+from pipeline.train.device import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def upscale_paths(model: str, scale: int, inputs: list[Path], out_dir: Path, tile: int = 256, overlap: int = 16,
+                  device: str | torch.device = "auto", architecture: str | None = None,
+                  tracking_uri: str | None = None) -> list[Path]:
+    """Upscale every image in ``inputs`` (files, or folders searched recursively) into ``out_dir``.
+
+    Each result is ``out_dir/<path below its input folder>/<stem>.png``. Unreadable images are
+    skipped with a warning naming each one; the written paths are returned in input order.
+    ``model`` is a checkpoint or an MLflow model URI (see ``load_super_resolver``); it must have been
+    trained for ``scale`` and, when ``architecture`` is given, be that network.
+    """
+    jobs = _plan_outputs(inputs, Path(out_dir))
+    resolver = load_super_resolver(model, resolve_device(device) if isinstance(device, str) else device,
+                                   tracking_uri=tracking_uri)
+    _check_model(resolver, model, scale, architecture)
+    log.info("upscaling %d images with %s", len(jobs), resolver.description)
+    written: list[Path] = []
+    skipped = 0
+    for source, target in jobs.items():
+        try:
+            image = read_image(source)
+        except UnreadableImage as exc:
+            log.warning("skipping %s", exc)
+            skipped += 1
+            continue
+        write_png(target, upscale_image(resolver, image, tile=tile, overlap=overlap))
+        log.info("%s -> %s", source, target)
+        written.append(target)
+    if not written:
+        raise PipelineError(f"none of the {len(jobs)} input images could be read; check the files given to upscale")
+    log.info("wrote %d images to %s; skipped %d unreadable", len(written), out_dir, skipped)
+    return written
+
+
+def _plan_outputs(inputs: list[Path], out_dir: Path) -> dict[Path, Path]:
+    """Input image -> output PNG, refusing missing inputs and two inputs that would share an output."""
+    jobs: dict[Path, Path] = {}
+    owner: dict[Path, Path] = {}
+    for given in map(Path, inputs):
+        if given.is_dir():
+            pairs = [(image, out_dir / image.relative_to(given).with_suffix(".png")) for image in list_images(given)]
+        elif given.is_file():
+            pairs = [(given, out_dir / f"{given.stem}.png")]
+        else:
+            raise PipelineError(f"input '{given}' does not exist; pass image files or folders of images")
+        for source, target in pairs:
+            if target in owner and owner[target] != source:
+                raise PipelineError(
+                    f"'{owner[target]}' and '{source}' would both be written to '{target}'; "
+                    "rename one or upscale them in separate calls"
+                )
+            owner[target] = source
+            jobs[source] = target
+    if not jobs:
+        raise PipelineError(f"no images found in {', '.join(map(str, inputs)) or 'the inputs'}; "
+                            "pass PNG/JPEG files or folders holding them")
+    return jobs
+
+
+def _check_model(resolver: SuperResolver, model: str, scale: int, architecture: str | None) -> None:
+    if resolver.scale != scale:
+        raise PipelineError(
+            f"model {model} was trained for x{resolver.scale} but --scale {scale} was given; "
+            f"use a x{scale} model or --scale {resolver.scale}"
+        )
+    if architecture is not None and resolver.model_name != architecture:
+        raise PipelineError(
+            f"model {model} is a '{resolver.model_name}' network but '{architecture}' was expected; "
+            f"pass a {architecture} model or drop the architecture check"
+        )

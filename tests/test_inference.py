@@ -1,0 +1,165 @@
+"""SuperResolver, loading from checkpoints and MLflow folders, and tiled upscaling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import Tensor, nn
+
+from pipeline.errors import PipelineError
+from pipeline.inference import SuperResolver, load_super_resolver, tile_windows, to_uint8, upscale_image
+from pipeline.objectives.regression import Regression
+from pipeline.train.checkpoint import load_checkpoint, restore_networks
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+class ConvStack(nn.Module):
+    """``depth`` 3x3 convs at LR size, then conv + pixel shuffle: receptive radius ``depth + 1`` LR pixels."""
+
+    def __init__(self, scale: int, depth: int = 3, feats: int = 8):
+        super().__init__()
+        self.scale, self.feature_channels = scale, feats
+        layers: list[nn.Module] = []
+        for index in range(depth):
+            layers += [nn.Conv2d(3 if index == 0 else feats, feats, 3, padding=1), nn.ReLU()]
+        self.body = nn.Sequential(*layers, nn.Conv2d(feats, feats * scale**2, 3, padding=1), nn.PixelShuffle(scale))
+
+    def forward(self, lr: Tensor) -> Tensor:
+        return self.body(lr)
+
+
+def conv_resolver(scale: int = 2, depth: int = 3) -> SuperResolver:
+    """Receptive radius in LR pixels: ``depth + 1`` for the network, + 1 for the head's 3x3 conv at HR size."""
+    torch.manual_seed(0)
+    net = ConvStack(scale, depth)
+    objective = Regression(in_channels=net.feature_channels, scale=scale, terms={})
+    with torch.no_grad():
+        objective.head.conv.bias.fill_(0.5)
+    return SuperResolver(net, objective, model_name="convstack", objective_name="regression").eval()
+
+
+def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+
+
+def test_super_resolver_is_decode_of_head_of_net_clamped():
+    resolver = conv_resolver()
+    lr = torch.rand(2, 3, 9, 7, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = resolver.objective.decode(resolver.objective(resolver.net(lr))).clamp(0, 1)
+        assert torch.equal(resolver(lr), expected)
+    assert resolver.scale == 2
+    assert resolver.description == "convstack x2 trained with the 'regression' objective"
+
+
+def test_to_uint8_rounds_like_the_validation_quantiser():
+    levels = torch.tensor([-0.2, 0.0, 0.5 / 255, 1.49 / 255, 1.51 / 255, 254.6 / 255, 1.0, 1.7])
+    assert to_uint8(levels).tolist() == [0, 0, 0, 1, 2, 255, 255, 255]
+
+
+@given(length=st.integers(1, 300), tile=st.integers(1, 128), overlap=st.integers(0, 40))
+@settings(max_examples=300, deadline=None)
+def test_tile_windows_partition_the_axis_and_keep_overlap_from_inner_edges(length, tile, overlap):
+    if tile <= 2 * overlap:
+        with pytest.raises(PipelineError, match="larger than twice the overlap"):
+            tile_windows(length, tile, overlap)
+        return
+    windows = tile_windows(length, tile, overlap)
+    size = min(tile, length)
+    kept = 0
+    for start, keep_from, keep_to in windows:
+        assert 0 <= start and start + size <= length
+        assert keep_from == kept and keep_from < keep_to
+        assert start == 0 or keep_from - start >= overlap
+        assert start + size == length or start + size - keep_to >= overlap
+        kept = keep_to
+    assert kept == length
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("scale", [2, 3])
+def test_tiled_equals_whole_image_when_overlap_covers_the_receptive_field(device, scale):
+    resolver = conv_resolver(scale).to(device)
+    image = random_image(37, 53)
+    whole = upscale_image(resolver, image, tile=1024, overlap=0)
+    assert whole.shape == (37 * scale, 53 * scale, 3)
+    assert 0 < whole.min() and whole.max() < 255 and len(np.unique(whole)) > 30  # unclamped, varied output
+    for batch in (1, 4):
+        tiled = upscale_image(resolver, image, tile=16, overlap=5, batch=batch)
+        np.testing.assert_array_equal(tiled, whole)
+
+
+def test_too_small_overlap_shows_seams():
+    resolver = conv_resolver()
+    image = random_image(40, 40)
+    whole = upscale_image(resolver, image, tile=1024, overlap=0)
+    seamed = upscale_image(resolver, image, tile=16, overlap=0)
+    assert np.abs(seamed.astype(int) - whole.astype(int)).max() > 1
+
+
+def test_whole_image_path_equals_direct_forward():
+    resolver = conv_resolver()
+    image = random_image(11, 13)
+    lr = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float() / 255
+    with torch.no_grad():
+        expected = to_uint8(resolver(lr))[0].permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(upscale_image(resolver, image, tile=64, overlap=8), expected)
+
+
+def test_every_forward_pass_sees_at_most_batch_tiles_of_tile_size():
+    resolver = conv_resolver()
+    shapes: list[tuple[int, ...]] = []
+    resolver.register_forward_pre_hook(lambda module, args: shapes.append(tuple(args[0].shape)))
+    upscale_image(resolver, random_image(100, 70), tile=32, overlap=4, batch=3)
+    assert shapes and all(b <= 3 and h <= 32 and w <= 32 for b, _, h, w in shapes)
+    assert len(shapes) == -(-len(tile_windows(100, 32, 4)) * len(tile_windows(70, 32, 4)) // 3)
+
+
+def test_upscale_image_rejects_non_uint8_rgb():
+    with pytest.raises(ValueError, match="uint8"):
+        upscale_image(conv_resolver(), np.zeros((8, 8, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="uint8"):
+        upscale_image(conv_resolver(), np.zeros((8, 8), dtype=np.uint8))
+
+
+def test_load_from_checkpoint_rebuilds_the_trained_networks(tiny_checkpoint: Path):
+    resolver = load_super_resolver(tiny_checkpoint, "cpu")
+    net, objective = restore_networks(load_checkpoint(tiny_checkpoint))
+    lr = torch.rand(1, 3, 10, 12, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.equal(resolver(lr), objective.decode(objective(net(lr))).clamp(0, 1))
+    assert not resolver.training
+    assert (resolver.scale, resolver.model_name, resolver.objective_name) == (2, "edsr", "regression")
+
+
+def test_load_missing_checkpoint_names_the_fix(tmp_path: Path):
+    with pytest.raises(PipelineError, match="neither a checkpoint file nor an MLflow model URI"):
+        load_super_resolver(tmp_path / "nope.pt")
+
+
+def test_load_from_an_mlflow_model_folder(tmp_path: Path):
+    resolver = conv_resolver()
+    mlflow.pytorch.save_model(resolver, tmp_path / "model", serialization_format="pickle", pip_requirements=["torch"])
+    loaded = load_super_resolver(tmp_path / "model", "cpu")
+    image = random_image(9, 9)
+    np.testing.assert_array_equal(upscale_image(loaded, image), upscale_image(resolver, image))
+    assert loaded.model_name == "convstack"
+
+
+def test_an_mlflow_model_that_is_not_a_super_resolver_is_refused(tmp_path: Path):
+    mlflow.pytorch.save_model(nn.Conv2d(3, 3, 1), tmp_path / "model", serialization_format="pickle",
+                              pip_requirements=["torch"])
+    with pytest.raises(PipelineError, match="not an srloss SuperResolver"):
+        load_super_resolver((tmp_path / "model").as_uri())
+
+
+def test_a_missing_mlflow_model_is_a_pipeline_error(tmp_path: Path):
+    with pytest.raises(PipelineError, match="could not be loaded .*No such artifact"):
+        load_super_resolver((tmp_path / "model").as_uri())

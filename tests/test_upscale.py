@@ -1,0 +1,79 @@
+"""The upscale command logic: files and folders in, PNGs out, wrong models and bad inputs refused."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.errors import PipelineError
+from pipeline.imageio import read_image, write_png
+from pipeline.inference import load_super_resolver, upscale_image
+from pipeline.upscale import upscale_paths
+
+
+def write_image(path: Path, height: int, width: int, seed: int) -> np.ndarray:
+    image = np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    write_png(path, image)
+    return image
+
+
+def test_folders_and_files_are_upscaled_into_pngs(tiny_checkpoint: Path, tmp_path: Path, caplog):
+    inputs = tmp_path / "in"
+    images = {"a": write_image(inputs / "a.png", 12, 10, 0), "b": write_image(inputs / "sub" / "b.png", 9, 14, 1)}
+    (inputs / "sub" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    single = tmp_path / "c.png"
+    images["c"] = write_image(single, 8, 8, 2)
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        written = upscale_paths(str(tiny_checkpoint), 2, [inputs, single], out, tile=8, overlap=2, device="cpu")
+    assert written == [out / "a.png", out / "sub" / "b.png", out / "c.png"]
+    assert "broken.png" in caplog.text and "skipping" in caplog.text
+    resolver = load_super_resolver(tiny_checkpoint, "cpu")
+    for path, name in zip(written, "abc"):
+        result = read_image(path)
+        assert result.shape == (images[name].shape[0] * 2, images[name].shape[1] * 2, 3)
+        assert len(np.unique(result)) > 30  # a varied image, not a clamped constant
+        np.testing.assert_array_equal(result, upscale_image(resolver, images[name], tile=8, overlap=2))
+
+
+def test_a_model_for_another_scale_is_refused(tiny_checkpoint: Path, tmp_path: Path):
+    write_image(tmp_path / "a.png", 8, 8, 0)
+    with pytest.raises(PipelineError) as error:
+        upscale_paths(str(tiny_checkpoint), 4, [tmp_path / "a.png"], tmp_path / "out", device="cpu")
+    assert str(error.value) == (f"model {tiny_checkpoint} was trained for x2 but --scale 4 was given; "
+                                "use a x4 model or --scale 2")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unexpected_architecture_is_refused(tiny_checkpoint: Path, tmp_path: Path):
+    write_image(tmp_path / "a.png", 8, 8, 0)
+    with pytest.raises(PipelineError, match="is a 'edsr' network but 'srcnn' was expected"):
+        upscale_paths(str(tiny_checkpoint), 2, [tmp_path / "a.png"], tmp_path / "out", device="cpu",
+                      architecture="srcnn")
+    assert upscale_paths(str(tiny_checkpoint), 2, [tmp_path / "a.png"], tmp_path / "out", device="cpu",
+                         architecture="edsr") == [tmp_path / "out" / "a.png"]
+
+
+def test_no_input_images_is_an_error(tiny_checkpoint: Path, tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PipelineError, match="no images found"):
+        upscale_paths(str(tiny_checkpoint), 2, [tmp_path / "empty"], tmp_path / "out", device="cpu")
+    with pytest.raises(PipelineError, match="does not exist"):
+        upscale_paths(str(tiny_checkpoint), 2, [tmp_path / "missing.png"], tmp_path / "out", device="cpu")
+
+
+def test_only_unreadable_images_is_an_error(tiny_checkpoint: Path, tmp_path: Path):
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(PipelineError, match="none of the 1 input images could be read"):
+        upscale_paths(str(tiny_checkpoint), 2, [tmp_path / "bad.jpg"], tmp_path / "out", device="cpu")
+
+
+def test_two_inputs_for_one_output_are_refused_before_any_work(tiny_checkpoint: Path, tmp_path: Path):
+    write_image(tmp_path / "x.png", 8, 8, 0)
+    write_image(tmp_path / "x.jpg", 8, 8, 1)
+    with pytest.raises(PipelineError, match="would both be written to"):
+        upscale_paths(str(tiny_checkpoint), 2, [tmp_path], tmp_path / "out", device="cpu")
+    assert not (tmp_path / "out").exists()
