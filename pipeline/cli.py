@@ -48,8 +48,17 @@ def cmd_bicubic(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
+def _tracking_callbacks(params) -> list:
+    """An MLflow callback when tracking is on; an unreachable server fails here, before training."""
+    if not params.tracking.enabled:
+        return []
+    from pipeline.tracking import MLflowCallback, check_tracking, tracking_uri
+
+    check_tracking(tracking_uri(params))
+    return [MLflowCallback()]
+
+
 def cmd_train(args: argparse.Namespace) -> None:
-    from pipeline.tracking import tracking_callbacks
     from pipeline.train.loop import fit
 
     params = _load(args)
@@ -57,7 +66,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     resume = run_dir / "checkpoints" / "last.pt" if args.resume else None
     if resume is not None and not resume.is_file():
         raise PipelineError(f"--resume: no checkpoint at '{resume}'; start without --resume or pass the --run-dir of the run")
-    result = fit(params, run_dir, callbacks=tracking_callbacks(params), resume=resume)
+    result = fit(params, run_dir, callbacks=_tracking_callbacks(params), resume=resume)
     _print_summary({"best_metric": result.best_metric, "best_iteration": result.best_iteration,
                     "final_metrics": result.final_metrics, "best_checkpoint": str(result.best_checkpoint)})
 
@@ -78,7 +87,8 @@ def cmd_upscale(args: argparse.Namespace) -> None:
     from pipeline.upscale import upscale_paths
 
     written = upscale_paths(args.model, args.scale, [Path(p) for p in args.inputs], Path(args.output),
-                            tile=args.tile, overlap=args.overlap, device=args.device)
+                            tile=args.tile, overlap=args.overlap, device=args.device,
+                            architecture=args.architecture, tracking_uri=args.tracking_uri)
     print(f"wrote {len(written)} image(s) to {args.output}")
 
 
@@ -146,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--tile", type=int, default=256, help="LR tile side (bounds memory)")
     u.add_argument("--overlap", type=int, default=16, help="LR pixels of overlap between tiles")
     u.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    u.add_argument("--architecture", default=None, help="refuse a model of another network (e.g. edsr)")
+    u.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for runs:/ and models:/ URIs")
     m = add("models", cmd_models, "list the networks with parameter counts and FLOPs", params=False)
     m.add_argument("--scale", type=int, default=2)
     c = add("config", cmd_config, "print the resolved params (defaults filled in, overrides applied)")

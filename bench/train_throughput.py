@@ -1,0 +1,134 @@
+"""Training throughput: HR patches/s, peak memory, and whether data loading holds the step back.
+
+Default: EDSR-baseline x2 (16 blocks, 64 features), HR patch 96, batch 16, L1 (objective
+``regression``), Adam, on the default device (CUDA when present). Shrink it for a CPU with flags:
+``PYTHONPATH=. python bench/train_throughput.py --blocks 4 --feats 32 --patch 48 --batch 8 --iters 20``.
+
+It times the loop's own ``train_step`` (with ``fit``'s loss check) two ways, alternating between
+them in rounds and taking the median over rounds of the mean step time:
+(a) on one batch pre-loaded on the device; (b) drawing every batch from ``PairedPatchDataset``
+(in-memory synthetic 2040x1356 images, DIV2K-sized) through a ``DataLoader`` with ``--workers``
+and moving it to the device. ``data-bound ratio = time(b) / time(a)``; the target is < 1.1.
+Peak memory: CUDA ``max_memory_allocated`` during the steps; on CPU the process's peak RSS
+(``ru_maxrss``), which includes the images held in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from pipeline.config import LossConfig, TrainConfig
+from pipeline.data.paired import ImagePair, PairedPatchDataset
+from pipeline.models.registry import build_model
+from pipeline.objectives.registry import build_objective
+from pipeline.train.device import DeviceSetup, plan_device
+from pipeline.train.loop import batch_to_device, train_step
+
+IMAGE_HEIGHT, IMAGE_WIDTH = 1356, 2040
+
+
+def synthetic_pairs(count: int, scale: int, rng: np.random.Generator) -> list[ImagePair]:
+    """Random uint8 LR/HR images; their content does not change the cost of cropping or training."""
+    height, width = IMAGE_HEIGHT // scale, IMAGE_WIDTH // scale
+    return [ImagePair(f"synthetic{i}", rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
+                      rng.integers(0, 256, (height * scale, width * scale, 3), dtype=np.uint8))
+            for i in range(count)]
+
+
+def seconds_per_step(setup: DeviceSetup, net, objective, optimizer, scaler, batches: Iterator, steps: int) -> float:
+    """Mean wall time of ``steps`` training steps run as ``fit`` runs them: each step's loss is
+    checked after the next step is queued, and the block ends when the device is done."""
+    start = time.perf_counter()
+    previous = None
+    for step in range(steps):
+        lr, hr = next(batches)
+        losses, _ = train_step(net, objective, optimizer, scaler, setup, None, lr, hr, step)
+        if previous is not None:
+            bool(torch.isfinite(previous))
+        previous = losses["total"]
+    bool(torch.isfinite(previous))
+    return (time.perf_counter() - start) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--blocks", type=int, default=16)
+    parser.add_argument("--feats", type=int, default=64)
+    parser.add_argument("--scale", type=int, default=2)
+    parser.add_argument("--patch", type=int, default=96, help="HR patch side")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--iters", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5, help="alternations of (a) and (b)")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for (b)")
+    parser.add_argument("--images", type=int, default=8, help="in-memory training images")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true")
+    args = parser.parse_args()
+
+    setup = plan_device(TrainConfig(device=args.device, amp=args.amp, channels_last=args.channels_last,
+                                    compile=args.compile, scale=args.scale))
+    torch.manual_seed(0)
+    net = build_model("edsr", args.scale, {"n_blocks": args.blocks, "n_feats": args.feats})
+    objective = build_objective(LossConfig(terms={"l1": 1.0}), net.feature_channels, args.scale)
+    net.to(setup.device, memory_format=setup.memory_format)
+    objective.to(setup.device, memory_format=setup.memory_format)
+    optimizer = torch.optim.Adam([*net.parameters(), *objective.sr_parameters()], lr=1e-4)
+    scaler = torch.amp.GradScaler(setup.device.type, enabled=setup.uses_grad_scaler)
+    train_net = torch.compile(net) if setup.compile else net
+
+    dataset = PairedPatchDataset(synthetic_pairs(args.images, args.scale, np.random.default_rng(0)),
+                                 args.patch, args.scale, args.batch, seed=0)
+    per_round = max(1, args.iters // args.rounds)
+    steps = args.warmup + per_round * args.rounds
+    preloaded = batch_to_device(dataset[0], setup)
+    loader = DataLoader(dataset, batch_size=None, sampler=range(steps), num_workers=args.workers,
+                        pin_memory=setup.device.type == "cuda", generator=torch.Generator().manual_seed(0))
+    if setup.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(setup.device)
+
+    def timed(batches: Iterator, count: int) -> float:
+        return seconds_per_step(setup, train_net, objective, optimizer, scaler, batches, count)
+
+    preloaded_batches = iter(lambda: preloaded, None)
+    loaded_batches = (batch_to_device(batch, setup) for batch in loader)
+    timed(preloaded_batches, args.warmup)
+    timed(loaded_batches, args.warmup)
+    rounds_preloaded, rounds_loading = [], []
+    for _ in range(args.rounds):  # alternate, so a change in machine load hits both alike
+        rounds_preloaded.append(timed(preloaded_batches, per_round))
+        rounds_loading.append(timed(loaded_batches, per_round))
+    step_preloaded, step_loading = statistics.median(rounds_preloaded), statistics.median(rounds_loading)
+    crop_start = time.perf_counter()
+    for iteration in range(args.iters):
+        dataset[iteration]
+    crop_seconds = (time.perf_counter() - crop_start) / args.iters
+
+    if setup.device.type == "cuda":
+        peak = f"peak CUDA memory {torch.cuda.max_memory_allocated(setup.device) / 2**20:.0f} MiB"
+    else:
+        peak = f"peak process RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB"
+    print(f"device {setup.device} ({torch.get_num_threads()} CPU threads), amp {args.amp}, "
+          f"channels_last {args.channels_last}, compile {setup.compile}")
+    print(f"EDSR {args.blocks}x{args.feats} x{args.scale}, HR patch {args.patch}, batch {args.batch}, L1; "
+          f"{args.rounds} alternating rounds of {per_round} steps each, "
+          f"after {args.warmup} warm-up")
+    print(f"(a) pre-loaded batch: {step_preloaded * 1e3:.1f} ms/step, {args.batch / step_preloaded:.1f} HR patches/s")
+    print(f"(b) with loading ({args.workers} workers): {step_loading * 1e3:.1f} ms/step, "
+          f"{args.batch / step_loading:.1f} HR patches/s")
+    print(f"data-bound ratio (b)/(a): {step_loading / step_preloaded:.3f}; sampling one batch in the main process "
+          f"takes {crop_seconds * 1e3:.2f} ms; {peak}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Where and how training runs: device, mixed precision, torch.compile, memory format, determinism.
+
+AMP and ``torch.compile`` are CUDA-only here: on CPU they are switched off with one info log,
+so the same params run everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+
+from pipeline.config import TrainConfig
+from pipeline.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class DeviceSetup:
+    """The resolved execution choices for one run."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    compile: bool
+    channels_last: bool
+
+    @property
+    def uses_grad_scaler(self) -> bool:
+        """fp16 needs loss scaling against gradient underflow; bf16 does not."""
+        return self.amp_dtype == torch.float16
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; an explicit device must exist."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise PipelineError(f"train.device '{spec}' is not a device name; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        index = device.index or 0
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise PipelineError(f"train.device '{spec}' is not available on this machine; use train.device=auto or cpu")
+    return device
+
+
+def plan_device(config: TrainConfig) -> DeviceSetup:
+    """Resolve ``train.device/amp/compile/channels_last`` for this machine."""
+    device = resolve_device(config.device)
+    on_cuda = device.type == "cuda"
+    if not on_cuda and (config.amp != "none" or config.compile):
+        log.info("train.amp=%s and train.compile=%s are CUDA-only; running in float32 without compile on %s",
+                 config.amp, config.compile, device)
+    amp_dtype = AMP_DTYPES.get(config.amp) if on_cuda else None
+    return DeviceSetup(device=device, amp_dtype=amp_dtype, compile=config.compile and on_cuda,
+                       channels_last=config.channels_last)
+
+
+def configure_determinism(deterministic: bool) -> None:
+    """Process-wide switches: deterministic kernels (warn where none exists) and no cuDNN autotuning.
+
+    cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG`` for reproducible matmuls; it is set unless already given.
+    """
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic

@@ -1,0 +1,288 @@
+"""``fit``: train one network with one objective for ``train.iterations`` iterations.
+
+Each iteration (``it`` counts the iterations done before it, from 0):
+``features = net(lr)``; ``out = objective(features)``; ``sr = objective.decode(out)``;
+``objective.aux_step(sr.detach(), hr, it)`` (the objective's own networks); ``losses =
+objective.loss(out, hr, it)``; backward of ``losses["total"]`` (loss-scaled under fp16), optional
+gradient-norm clipping, an Adam/AdamW step over the network and ``objective.sr_parameters()``,
+the EMA update. The LR follows ``pipeline.train.schedule``.
+
+Iteration numbers given to callbacks and stored in checkpoints count completed iterations.
+Resuming from ``last.pt`` restores weights, optimiser moments, EMA, loss scaler, the objective's
+own optimisers, the random generators and the best metric; batches depend only on
+``(seed, iteration)``, so a resumed run ends bitwise equal to an uninterrupted one.
+Hyperparameters (LR, betas, weight decay) always come from ``params``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from pipeline.config import Params, TrainConfig
+from pipeline.data.paired import PairedPatchDataset, load_pairs
+from pipeline.errors import PipelineError
+from pipeline.models.registry import build_model
+from pipeline.objectives.base import Objective
+from pipeline.objectives.registry import build_objective
+from pipeline.train.callbacks import Callback, RunContext, TrainResult
+from pipeline.train.checkpoint import checkpoint_meta, load_checkpoint, save_checkpoint
+from pipeline.train.device import DeviceSetup, configure_determinism, plan_device
+from pipeline.train.ema import ModelEma
+from pipeline.train.rng import rng_state, seed_everything, set_rng_state
+from pipeline.train.schedule import LrSchedule
+from pipeline.train.validation import Sample, Validator
+
+log = logging.getLogger(__name__)
+
+RESUME_MUST_MATCH = ("model", "loss", "train.scale")
+
+
+def fit(params: Params, run_dir: Path, callbacks: Sequence[Callback] = (), resume: Path | None = None) -> TrainResult:
+    """Train, validate and checkpoint one run into ``run_dir/checkpoints/{last,best}.pt``.
+
+    A non-finite total loss stops the run with a ``PipelineError`` naming its iteration; it is
+    checked one iteration late (so the host never waits for the device in between) and always
+    before a validation or checkpoint, so no checkpoint ever holds diverged weights.
+    """
+    config = params.train
+    run_dir = Path(run_dir)
+    last_path = run_dir / "checkpoints" / "last.pt"
+    best_path = run_dir / "checkpoints" / "best.pt"
+    setup = plan_device(config)
+    configure_determinism(config.deterministic)
+
+    data_dir = Path(params.data_dir)
+    dataset = PairedPatchDataset(load_pairs(data_dir, config.degradation, config.scale, "train"),
+                                 config.patch_size, config.scale, config.batch_size, params.seed)
+    validator = Validator({split: load_pairs(data_dir, config.degradation, config.scale, split)
+                           for split in ("val", *config.val_benchmarks)},
+                          config.scale, params.metrics, setup, params.tracking.log_images, params.evaluate.crop_size)
+
+    seed_everything(params.seed)
+    net = build_model(params.model.name, config.scale, params.model.args)
+    objective = build_objective(params.loss, net.feature_channels, config.scale, total_iterations=config.iterations)
+    net.to(setup.device, memory_format=setup.memory_format)
+    objective.to(setup.device, memory_format=setup.memory_format)
+    optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    optimizer = optimizer_class([*net.parameters(), *objective.sr_parameters()], lr=config.lr, betas=config.betas,
+                                weight_decay=config.weight_decay)
+    schedule = LrSchedule(config.scheduler, config.iterations, config.lr)
+    scaler = torch.amp.GradScaler(setup.device.type, enabled=setup.uses_grad_scaler)
+    meta = checkpoint_meta(params, net.feature_channels)
+    best: dict[str, Any] = {"metric": config.select_metric, "value": None, "iteration": None}
+    start = 0
+    checkpoint = load_checkpoint(resume, map_location=setup.device) if resume is not None else None
+    if checkpoint is not None:
+        _check_resumable(checkpoint["meta"]["params"], params, Path(resume))
+        net.load_state_dict(checkpoint["model"])
+        objective.load_state_dict(checkpoint["objective"])
+        objective.load_aux_state_dict(checkpoint["aux"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        for group in optimizer.param_groups:
+            group.update(betas=config.betas, weight_decay=config.weight_decay)
+        if checkpoint["scaler"]:
+            scaler.load_state_dict(checkpoint["scaler"])
+        set_rng_state(checkpoint["rng"])
+        if checkpoint["best"]["metric"] == config.select_metric:
+            best = checkpoint["best"]
+        start = checkpoint["iteration"]
+        log.info("resuming %s from iteration %d", resume, start)
+    ema = ModelEma({"net": net, "head": objective.head}, config.ema) if config.ema is not None else None
+    if ema is not None and checkpoint is not None and checkpoint["ema"]:
+        ema.load_state_dict(checkpoint["ema"])
+
+    def state(done: int) -> dict[str, Any]:
+        return {"meta": meta, "model": net.state_dict(), "objective": objective.state_dict(),
+                "optimizer": optimizer.state_dict(), "ema": ema.state_dict() if ema is not None else None,
+                "scaler": scaler.state_dict(), "aux": objective.aux_state_dict(), "iteration": done,
+                "rng": rng_state(), "best": dict(best)}
+
+    def validate() -> tuple[dict[str, float], list[Sample]]:
+        with ema.applied() if ema is not None else contextlib.nullcontext():
+            return validator(net, objective)
+
+    ctx = RunContext(params=params, run_dir=run_dir, model=net, objective=objective, device=setup.device,
+                     data_manifest=_read_manifests(data_dir))
+    for callback in callbacks:
+        callback.on_start(ctx)
+
+    train_net = torch.compile(net) if setup.compile else net
+    loader = DataLoader(dataset, batch_size=None, sampler=range(start, config.iterations),
+                        num_workers=config.num_workers, pin_memory=setup.device.type == "cuda",
+                        generator=torch.Generator().manual_seed(params.seed))
+    window = _LogWindow()
+    unchecked: tuple[int, Tensor] | None = None
+    final_metrics: dict[str, float] = {}
+    started = time.perf_counter()
+    net.train()
+    objective.train()
+    with tqdm(total=config.iterations, initial=start, disable=not config.progress, unit="it", dynamic_ncols=True,
+              desc=f"{params.model.name}/{params.loss.objective}") as progress:
+        for iteration, batch in zip(range(start, config.iterations), loader):
+            lr_now = schedule(iteration)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_now
+            lr_images, hr_images = batch_to_device(batch, setup)
+            losses, aux_logs = train_step(train_net, objective, optimizer, scaler, setup, config.grad_clip,
+                                          lr_images, hr_images, iteration)
+            if unchecked is not None:  # the previous loss: checking it now waits for no device work
+                _stop_if_diverged(*unchecked, last_path)
+            done = iteration + 1
+            unchecked = (done, losses["total"])
+            if ema is not None:
+                ema.update()
+            window.add(losses, aux_logs)
+            progress.update(1)
+
+            if done % config.log_every == 0 or done == config.iterations:
+                logs = {**window.flush(), "train/lr": lr_now}
+                progress.set_postfix(loss=f"{logs['train/total']:.4g}", refresh=False)
+                for callback in callbacks:
+                    callback.on_train_log(done, logs)
+
+            validate_now = done % config.val_every == 0 or done == config.iterations
+            checkpoint_now = done % config.checkpoint_every == 0 or done == config.iterations
+            if validate_now or checkpoint_now:
+                _stop_if_diverged(*unchecked, last_path)
+            is_best = False
+            if validate_now:
+                final_metrics, samples = validate()
+                is_best = _improves(best, final_metrics, config, done)
+                if is_best:
+                    save_checkpoint(best_path, state(done))
+            if checkpoint_now:
+                save_checkpoint(last_path, state(done))
+            if validate_now:
+                for callback in callbacks:
+                    callback.on_validation(done, final_metrics, samples)
+            for callback in callbacks:
+                if is_best:
+                    callback.on_checkpoint(done, best_path, True)
+                if checkpoint_now:
+                    callback.on_checkpoint(done, last_path, False)
+
+    if not final_metrics:
+        final_metrics, samples = validate()
+        for callback in callbacks:
+            callback.on_validation(config.iterations, final_metrics, samples)
+    elapsed = time.perf_counter() - started
+    result = TrainResult(iterations=config.iterations, best_metric=best["value"], best_iteration=best["iteration"],
+                         final_metrics=final_metrics, last_checkpoint=last_path,
+                         best_checkpoint=best_path if best_path.is_file() else None, run_dir=run_dir)
+    trained = config.iterations - start
+    best_text = "none" if best["value"] is None else f"{best['value']:.4f} at iteration {best['iteration']}"
+    log.info("%s/%s x%d: %d iterations in %.1f s (%.2f it/s) on %s; %s %.4f, best %s, bicubic val/psnr %.4f; "
+             "checkpoints in %s", params.model.name, params.loss.objective, config.scale, trained, elapsed,
+             trained / max(elapsed, 1e-9), setup.device, config.select_metric,
+             final_metrics.get(config.select_metric, math.nan), best_text,
+             final_metrics.get("val/bicubic_psnr", math.nan), last_path.parent)
+    for callback in callbacks:
+        callback.on_end(result)
+    return result
+
+
+def train_step(net: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+               setup: DeviceSetup, grad_clip: float | None, lr: Tensor, hr: Tensor,
+               iteration: int) -> tuple[dict[str, Tensor], dict[str, float]]:
+    """One iteration: the objective's ``aux_step``, then one SR update of everything ``optimizer``
+    holds. Returns the detached loss terms (``total`` included) and the aux logs."""
+    optimizer.zero_grad(set_to_none=True)
+    with setup.autocast():
+        out = objective(net(lr))
+    with torch.no_grad():  # aux_step sees a detached SR: no graph is kept for this decode
+        sr = objective.decode(out.detach().float())
+    aux_logs = objective.aux_step(sr, hr, iteration)
+    with setup.autocast():
+        losses = objective.loss(out, hr, iteration)
+    scaler.scale(losses["total"]).backward()
+    if grad_clip is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return {name: value.detach() for name, value in losses.items()}, aux_logs
+
+
+def batch_to_device(batch: dict[str, Tensor], setup: DeviceSetup) -> tuple[Tensor, Tensor]:
+    """uint8 ``lr``/``hr`` batches -> float in [0, 1] on the device (converted there: 4x less to copy)."""
+    lr, hr = (batch[key].to(setup.device, non_blocking=True).float().div_(255)
+              .contiguous(memory_format=setup.memory_format) for key in ("lr", "hr"))
+    return lr, hr
+
+
+class _LogWindow:
+    """Means of the loss terms and aux logs since the last flush; sums stay on the device."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Tensor | float] = {}
+        self.count = 0
+
+    def add(self, losses: dict[str, Tensor], aux_logs: dict[str, float]) -> None:
+        for name, value in {**losses, **aux_logs}.items():
+            self.sums[f"train/{name}"] = self.sums.get(f"train/{name}", 0.0) + value
+        self.count += 1
+
+    def flush(self) -> dict[str, float]:
+        means = {name: float(total) / self.count for name, total in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
+def _stop_if_diverged(iteration: int, total: Tensor, last_path: Path) -> None:
+    if not torch.isfinite(total):
+        last = last_path if last_path.is_file() else "not written yet"
+        raise PipelineError(f"training diverged at iteration {iteration} (loss={total.item()}); lower train.lr or "
+                            f"enable train.grad_clip; the last good checkpoint is {last}")
+
+
+def _improves(best: dict[str, Any], metrics: dict[str, float], config: TrainConfig, done: int) -> bool:
+    """Update ``best`` in place when ``metrics[select_metric]`` beats it."""
+    name = config.select_metric
+    if name not in metrics:
+        raise PipelineError(f"train.select_metric '{name}' is not a validation metric; "
+                            f"choose one of: {', '.join(sorted(metrics))}")
+    value = metrics[name]
+    better = best["value"] is None or (value > best["value"] if config.select_mode == "max" else value < best["value"])
+    if better:
+        best.update(value=value, iteration=done)
+    return better
+
+
+def _check_resumable(trained_with: dict[str, Any], params: Params, path: Path) -> None:
+    """Refuse a checkpoint whose network or objective differs; warn about other differences."""
+    differences = sorted(_differences(trained_with, params.model_dump(mode="json")))
+    fatal = [key for key in differences if any(key == part or key.startswith(f"{part}.") for part in RESUME_MUST_MATCH)]
+    if fatal:
+        raise PipelineError(f"checkpoint '{path}' was trained with different {', '.join(fatal)}; resume it with "
+                            "the params it was trained with or start a new run")
+    if differences:
+        log.warning("resuming '%s' with changed params: %s", path, ", ".join(differences))
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [key for name in old.keys() | new.keys()
+                for key in _differences(old.get(name), new.get(name), f"{prefix}{name}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def _read_manifests(data_dir: Path) -> dict[str, Any]:
+    """The prepare/degrade manifests (``{"hr": ..., "lr": ...}``) that exist."""
+    manifests = {}
+    for stage in ("hr", "lr"):
+        path = data_dir / stage / "manifest.json"
+        if path.is_file():
+            manifests[stage] = json.loads(path.read_text())
+    return manifests

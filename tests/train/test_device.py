@@ -1,0 +1,37 @@
+"""Device choices: auto, unavailable devices, CUDA-only features switched off on CPU."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from pipeline.config import TrainConfig
+from pipeline.errors import PipelineError
+from pipeline.train.device import plan_device, resolve_device
+
+
+def test_auto_picks_cuda_only_when_present():
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_unknown_or_missing_devices_are_clear_errors():
+    with pytest.raises(PipelineError, match="not a device name"):
+        resolve_device("gpu0")
+    with pytest.raises(PipelineError, match="not available on this machine"):
+        resolve_device(f"cuda:{torch.cuda.device_count()}")
+
+
+def test_amp_and_compile_are_switched_off_on_cpu_with_one_info_log(caplog):
+    with caplog.at_level(logging.INFO, logger="pipeline.train.device"):
+        setup = plan_device(TrainConfig(device="cpu", amp="fp16", compile=True, channels_last=True))
+    assert setup.amp_dtype is None and not setup.compile and not setup.uses_grad_scaler
+    assert setup.memory_format == torch.channels_last
+    assert len(caplog.records) == 1 and "CUDA-only" in caplog.records[0].getMessage()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_amp_on_cuda():
+    setup = plan_device(TrainConfig(device="cuda", amp="fp16"))
+    assert setup.amp_dtype == torch.float16 and setup.uses_grad_scaler
