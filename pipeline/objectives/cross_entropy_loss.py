@@ -1,0 +1,307 @@
+"""Cross-entropy SR: per-pixel classification of intensities (CS) and its frequency split (FCS).
+
+Seed paper: "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies".
+
+- CS: the head predicts 256 logits per pixel and channel; the loss is the cross-entropy against
+  ``round(255 HR)``; decode is the ``argmax`` class, the ``expectation`` under the softmax, or the
+  ``annealed`` expectation under ``softmax(logits / T)``.
+- FCS: a low-pass filter ``f`` splits ``HR = f(HR) + (HR - f(HR))``; a regression branch learns the
+  low part with L2, a 256-class branch learns the signed high residual (quantised uniformly or by
+  mu-law within ``+-tau``) with cross-entropy; ``SR = low + dequantised high``.
+
+The cross-entropy over 256 classes runs through ``chunked_cross_entropy``, which never
+materialises a full log-softmax and saves only the logits and targets for backward.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any, Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from pipeline.errors import ConfigError
+from pipeline.objectives.base import Objective
+from pipeline.objectives.lowpass import LowPass
+from pipeline.objectives.registry import register_objective
+
+LEVELS = 256
+DEFAULT_CHUNK_ELEMENTS = 1 << 22
+DecodeMode = Literal["argmax", "expectation", "annealed"]
+
+
+def _blocks(rows: int, classes: int, spatial: int, budget: int) -> Iterator[tuple[slice, slice]]:
+    """Slices ``(rows, pixels)`` covering ``[R, K, S]`` with at most ``budget`` elements each.
+
+    Whole rows (contiguous ``K x S`` slabs) are preferred; a row larger than the budget is split
+    along its pixels.
+    """
+    per_row = classes * spatial
+    if per_row <= budget:
+        step_r, step_s = budget // per_row, spatial
+    else:
+        step_r, step_s = 1, max(1, budget // classes)
+    for r in range(0, rows, step_r):
+        for s in range(0, spatial, step_s):
+            yield slice(r, r + step_r), slice(s, s + step_s)
+
+
+class _ChunkedCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy over a class axis, computed block by block (see ``chunked_cross_entropy``)."""
+
+    @staticmethod
+    def forward(ctx: Any, logits: Tensor, target: Tensor, classes: int, chunk_elements: int) -> Tensor:
+        rows, spatial = target.shape[0] * target.shape[1], target.shape[2] * target.shape[3]
+        x = logits.reshape(rows, classes, spatial)
+        t = target.reshape(rows, 1, spatial)
+        dtype = torch.promote_types(logits.dtype, torch.float32)
+        total = torch.zeros((), dtype=dtype, device=logits.device)
+        for r, s in _blocks(rows, classes, spatial, _budget(logits.numel(), chunk_elements)):
+            block = x[r, :, s].to(dtype)
+            picked = block.gather(1, t[r, :, s]).squeeze(1)
+            total += (torch.logsumexp(block, dim=1) - picked).sum()
+        ctx.save_for_backward(logits, target)
+        ctx.classes, ctx.chunk_elements = classes, chunk_elements
+        return total / (rows * spatial)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None, None]:
+        logits, target = ctx.saved_tensors
+        classes = ctx.classes
+        rows, spatial = target.shape[0] * target.shape[1], target.shape[2] * target.shape[3]
+        x = logits.reshape(rows, classes, spatial)
+        t = target.reshape(rows, 1, spatial)
+        grad = torch.empty_like(logits, memory_format=torch.contiguous_format)
+        g = grad.view(rows, classes, spatial)
+        dtype = torch.promote_types(logits.dtype, torch.float32)
+        scale = grad_output.to(dtype) / (rows * spatial)
+        for r, s in _blocks(rows, classes, spatial, _budget(logits.numel(), ctx.chunk_elements)):
+            block = x[r, :, s].to(dtype)
+            probs = (block - block.amax(dim=1, keepdim=True)).exp_()
+            probs /= probs.sum(dim=1, keepdim=True)
+            index = t[r, :, s]
+            probs.scatter_add_(1, index, torch.full(index.shape, -1.0, dtype=dtype, device=probs.device))
+            g[r, :, s] = probs.mul_(scale)
+        return grad, None, None, None
+
+
+def _budget(numel: int, chunk_elements: int) -> int:
+    """Block size: at most ``chunk_elements`` and an eighth of the logits, so temporaries stay small."""
+    return max(1, min(chunk_elements, numel // 8))
+
+
+def chunked_cross_entropy(
+    logits: Tensor, target: Tensor, classes: int, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
+) -> Tensor:
+    """``mean_{b,c,h,w} [logsumexp_k z_{b,c,k,h,w} - z_{b,c,t,h,w}]`` for ``logits [B, C*K, H, W]``.
+
+    ``target`` is ``[B, C, H, W]`` (integers in ``[0, K)``); channel ``c`` owns logits
+    ``c*K .. c*K + K - 1``. Forward and backward visit blocks of at most ``chunk_elements``
+    elements (and at most an eighth of the logits); backward recomputes ``softmax - onehot`` per
+    block (as ``exp(z - max z) / sum``, faster on CPU than ``torch.softmax`` over a middle axis)
+    straight into the gradient, so the memory beyond the logits is one gradient-sized
+    tensor plus one block. Blocks are computed in at least float32 and so is the result, as
+    autocast does for ``F.cross_entropy``, to which it is equal (tested).
+    """
+    if logits.dim() != 4 or logits.shape[1] % classes:
+        raise ValueError(f"logits must be [B, C*{classes}, H, W], got {tuple(logits.shape)}")
+    expected = (logits.shape[0], logits.shape[1] // classes, *logits.shape[2:])
+    if tuple(target.shape) != expected:
+        raise ValueError(f"target must be {expected}, got {tuple(target.shape)}")
+    return _ChunkedCrossEntropy.apply(logits, target.long(), classes, chunk_elements)
+
+
+def decode_classes(logits: Tensor, values: Tensor, mode: DecodeMode, temperature: float = 1.0) -> Tensor:
+    """Per pixel and channel, turn ``K`` logits into a value: ``values[argmax]`` or ``sum_k p_k values_k``.
+
+    ``p = softmax(logits)`` for ``expectation``, ``softmax(logits / temperature)`` for ``annealed``.
+    ``logits`` is ``[B, C*K, H, W]``, ``values`` ``[K]``; returns ``[B, C, H, W]``, computed in at
+    least float32 even under autocast (a half-precision mean over 256 levels is off by ~0.5/255).
+    The softmax is written out (``sum_k e_k v_k / sum_k e_k``, ``e = exp(z - max z)``, exponentiated
+    in place): one logits-sized temporary, normalised once per pixel instead of per class (PyTorch's
+    CPU softmax over a middle axis is also ~4x slower).
+    """
+    classes = values.numel()
+    batch, height, width = logits.shape[0], logits.shape[2], logits.shape[3]
+    channels = logits.shape[1] // classes
+    grouped = logits.reshape(batch, channels, classes, height * width)
+    if mode == "argmax":
+        return values[grouped.argmax(dim=2)].view(batch, channels, height, width)
+    with torch.autocast(logits.device.type, enabled=False):
+        dtype = torch.promote_types(logits.dtype, torch.float32)
+        scaled = grouped.to(dtype) / temperature if mode == "annealed" else grouped.to(dtype)
+        weights = (scaled - scaled.detach().amax(dim=2, keepdim=True)).exp_()
+        del scaled
+        weighted_sum = torch.matmul(values.to(dtype).view(1, 1, 1, classes), weights)
+        return (weighted_sum / weights.sum(dim=2, keepdim=True)).view(batch, channels, height, width)
+
+
+class ResidualQuantizer(nn.Module):
+    """Signed residuals in ``[-tau, tau]`` <-> ``LEVELS`` classes, uniform or mu-law.
+
+    Uniform: ``q = round((clip(r, -tau, tau) + tau) / (2 tau) * 255)``, so the reconstruction
+    error inside ``+-tau`` is at most ``tau / 255``. mu-law: ``y = sign(r) log(1 + mu |r| / tau) /
+    log(1 + mu)`` is quantised uniformly on [-1, 1] and mapped back by ``r = sign(y) tau ((1 + mu)^|y| - 1) / mu``,
+    which spends more classes on small residuals. Values beyond ``tau`` clip to the end classes.
+    """
+
+    def __init__(self, kind: Literal["uniform", "mulaw"], tau: float, mu: float):
+        super().__init__()
+        if kind not in ("uniform", "mulaw"):
+            raise ValueError(f"quantizer must be 'uniform' or 'mulaw', got '{kind}'")
+        if tau <= 0 or (kind == "mulaw" and mu <= 0):
+            raise ValueError(f"the quantizer needs tau > 0 and mu > 0, got tau={tau}, mu={mu}")
+        self.kind, self.tau, self.mu = kind, float(tau), float(mu)
+        grid = torch.linspace(-1.0, 1.0, LEVELS, dtype=torch.float64)
+        self.register_buffer("values", self._expand(grid).float(), persistent=False)
+
+    def _compress(self, r: Tensor) -> Tensor:
+        y = r.clamp(-self.tau, self.tau) / self.tau
+        if self.kind == "mulaw":
+            y = torch.sign(y) * torch.log1p(self.mu * y.abs()) / math.log1p(self.mu)
+        return y
+
+    def _expand(self, y: Tensor) -> Tensor:
+        if self.kind == "mulaw":
+            y = torch.sign(y) * torch.expm1(y.abs() * math.log1p(self.mu)) / self.mu
+        return y * self.tau
+
+    def quantize(self, residual: Tensor) -> Tensor:
+        """Class index (int64) of each residual."""
+        return torch.round((self._compress(residual) + 1) * ((LEVELS - 1) / 2)).long().clamp(0, LEVELS - 1)
+
+    def dequantize(self, index: Tensor) -> Tensor:
+        return self.values[index]
+
+    def max_error(self) -> float:
+        """Largest reconstruction error for residuals inside ``[-tau, tau]`` (half a class step)."""
+        if self.kind == "uniform":
+            return self.tau / (LEVELS - 1)
+        return self.tau * math.log1p(self.mu) * (1 + self.mu) / self.mu / (LEVELS - 1)
+
+
+class _ClassDecoding:
+    """Options shared by CS and FCS: how class logits become values, and the chunk size."""
+
+    def _set_decoding(self, decode: str, temperature: float, terms: dict | None) -> None:
+        if decode not in ("argmax", "expectation", "annealed"):
+            raise ValueError(f"decode must be 'argmax', 'expectation' or 'annealed', got '{decode}'")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if decode == "argmax" and terms:
+            raise ConfigError(
+                "decode 'argmax' is not differentiable, so loss.terms would not train; "
+                "use decode 'expectation' or 'annealed', or set loss.terms to {}"
+            )
+        self.decode_mode, self.temperature = decode, float(temperature)
+
+
+def _class_head(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:
+    if kernel_size not in (1, 3):
+        raise ValueError(f"kernel_size must be 1 or 3, got {kernel_size}")
+    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+
+
+@register_objective("cs")
+class CrossEntropySR(_ClassDecoding, Objective):
+    """CS: ``loss = ce_weight * CE(logits, round(255 HR))`` over 256 intensity classes per channel.
+
+    Head: one ``kernel_size`` conv to ``3 * 256`` logits (1x1 by default: a 3x3 conv to 768
+    channels would cost more than the whole EDSR-baseline trunk per pixel).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        scale: int,
+        terms: dict[str, Any] | None = None,
+        total_iterations: int = 1,
+        decode: DecodeMode = "expectation",
+        temperature: float = 0.5,
+        ce_weight: float = 1.0,
+        kernel_size: int = 1,
+        chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    ):
+        self._set_decoding(decode, temperature, terms)
+        self.ce_weight, self.kernel_size, self.chunk_elements = float(ce_weight), kernel_size, chunk_elements
+        super().__init__(in_channels, scale, terms, total_iterations)
+        self.register_buffer("levels", torch.arange(LEVELS, dtype=torch.float32) / (LEVELS - 1), persistent=False)
+
+    def make_head(self, in_channels: int) -> nn.Module:
+        return _class_head(in_channels, 3 * LEVELS, self.kernel_size)
+
+    def decode(self, out: Tensor) -> Tensor:
+        return decode_classes(out, self.levels, self.decode_mode, self.temperature)
+
+    def own_terms(self, out: Tensor, hr: Tensor, iteration: int) -> dict[str, tuple[float, Tensor]]:
+        target = torch.round(hr.clamp(0, 1) * (LEVELS - 1)).long()
+        return {"ce": (self.ce_weight, chunked_cross_entropy(out, target, LEVELS, self.chunk_elements))}
+
+
+class SplitOutput(NamedTuple):
+    """FCS head output: the low-frequency image ``[B, 3, H, W]`` and high-residual logits ``[B, 768, H, W]``."""
+
+    low: Tensor
+    high: Tensor
+
+
+class _SplitHead(nn.Module):
+    def __init__(self, in_channels: int, kernel_size: int):
+        super().__init__()
+        self.low = nn.Conv2d(in_channels, 3, 3, padding=1)
+        self.high = _class_head(in_channels, 3 * LEVELS, kernel_size)
+
+    def forward(self, features: Tensor) -> SplitOutput:
+        return SplitOutput(self.low(features), self.high(features))
+
+
+@register_objective("fcs")
+class FrequencyCrossEntropySR(_ClassDecoding, Objective):
+    """FCS: ``low_weight * ||low - f(HR)||^2 + high_weight * CE(high, Q(HR - f(HR)))``; ``SR = low + Q^-1(high)``.
+
+    ``lowpass`` is ``{kind: gaussian, sigma, kernel_size}`` or ``{kind: bicubic, factor}`` (see
+    ``pipeline.objectives.lowpass``); ``quantizer`` is ``uniform`` or ``mulaw`` (``mu``) within ``+-tau``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        scale: int,
+        terms: dict[str, Any] | None = None,
+        total_iterations: int = 1,
+        lowpass: dict[str, Any] | None = None,
+        quantizer: Literal["uniform", "mulaw"] = "uniform",
+        tau: float = 0.5,
+        mu: float = 255.0,
+        decode: DecodeMode = "expectation",
+        temperature: float = 0.5,
+        low_weight: float = 1.0,
+        high_weight: float = 1.0,
+        kernel_size: int = 1,
+        chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    ):
+        self._set_decoding(decode, temperature, terms)
+        self.low_weight, self.high_weight = float(low_weight), float(high_weight)
+        self.kernel_size, self.chunk_elements = kernel_size, chunk_elements
+        super().__init__(in_channels, scale, terms, total_iterations)
+        self.lowpass = LowPass(**(lowpass or {}))
+        self.quantizer = ResidualQuantizer(quantizer, tau, mu)
+
+    def make_head(self, in_channels: int) -> nn.Module:
+        return _SplitHead(in_channels, self.kernel_size)
+
+    def decode(self, out: SplitOutput) -> Tensor:
+        return out.low + decode_classes(out.high, self.quantizer.values, self.decode_mode, self.temperature)
+
+    def own_terms(self, out: SplitOutput, hr: Tensor, iteration: int) -> dict[str, tuple[float, Tensor]]:
+        low_hr = self.lowpass(hr)
+        target = self.quantizer.quantize(hr - low_hr)
+        return {
+            "low": (self.low_weight, F.mse_loss(out.low, low_hr)),
+            "high": (self.high_weight, chunked_cross_entropy(out.high, target, LEVELS, self.chunk_elements)),
+        }
