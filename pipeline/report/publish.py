@@ -1,0 +1,152 @@
+"""Writing an evaluation's results: ``metrics.json``, ``plots/``, ``leaderboard.md``, and a copy of
+them in the sweep's MLflow parent run.
+
+``plots/`` is rebuilt from scratch on every run, so no plot of a removed benchmark survives:
+``perception_distortion_<benchmark>_x<s>.png``, ``psnr_x<s>.png``, ``comparison_<benchmark>_x<s>.png``,
+``curves_<objective>.png`` and ``curves.csv``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Params
+from pipeline.imageio import list_images
+from pipeline.report.comparison import Comparison
+from pipeline.report.curves import CurvePoint, plot_training_curves, write_curves_csv
+from pipeline.report.figures import file_stem
+from pipeline.report.leaderboard import render_leaderboard
+from pipeline.report.metrics_file import write_metrics, write_text
+from pipeline.report.plots import perception_distortion_plot, psnr_bars
+from pipeline.report.run_store import RunStore
+from pipeline.report.statement import study_statement
+from pipeline.report.sweep_outputs import TrainedObjective
+from pipeline.tracking import tracking_uri
+
+log = logging.getLogger(__name__)
+
+ARTIFACT_PATH = "evaluate"
+
+
+def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str, Any],
+                 comparisons: list[Comparison], image_counts: dict[str, int], device: str) -> dict[str, Any]:
+    """Write every result file, log them to MLflow when tracking is enabled, and return a summary."""
+    results_dir = Path(params.results_dir)
+    plots_dir = results_dir / "plots"
+    if plots_dir.is_dir():
+        shutil.rmtree(plots_dir)
+    metrics_path = results_dir / "metrics.json"
+    write_metrics(metrics_path, tree)
+    store = RunStore(tracking_uri(params)) if params.tracking.enabled else None
+    if store is not None and not store.usable:
+        log.warning("the report cannot use MLflow: %s", store.problem)
+
+    evaluated = [objective for objective in trained if objective.scale in params.evaluate.scales]
+    plots = result_plots(tree, plots_dir)
+    for comparison in comparisons:
+        stem = file_stem("comparison", comparison.benchmark, f"x{comparison.scale}")
+        plots.append(comparison.save(params.evaluate.crop_size, plots_dir / f"{stem}.png"))
+    curves_problem, curve_files = training_curves(evaluated, store, plots_dir)
+    plots += curve_files
+
+    leaderboard_path = results_dir / "leaderboard.md"
+    write_text(leaderboard_path, _leaderboard(params, evaluated, tree, store, curves_problem, image_counts, device))
+    logged = _log_to_parent_runs(store, evaluated, [metrics_path, leaderboard_path], plots)
+    return {"metrics": str(metrics_path), "leaderboard": str(leaderboard_path), "plots": sorted(map(str, plots)),
+            "objectives": [o.name for o in evaluated], "benchmarks": list(tree),
+            "psnr": {benchmark: {scale: {name: entry["psnr"]["mean"] for name, entry in objectives.items()}
+                                 for scale, objectives in scales.items()} for benchmark, scales in tree.items()},
+            "training_curves": curves_problem or "written", "mlflow_parent_runs": logged}
+
+
+def _leaderboard(params: Params, evaluated: list[TrainedObjective], tree: dict[str, Any], store: RunStore | None,
+                 curves_problem: str | None, image_counts: dict[str, int], device: str) -> str:
+    links = {objective.name: _run_cell(store, objective) for objective in evaluated
+             if store is not None and (objective.run_id or objective.seed_run_ids)}
+    train_images = _count_images(Path(params.data_dir) / "hr" / "train")
+    notes = [_tracking_note(params, store)]
+    if curves_problem:
+        notes.append(f"Training curves are missing: {curves_problem}")
+    return render_leaderboard(tree, study_statement(evaluated, params, image_counts, train_images, device), links,
+                              notes, {objective.name: objective.scale for objective in evaluated})
+
+
+def _run_cell(store: RunStore, objective: TrainedObjective) -> str:
+    """The run behind ``best.pt``, or every seed's run (``seed 1: ...``) when there are several."""
+    runs = objective.seed_run_ids
+    if len(runs) > 1:
+        return ", ".join(f"seed {seed}: {store.link(run, objective.experiment_id)}"
+                         for seed, run in sorted(runs.items()))
+    return store.link(objective.run_id or next(iter(runs.values())), objective.experiment_id)
+
+
+def _log_to_parent_runs(store: RunStore | None, evaluated: list[TrainedObjective], files: list[Path],
+                        plots: list[Path]) -> list[str]:
+    """Upload the report to each sweep parent run named in the models' info.json; the runs that got it."""
+    if store is None or not store.usable:
+        return []
+    parents = sorted({objective.parent_run_id for objective in evaluated if objective.parent_run_id})
+    if not parents:
+        log.warning("the models' info.json name no MLflow parent run; the report is not logged to MLflow")
+    return [run for run in parents
+            if store.log_files(run, files, ARTIFACT_PATH) and store.log_files(run, plots, f"{ARTIFACT_PATH}/plots")]
+
+
+def result_plots(tree: dict[str, Any], plots_dir: Path) -> list[Path]:
+    """A perception-distortion plot per benchmark and scale, and a PSNR bar chart per scale."""
+    written = []
+    by_scale: dict[str, dict[str, dict[str, Any]]] = {}
+    for benchmark, scales in tree.items():
+        for scale, objectives in scales.items():
+            written.append(perception_distortion_plot(
+                objectives, f"{benchmark} {scale}: perception-distortion plane",
+                plots_dir / f"{file_stem('perception_distortion', benchmark, scale)}.png"))
+            by_scale.setdefault(scale, {})[benchmark] = objectives
+    for scale, benchmarks in by_scale.items():
+        written.append(psnr_bars(benchmarks, f"PSNR per benchmark at {scale}",
+                                 plots_dir / f"{file_stem('psnr', scale)}.png"))
+    return written
+
+
+def training_curves(trained: list[TrainedObjective], store: RunStore | None,
+                    plots_dir: Path) -> tuple[str | None, list[Path]]:
+    """``curves.csv`` (always, possibly header-only) and a PNG per objective with a logged history, from
+    the MLflow runs that trained ``best.pt``; returns why curves are missing (None when none are) and the files."""
+    if store is None:
+        problem = "tracking was disabled (tracking.enabled false), so no training history was recorded"
+    elif not store.usable:
+        problem = store.problem
+    else:
+        problem = None
+    points: list[CurvePoint] = []
+    missing = []
+    files = []
+    for objective in trained if problem is None else []:
+        history = store.history(objective.run_id) if objective.run_id else []
+        if not history:
+            missing.append(objective.name)
+            continue
+        mine = [CurvePoint(objective.name, step, metric, value) for metric, step, value in history]
+        points += mine
+        path = plots_dir / f"{file_stem('curves', objective.name)}.png"
+        files.append(plot_training_curves(objective.name, mine, path))
+    files.append(write_curves_csv(points, plots_dir / "curves.csv"))
+    if missing:
+        problem = f"no MLflow metric history for {', '.join(missing)} (no run id in info.json, or nothing logged)"
+    return problem, files
+
+
+def _tracking_note(params: Params, store: RunStore | None) -> str:
+    if store is None:
+        return "Tracking was disabled (tracking.enabled false): the rows link to no MLflow run."
+    if not store.usable:
+        return f"MLflow could not be used while evaluating: {store.problem}"
+    return (f"MLflow runs are in {store.uri}, experiment `{params.tracking.experiment}`; open them with "
+            f"`{store.ui_command()}`; each row names its run.")
+
+
+def _count_images(folder: Path) -> int | None:
+    return len(list_images(folder)) if folder.is_dir() else None

@@ -1,0 +1,103 @@
+"""The sweep's MLflow store as the report uses it: run links, metric histories, report artifacts.
+
+The report must never be lost to tracking: an unreachable server, a missing local store or a
+failing call becomes one warning, and the files in ``results/`` are written all the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlparse
+
+import mlflow
+
+from pipeline.errors import PipelineError
+from pipeline.inference import exception_summary
+from pipeline.tracking import HTTP_RETRY_DEFAULTS, check_tracking, is_remote
+
+log = logging.getLogger(__name__)
+
+HISTORY_PREFIXES = ("train/", "val/")
+T = TypeVar("T")
+
+
+def run_link(server: str, experiment_id: str, run_id: str) -> str:
+    """Markdown link to a run's page in the MLflow UI of ``server``."""
+    return f"[{run_id[:8]}]({server.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id})"
+
+
+class RunStore:
+    """MLflow at ``uri`` (an http(s) server, ``sqlite:///...`` or a file store); ``problem`` says why
+    it cannot be used, ``None`` when it can."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.problem = self._probe()
+        self._client = mlflow.MlflowClient(uri) if self.problem is None else None
+        self._experiments: dict[str, str | None] = {}
+
+    def _probe(self) -> str | None:
+        parsed = urlparse(self.uri)
+        if is_remote(self.uri):
+            for name, value in HTTP_RETRY_DEFAULTS.items():
+                os.environ.setdefault(name, value)
+            try:
+                check_tracking(self.uri)
+            except PipelineError as exc:
+                return str(exc)
+        elif parsed.scheme == "sqlite" and not Path(parsed.path).is_file():
+            return f"the MLflow store {self.uri} does not exist (was the sweep run with tracking enabled?)"
+        return None
+
+    @property
+    def usable(self) -> bool:
+        return self.problem is None
+
+    def ui_command(self) -> str:
+        """The command that opens this store's runs in a browser."""
+        return f"mlflow ui --backend-store-uri {self.uri}"
+
+    def link(self, run_id: str, experiment_id: str | None = None) -> str:
+        """Markdown for ``run_id``: a link into the server's UI (its experiment asked from the server
+        when not given), else the id to look up in ``mlflow ui``."""
+        if not is_remote(self.uri):
+            return f"`{run_id}`"
+        experiment = experiment_id or self.experiment_id(run_id)
+        return f"`{run_id}`" if experiment is None else run_link(self.uri, experiment, run_id)
+
+    def experiment_id(self, run_id: str) -> str | None:
+        if run_id not in self._experiments:
+            run = self._call(f"reading run {run_id}", lambda client: client.get_run(run_id))
+            self._experiments[run_id] = run.info.experiment_id if run is not None else None
+        return self._experiments[run_id]
+
+    def history(self, run_id: str) -> list[tuple[str, int, float]]:
+        """``(metric, step, value)`` of every ``train/*`` and ``val/*`` metric logged to ``run_id``."""
+        def read(client: mlflow.MlflowClient) -> list[tuple[str, int, float]]:
+            keys = sorted(key for key in client.get_run(run_id).data.metrics if key.startswith(HISTORY_PREFIXES))
+            return [(key, point.step, point.value) for key in keys for point in client.get_metric_history(run_id, key)]
+
+        return self._call(f"reading the metric history of run {run_id}", read) or []
+
+    def log_files(self, run_id: str, files: list[Path], artifact_path: str) -> bool:
+        """Upload ``files`` to ``run_id`` under ``artifact_path``; False (with a warning) when that failed."""
+        def upload(client: mlflow.MlflowClient) -> bool:
+            for path in files:
+                client.log_artifact(run_id, str(path), artifact_path)
+            return True
+
+        return bool(self._call(f"logging the report to run {run_id}", upload))
+
+    def _call(self, action: str, request: Callable[[mlflow.MlflowClient], T]) -> T | None:
+        if self._client is None:
+            return None
+        try:
+            return request(self._client)
+        except Exception as exc:  # noqa: BLE001 - tracking must never cost the report
+            log.warning("MLflow failed while %s (%s); the report files in results/ are kept", action,
+                        exception_summary(exc))
+            return None

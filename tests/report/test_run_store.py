@@ -1,0 +1,106 @@
+"""The report and MLflow: run links, training curves from the child runs' metric histories, the
+report logged to the sweep's parent run, and tracking failures that cost nothing but a warning."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import socket
+import time
+
+import mlflow
+from mlflow.entities import Metric
+
+from pipeline.report.evaluate import evaluate_all
+from pipeline.report.run_store import RunStore, run_link
+from pipeline.tracking import HTTP_RETRY_DEFAULTS, ensure_experiment, start_run
+
+from .conftest import study_params, write_info
+
+ONE_BENCHMARK = {"scales": [2], "benchmarks": ["Tiny"], "tile": 24, "tile_overlap": 4, "device": "cpu"}
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_server_link_opens_the_run_page():
+    assert run_link("http://mlflow.lab:5000/", "7", "0123456789abcdef") == (
+        "[01234567](http://mlflow.lab:5000/#/experiments/7/runs/0123456789abcdef)")
+
+
+def test_a_server_that_is_down_still_gets_links_when_the_experiment_is_known(monkeypatch):
+    for name, value in HTTP_RETRY_DEFAULTS.items():
+        monkeypatch.setenv(name, value)
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    store = RunStore(uri)
+    assert not store.usable and "is unreachable" in store.problem
+    assert store.link("0123456789abcdef", "7") == f"[01234567]({uri}/#/experiments/7/runs/0123456789abcdef)"
+    assert store.link("0123456789abcdef") == "`0123456789abcdef`"
+
+
+def test_a_missing_local_store_is_a_problem_not_a_new_database(tmp_path):
+    store = RunStore(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert not store.usable and "does not exist" in store.problem
+    assert store.link("abc") == "`abc`" and store.history("abc") == [] and not store.log_files("abc", [], "x")
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def _log_history(client: mlflow.MlflowClient, run_id: str, offset: float) -> list[tuple[str, int, float]]:
+    points = [("train/total", 3, 1.0 + offset), ("train/total", 6, 0.5 + offset), ("train/lr", 6, 1e-3),
+              ("val/psnr", 6, 20.0 + offset), ("val/bicubic_psnr", 6, 30.0)]
+    client.log_batch(run_id, metrics=[Metric(key, value, int(time.time() * 1000), step) for key, step, value in points])
+    return [(key, step, value) for key, step, value in points]
+
+
+def test_a_tracked_sweep_gets_run_ids_curves_and_the_report_in_its_parent_run(study_copy, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment = ensure_experiment(uri, "srloss", tmp_path / "mlartifacts")
+    client = mlflow.MlflowClient(uri)
+    parent = start_run(uri, experiment, "sweep")
+    logged, children = {}, {}
+    for offset, name in enumerate(("cs", "l1")):
+        children[name] = start_run(uri, experiment, name, parent_run_id=parent)
+        logged[name] = _log_history(client, children[name], offset)
+    second_seed = start_run(uri, experiment, "l1-seed1", parent_run_id=parent)
+    seeds = {"cs": [{"seed": 0, "run_id": children["cs"]}],
+             "l1": [{"seed": 0, "run_id": children["l1"]}, {"seed": 1, "run_id": second_seed}]}
+    for name in ("cs", "l1"):
+        write_info(study_copy / "models" / name, {"objective": name, "run_id": children[name], "parent_run_id": parent,
+                                                  "experiment_id": experiment, "tracking_uri": uri,
+                                                  "seeds": seeds[name]})
+
+    results = tmp_path / "results"
+    summary = evaluate_all(study_params(study_copy, results_dir=str(results), evaluate=ONE_BENCHMARK,
+                                        tracking={"enabled": True, "uri": uri}))
+
+    assert summary["mlflow_parent_runs"] == [parent] and summary["training_curves"] == "written"
+    uploaded = {item.path for item in client.list_artifacts(parent, "evaluate")}
+    assert {"evaluate/metrics.json", "evaluate/leaderboard.md", "evaluate/plots"} <= uploaded
+    plots = {item.path.rsplit("/", 1)[1] for item in client.list_artifacts(parent, "evaluate/plots")}
+    assert {"curves.csv", "curves_cs.png", "curves_l1.png", "comparison_Tiny_x2.png", "psnr_x2.png"} <= plots
+    with open(results / "plots" / "curves.csv", newline="") as handle:
+        rows = [(row["objective"], row["metric"], int(row["step"]), float(row["value"]))
+                for row in csv.DictReader(handle)]
+    assert sorted(rows) == sorted((name, key, step, value) for name, points in logged.items()
+                                  for key, step, value in points)
+    leaderboard = (results / "leaderboard.md").read_text()
+    assert f"`mlflow ui --backend-store-uri {uri}`" in leaderboard
+    assert f"| seed 0: `{children['l1']}`, seed 1: `{second_seed}` |" in leaderboard
+    assert f"| `{children['cs']}` |" in leaderboard
+
+
+def test_an_unreachable_server_costs_a_warning_and_keeps_every_file(study, tmp_path, monkeypatch, caplog):
+    for name, value in HTTP_RETRY_DEFAULTS.items():
+        monkeypatch.setenv(name, value)
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    caplog.set_level(logging.WARNING)
+    summary = evaluate_all(study_params(study, results_dir=str(tmp_path), evaluate=ONE_BENCHMARK,
+                                        tracking={"enabled": True, "uri": uri}))
+    assert f"the report cannot use MLflow: MLflow tracking server {uri} is unreachable" in caplog.text
+    assert summary["mlflow_parent_runs"] == []
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "plots" / "comparison_Tiny_x2.png").is_file()
+    assert f"MLflow could not be used while evaluating: MLflow tracking server {uri} is unreachable" in (
+        tmp_path / "leaderboard.md").read_text()
