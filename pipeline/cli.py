@@ -62,7 +62,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from pipeline.train.loop import fit
 
     params = _load(args)
-    run_dir = Path(args.run_dir).resolve() if args.run_dir else params.models_dir / "train"
+    run_dir = Path(args.run_dir).resolve() if args.run_dir else params.runs_dir / "train"
     resume = run_dir / "checkpoints" / "last.pt" if args.resume else None
     if resume is not None and not resume.is_file():
         raise PipelineError(f"--resume: no checkpoint at '{resume}'; start without --resume or pass the --run-dir of the run")
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--rgb", action="store_true", help="score RGB instead of the Y channel")
     b.add_argument("--per-image", action="store_true", help="include per-image values")
     t = add("train", cmd_train, "train one network with one objective (tracked in MLflow)")
-    t.add_argument("--run-dir", default=None, help="where checkpoints go (default: <models_dir>/train)")
+    t.add_argument("--run-dir", default=None, help="where checkpoints go (default: <runs_dir>/train)")
     t.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoints/last.pt")
     s = add("sweep", cmd_sweep, "run the Ray Tune sweep declared under 'sweep' in params")
     s.add_argument("--resume", action="store_true", help="resume an interrupted sweep (Tuner.restore)")

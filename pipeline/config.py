@@ -244,7 +244,8 @@ class EvaluateConfig(Strict):
 class Params(Strict):
     seed: int = Field(0, description="global seed: data split, degradation, training")
     data_dir: Path = Field(Path("data"), description="prepared and degraded images")
-    models_dir: Path = Field(Path("models"), description="checkpoints")
+    models_dir: Path = Field(Path("models"), description="the sweep's best checkpoints per objective (DVC output)")
+    runs_dir: Path = Field(Path("runs"), description="run folders of `python -m pipeline train`")
     results_dir: Path = Field(Path("results"), description="metrics, leaderboard, plots")
     prepare: PrepareConfig = PrepareConfig()
     degrade: DegradeConfig = DegradeConfig()
