@@ -195,39 +195,52 @@ class TrackingConfig(Strict):
 
 # ------------------------------------------------------------------- sweep
 class RayConfig(Strict):
-    address: str | None = None
-    num_cpus: int | None = Field(None, ge=1)
-    num_gpus: int | None = Field(None, ge=0)
+    """The Ray cluster a sweep joins or starts (see pipeline/tune/cluster.py)."""
+
+    address: str | None = Field(None, description="cluster to join: auto, host:6379, ray://host:10001; "
+                                                  "None = $RAY_ADDRESS, else a new local cluster")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of a new local cluster; None = this machine's")
+    num_gpus: int | None = Field(None, ge=0, description="GPUs of a new local cluster; None = this machine's")
 
 
 class ResourcesConfig(Strict):
-    cpu: float = Field(1, gt=0)
-    gpu: float = Field(0, ge=0)
-    workers: int = Field(1, ge=1, description="data-parallel workers per trial (DDP)")
+    """What one trial holds; with workers > 1, each data-parallel worker holds cpu and gpu."""
+
+    cpu: float = Field(1, gt=0, description="CPUs per trial (per worker)")
+    gpu: float = Field(0, ge=0, description="GPUs per trial (per worker); fractions share a GPU, e.g. 0.25")
+    workers: int = Field(1, ge=1, description="data-parallel workers per trial (DDP: gloo on CPU, NCCL on GPU)")
 
 
 class SweepSchedulerConfig(Strict):
-    name: Literal["fifo", "asha", "pbt"] = "fifo"
-    grace_period: int = Field(1, ge=1)
-    reduction_factor: float = Field(2, gt=1)
-    perturbation_interval: int = Field(2, ge=1)
+    """Trial scheduling; time is counted in validation reports."""
+
+    name: Literal["fifo", "asha", "pbt"] = Field("fifo", description="fifo (run all), asha (stop the worst early), "
+                                                                     "pbt (population based training)")
+    grace_period: int = Field(1, ge=1, description="ASHA: reports before a trial can be stopped")
+    reduction_factor: float = Field(2, gt=1, description="ASHA: 1/fraction of trials kept at each rung")
+    perturbation_interval: int = Field(2, ge=1, description="PBT: reports between exploit/explore steps")
 
 
 class SweepConfig(Strict):
-    objectives: dict[str, dict[str, Any]] = {"l1": {"loss": {"terms": {"l1": 1.0}}}}
-    space: dict[str, dict[str, dict[str, Any]]] = {}
-    search: Literal["random", "grid", "optuna"] = "random"
+    """The sweep stage: the objectives compared in one Ray Tune run (see pipeline/tune/)."""
+
+    objectives: dict[str, dict[str, Any]] = Field({"l1": {"loss": {"terms": {"l1": 1.0}}}},
+                                                  description="name -> params fragment merged onto these params")
+    space: dict[str, dict[str, dict[str, Any]]] = Field(
+        {}, description="objective -> {dotted key: {form: [...]}}, form: choice, grid, uniform, loguniform, randint")
+    search: Literal["random", "grid", "optuna"] = Field("random", description="random/grid (Tune), optuna (TPE)")
     scheduler: SweepSchedulerConfig = SweepSchedulerConfig()
-    num_samples: int = Field(1, ge=1)
+    num_samples: int = Field(1, ge=1, description="samples of the space (each grid is tried in every sample)")
     seeds: int = Field(1, ge=1, description="repeats per configuration")
-    metric: str = "val/psnr"
-    mode: Literal["max", "min"] = "max"
+    metric: str = Field("val/psnr", description="validation metric that ranks trials (and picks best.pt)")
+    mode: Literal["max", "min"] = Field("max", description="whether metric is better high or low")
     reports: int = Field(4, ge=1, description="validation reports per trial (ASHA rungs)")
     resources: ResourcesConfig = ResourcesConfig()
-    max_concurrent: int | None = Field(None, ge=1)
-    max_failures: int = Field(1, ge=0)
-    storage_path: str = "ray_results"
-    name: str = "sweep"
+    max_concurrent: int | None = Field(None, ge=1, description="trials at once; None = as resources allow")
+    max_failures: int = Field(1, ge=0, description="retries of a failing trial before it is recorded failed")
+    storage_path: str = Field("ray_results", description="trial results and checkpoints: a path (relative to the "
+                                                         "project; shared by all nodes on a cluster) or s3://...")
+    name: str = Field("sweep", description="folder under storage_path; --resume continues it")
     ray: RayConfig = RayConfig()
 
 

@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import time
+import traceback
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
@@ -30,7 +31,8 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
-from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
+from mlflow.utils.validation import (MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH,
+                                     MAX_TAG_VAL_LENGTH)
 
 from pipeline.config import PROJECT_ROOT, Params
 from pipeline.errors import PipelineError
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 FLUSH_SECONDS = 30.0
 EXAMPLE_LR_SIDE = 16
+RUN_FILE = "mlflow_run.json"
 
 
 def artifact_root(params: Params) -> Path:
@@ -127,6 +130,24 @@ def start_run(uri: str, experiment_id: str, run_name: str | None = None, tags: d
     return mlflow.MlflowClient(uri).create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
 
 
+def find_run(uri: str, experiment_id: str, tags: dict[str, str]) -> str | None:
+    """The id of the newest run of the experiment carrying every tag in ``tags``, or None."""
+    condition = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+    runs = mlflow.MlflowClient(uri).search_runs([experiment_id], condition, max_results=1,
+                                                order_by=["attributes.start_time DESC"])
+    return runs[0].info.run_id if runs else None
+
+
+def record_error(client: mlflow.MlflowClient, run_id: str, error: BaseException | str) -> None:
+    """End ``run_id`` FAILED with the error's one-line summary in its ``error`` tag and, for an
+    exception, the traceback in ``error.txt``."""
+    if isinstance(error, BaseException):
+        client.log_text(run_id, "".join(traceback.format_exception(error)), "error.txt")
+        error = f"{type(error).__name__}: {error}"
+    client.set_tag(run_id, "error", error[:MAX_TAG_VAL_LENGTH])
+    client.set_terminated(run_id, "FAILED")
+
+
 def flatten_params(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
     """Nested params as ``{"train.lr": "0.0002", ...}``; lists and empty mappings as JSON.
 
@@ -155,6 +176,16 @@ def git_tags(folder: Path) -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         return {}
     return {"mlflow.source.git.commit": commit, "git.dirty": str(bool(status)).lower()}
+
+
+def manifest_texts(manifests: dict[str, Any]) -> dict[str, str]:
+    """Each data manifest (``{"hr": ..., "lr": ...}``) as the JSON text that is logged."""
+    return {name: json.dumps(manifest, sort_keys=True, indent=1) for name, manifest in manifests.items()}
+
+
+def data_tags(texts: dict[str, str]) -> dict[str, str]:
+    """``data.<name>.sha256``: the hash of each manifest text from ``manifest_texts``."""
+    return {f"data.{name}.sha256": hashlib.sha256(text.encode()).hexdigest() for name, text in texts.items()}
 
 
 def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
@@ -219,8 +250,12 @@ class MLflowCallback(Callback):
     checkpoints and the model (``runs:/<run_id>/model``, loadable with ``load_super_resolver``).
 
     Where and what comes from ``params.tracking`` at ``on_start``; ``parent_run_id`` nests the run
-    under a sweep's parent run; a resumed ``fit`` starts a new run. Each data manifest is logged as
-    ``data/<name>_manifest.json`` and tagged ``data.<name>.sha256`` (the hash of that file).
+    under a sweep's parent run. The run id is kept in ``<run_dir>/mlflow_run.json``: a resumed ``fit``
+    (``start_iteration > 0``) continues that run instead of starting another, and ``continue_run_id``
+    continues a given run (a sweep trial restarted elsewhere); a continued run keeps its first params.
+    A run that raises ends FAILED with the error in its ``error`` tag and the traceback in
+    ``error.txt`` (KILLED, tagged ``stopped_by``, on Ctrl-C or a ``SystemExit``). Each data manifest
+    is logged as ``data/<name>_manifest.json`` and tagged ``data.<name>.sha256`` (the file's hash).
     Training metrics are buffered and sent in batches every ``flush_seconds`` and at each
     validation; the best checkpoint is uploaded on each improvement, the last one at the end.
     For HTTP stores it sets, unless already set,
@@ -229,8 +264,10 @@ class MLflowCallback(Callback):
     """
 
     def __init__(self, parent_run_id: str | None = None, run_name: str | None = None,
-                 tags: dict[str, str] | None = None, flush_seconds: float = FLUSH_SECONDS):
+                 tags: dict[str, str] | None = None, flush_seconds: float = FLUSH_SECONDS,
+                 continue_run_id: str | None = None):
         self.parent_run_id = parent_run_id
+        self.continue_run_id = continue_run_id
         self.run_name = run_name
         self.tags = dict(tags or {})
         self.flush_seconds = flush_seconds
@@ -257,30 +294,60 @@ class MLflowCallback(Callback):
         self._log_model = config.log_model
         self._select_metric = ctx.params.train.select_metric
         experiment_id = ensure_experiment(self._uri, config.experiment, artifact_root(ctx.params))
-        manifests = {name: json.dumps(manifest, sort_keys=True, indent=1)
-                     for name, manifest in ctx.data_manifest.items()}
-        tags = {**git_tags(PROJECT_ROOT),
-                **{f"data.{name}.sha256": hashlib.sha256(text.encode()).hexdigest()
-                   for name, text in manifests.items()},
+        manifests = manifest_texts(ctx.data_manifest)
+        tags = {**git_tags(PROJECT_ROOT), **data_tags(manifests),
                 "model": ctx.params.model.name, "objective": ctx.params.loss.objective,
                 "scale": str(ctx.params.train.scale), **self.tags}
         run_name = self.run_name or ctx.run_dir.name
         try:
-            self.run_id = start_run(self._uri, experiment_id, run_name, tags, self.parent_run_id)
             self._client = mlflow.MlflowClient(self._uri)
-            params = [Param(key, value)
-                      for key, value in flatten_params(ctx.params.model_dump(mode="json")).items()]
-            for chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
-                self._client.log_batch(self.run_id, params=chunk)
-            self._client.log_dict(self.run_id, ctx.params.model_dump(mode="json"), "params.yaml")
-            for name, text in manifests.items():
-                self._client.log_text(self.run_id, text, f"data/{name}_manifest.json")
+            continued = self._run_to_continue(ctx, experiment_id)
+            if continued is not None:
+                self.run_id = continued
+                self._client.update_run(continued, status="RUNNING")
+                self._client.set_tag(continued, "resumed_from_iteration", str(ctx.start_iteration))
+                log.info("continuing MLflow run %s from iteration %d", continued, ctx.start_iteration)
+            else:
+                self.run_id = start_run(self._uri, experiment_id, run_name, tags, self.parent_run_id)
+                params = [Param(key, value)
+                          for key, value in flatten_params(ctx.params.model_dump(mode="json")).items()]
+                for chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
+                    self._client.log_batch(self.run_id, params=chunk)
+                self._client.log_dict(self.run_id, ctx.params.model_dump(mode="json"), "params.yaml")
+                for name, text in manifests.items():
+                    self._client.log_text(self.run_id, text, f"data/{name}_manifest.json")
+            ctx.run_dir.mkdir(parents=True, exist_ok=True)
+            (ctx.run_dir / RUN_FILE).write_text(json.dumps(
+                {"run_id": self.run_id, "experiment_id": experiment_id, "tracking_uri": self._uri}))
         except (MlflowException, OSError) as exc:
             raise PipelineError(
-                f"MLflow store {self._uri} refused the new run ({exception_summary(exc)}); fix tracking.uri / "
+                f"MLflow store {self._uri} refused the run ({exception_summary(exc)}); fix tracking.uri / "
                 "MLFLOW_TRACKING_URI or set tracking.enabled=false"
             ) from None
         self._last_flush = time.monotonic()
+
+    def _run_to_continue(self, ctx: RunContext, experiment_id: str) -> str | None:
+        """``continue_run_id``, else on resume the run recorded in ``run_dir`` for this store and
+        experiment when it still exists, else None."""
+        if self.continue_run_id is not None:
+            return self.continue_run_id
+        saved = ctx.run_dir / RUN_FILE
+        if ctx.start_iteration == 0 or not saved.is_file():
+            return None
+        try:
+            record = json.loads(saved.read_text())
+        except json.JSONDecodeError:
+            log.warning("'%s' is not valid JSON; the resumed run is tracked as a new MLflow run", saved)
+            return None
+        if record.get("tracking_uri") != self._uri or record.get("experiment_id") != experiment_id:
+            return None
+        try:
+            run = self._client.get_run(record["run_id"])
+        except MlflowException:
+            log.warning("MLflow run %s of '%s' no longer exists; the resumed run is tracked as a new run",
+                        record["run_id"], saved)
+            return None
+        return None if run.info.lifecycle_stage == "deleted" else run.info.run_id
 
     @_tolerant("logging training metrics")
     def on_train_log(self, iteration: int, logs: dict[str, float]) -> None:
@@ -316,6 +383,15 @@ class MLflowCallback(Callback):
         if self._log_model:
             self._log_super_resolver(result.best_checkpoint or result.last_checkpoint, result.iterations)
         self._client.set_terminated(self.run_id, "FINISHED")
+
+    @_tolerant("recording the failure")
+    def on_failure(self, error: BaseException) -> None:
+        self._flush()
+        if isinstance(error, (KeyboardInterrupt, SystemExit)):  # Ctrl-C, or a scheduler stopping a sweep trial
+            self._client.set_tag(self.run_id, "stopped_by", type(error).__name__)
+            self._client.set_terminated(self.run_id, "KILLED")
+            return
+        record_error(self._client, self.run_id, error)
 
     def _queue(self, iteration: int, values: dict[str, float]) -> None:
         now = _now_ms()

@@ -24,9 +24,9 @@ import torch
 from pipeline.config import Params, validate
 from pipeline.errors import PipelineError
 from pipeline.inference import load_super_resolver, upscale_image
-from pipeline.tracking import (MLflowCallback, check_tracking, ensure_experiment, flatten_params, git_tags,
+from pipeline.tracking import (MLflowCallback, check_tracking, ensure_experiment, find_run, flatten_params, git_tags,
                                side_by_side, start_run, tracking_uri)
-from pipeline.train.callbacks import RunContext, Sample, TrainResult
+from pipeline.train.callbacks import Callback, RunContext, Sample, TrainResult
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
 from pipeline.train.loop import fit
 
@@ -287,3 +287,77 @@ def test_fit_with_the_callback_logs_a_loadable_model(tiny_data, store, tmp_path,
     lr = torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         assert torch.equal(model(lr), reference(lr))
+
+
+def tracked_tiny(tiny_data: Params, store: str, tmp_path: Path, experiment: str) -> Params:
+    return tiny_data.model_copy(update={"tracking": tiny_data.tracking.model_copy(
+        update={"enabled": True, "uri": store, "experiment": experiment, "artifact_location": tmp_path / "art",
+                "log_model": False})})
+
+
+def test_a_diverging_fit_ends_its_run_failed_with_the_error(tiny_data, store, tmp_path):
+    params = tracked_tiny(tiny_data, store, tmp_path, "diverging")
+    params.train.lr = 1e10
+    callback = MLflowCallback()
+    with pytest.raises(PipelineError, match="training diverged"):
+        fit(params, tmp_path / "run", callbacks=[callback])
+    client = mlflow.MlflowClient(store)
+    run = client.get_run(callback.run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"].startswith("PipelineError: training diverged at iteration 2")
+    error_text = Path(client.download_artifacts(callback.run_id, "error.txt", str(tmp_path))).read_text()
+    assert "Traceback" in error_text and "training diverged" in error_text
+
+
+def test_ctrl_c_ends_the_run_killed(tiny_checkpoint, store, tmp_path):
+    callback = MLflowCallback()
+    callback.on_start(run_context(tracked_params(store, "interrupted", tmp_path), tiny_checkpoint))
+    callback.on_failure(KeyboardInterrupt())
+    run = mlflow.MlflowClient(store).get_run(callback.run_id)
+    assert run.info.status == "KILLED" and run.data.tags["stopped_by"] == "KeyboardInterrupt"
+    assert "error" not in run.data.tags
+
+
+class CrashAt(Callback):
+    def __init__(self, iteration: int) -> None:
+        self.iteration = iteration
+
+    def on_validation(self, iteration, metrics, samples):
+        if iteration == self.iteration:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def test_a_resumed_fit_continues_its_run_and_a_new_fit_starts_another(tiny_data, store, tmp_path):
+    params = tracked_tiny(tiny_data, store, tmp_path, "resumed")
+    first = MLflowCallback()
+    with pytest.raises(KeyboardInterrupt):
+        fit(params, tmp_path / "run", callbacks=[first, CrashAt(6)])
+    client = mlflow.MlflowClient(store)
+    assert client.get_run(first.run_id).info.status == "KILLED"
+    assert json.loads((tmp_path / "run" / "mlflow_run.json").read_text())["run_id"] == first.run_id
+
+    second = MLflowCallback()
+    fit(params, tmp_path / "run", callbacks=[second], resume=tmp_path / "run" / "checkpoints" / "last.pt")
+    assert second.run_id == first.run_id
+    run = client.get_run(first.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["resumed_from_iteration"] == "6"
+    assert [m.step for m in client.get_metric_history(first.run_id, "val/psnr")] == [6, 12]
+    experiment = client.get_experiment_by_name("resumed").experiment_id
+    assert len(client.search_runs([experiment])) == 1
+
+    third = MLflowCallback()
+    fit(params, tmp_path / "run", callbacks=[third])  # not a resume: a run of its own
+    assert third.run_id != first.run_id and len(client.search_runs([experiment])) == 2
+
+
+def test_continue_run_id_continues_that_run_and_find_run_finds_it_by_tags(tiny_checkpoint, store, tmp_path):
+    params = tracked_params(store, "by-tag", tmp_path, log_model=False)
+    ctx = run_context(params, tiny_checkpoint)
+    first = MLflowCallback(tags={"sweep.trial_id": "abc_00001"})
+    first.on_start(ctx)
+    experiment = mlflow.MlflowClient(store).get_run(first.run_id).info.experiment_id
+    assert find_run(store, experiment, {"sweep.trial_id": "abc_00001"}) == first.run_id
+    assert find_run(store, experiment, {"sweep.trial_id": "abc_00002"}) is None
+    again = MLflowCallback(continue_run_id=first.run_id)
+    again.on_start(ctx)
+    assert again.run_id == first.run_id

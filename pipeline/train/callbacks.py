@@ -22,7 +22,8 @@ __all__ = ["Callback", "RunContext", "Sample", "TrainResult"]
 
 @dataclass
 class RunContext:
-    """What a run is made of; ``data_manifest`` holds ``{"hr": ..., "lr": ...}`` manifests when present."""
+    """What a run is made of; ``data_manifest`` holds ``{"hr": ..., "lr": ...}`` manifests when present;
+    ``start_iteration`` is the iteration a resumed run continues from (0 for a new run)."""
 
     params: Params
     run_dir: Path
@@ -30,6 +31,7 @@ class RunContext:
     objective: Objective
     device: torch.device
     data_manifest: dict[str, Any]
+    start_iteration: int = 0
 
 
 @dataclass
@@ -63,3 +65,7 @@ class Callback:
 
     def on_end(self, result: TrainResult) -> None:
         """After the final validation and checkpoint."""
+
+    def on_failure(self, error: BaseException) -> None:
+        """When the run raises (a diverged loss, Ctrl-C, another callback) after ``on_start``;
+        the run re-raises ``error`` afterwards. Must not raise."""

@@ -12,6 +12,11 @@ Resuming from ``last.pt`` restores weights, optimiser moments, EMA, loss scaler,
 own optimisers, the random generators and the best metric; batches depend only on
 ``(seed, iteration)``, so a resumed run ends bitwise equal to an uninterrupted one.
 Hyperparameters (LR, betas, weight decay) always come from ``params``.
+
+Inside an initialised ``torch.distributed`` process group (``pipeline.train.distributed``) each of
+the ``W`` ranks trains on batches ``i * W + rank`` with gradients averaged over the ranks; only
+rank 0 validates, writes checkpoints and gets ``on_checkpoint``. Every rank must resume from the
+same checkpoint. Without a process group nothing changes.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +44,7 @@ from pipeline.objectives.registry import build_objective
 from pipeline.train.callbacks import Callback, RunContext, TrainResult
 from pipeline.train.checkpoint import checkpoint_meta, load_checkpoint, save_checkpoint
 from pipeline.train.device import DeviceSetup, configure_determinism, plan_device
+from pipeline.train.distributed import GradientAverager, broadcast_weights, rank_and_world_size, share_from_rank0
 from pipeline.train.ema import ModelEma
 from pipeline.train.rng import rng_state, seed_everything, set_rng_state
 from pipeline.train.schedule import LrSchedule
@@ -54,7 +60,8 @@ def fit(params: Params, run_dir: Path, callbacks: Sequence[Callback] = (), resum
 
     A non-finite total loss stops the run with a ``PipelineError`` naming its iteration; it is
     checked one iteration late (so the host never waits for the device in between) and always
-    before a validation or checkpoint, so no checkpoint ever holds diverged weights.
+    before a validation or checkpoint, so no checkpoint ever holds diverged weights. When the run
+    raises after ``on_start``, each callback's ``on_failure`` gets the error before it propagates.
     """
     config = params.train
     run_dir = Path(run_dir)
@@ -62,13 +69,15 @@ def fit(params: Params, run_dir: Path, callbacks: Sequence[Callback] = (), resum
     best_path = run_dir / "checkpoints" / "best.pt"
     setup = plan_device(config)
     configure_determinism(config.deterministic)
+    rank, world_size = rank_and_world_size()
 
     data_dir = Path(params.data_dir)
     dataset = PairedPatchDataset(load_pairs(data_dir, config.degradation, config.scale, "train"),
                                  config.patch_size, config.scale, config.batch_size, params.seed)
     validator = Validator({split: load_pairs(data_dir, config.degradation, config.scale, split)
                            for split in ("val", *config.val_benchmarks)},
-                          config.scale, params.metrics, setup, params.tracking.log_images, params.evaluate.crop_size)
+                          config.scale, params.metrics, setup, params.tracking.log_images,
+                          params.evaluate.crop_size) if rank == 0 else None
 
     seed_everything(params.seed)
     net = build_model(params.model.name, config.scale, params.model.args)
@@ -99,6 +108,8 @@ def fit(params: Params, run_dir: Path, callbacks: Sequence[Callback] = (), resum
             best = checkpoint["best"]
         start = checkpoint["iteration"]
         log.info("resuming %s from iteration %d", resume, start)
+    if world_size > 1:
+        broadcast_weights([net, objective])
     ema = ModelEma({"net": net, "head": objective.head}, config.ema) if config.ema is not None else None
     if ema is not None and checkpoint is not None and checkpoint["ema"]:
         ema.load_state_dict(checkpoint["ema"])
@@ -110,87 +121,115 @@ def fit(params: Params, run_dir: Path, callbacks: Sequence[Callback] = (), resum
                 "rng": rng_state(), "best": dict(best)}
 
     def validate() -> tuple[dict[str, float], list[Sample]]:
-        with ema.applied() if ema is not None else contextlib.nullcontext():
-            return validator(net, objective)
+        """Rank 0 measures; in a process group the other ranks get its metrics and no samples."""
+        metrics: dict[str, float] = {}
+        samples: list[Sample] = []
+        if validator is not None:
+            with ema.applied() if ema is not None else contextlib.nullcontext():
+                metrics, samples = validator(net, objective)
+        return (share_from_rank0(metrics) if world_size > 1 else metrics), samples
 
     ctx = RunContext(params=params, run_dir=run_dir, model=net, objective=objective, device=setup.device,
-                     data_manifest=_read_manifests(data_dir))
+                     data_manifest=read_manifests(data_dir), start_iteration=start)
     for callback in callbacks:
         callback.on_start(ctx)
+    with _failures_reported_to(callbacks), _gradients_averaged([net, objective], world_size):
+        train_net = torch.compile(net) if setup.compile else net
+        batches = range(start * world_size + rank, config.iterations * world_size, world_size)  # i * W + rank
+        loader = DataLoader(dataset, batch_size=None, sampler=batches,
+                            num_workers=config.num_workers, pin_memory=setup.device.type == "cuda",
+                            generator=torch.Generator().manual_seed(params.seed))
+        window = _LogWindow()
+        unchecked: tuple[int, Tensor] | None = None
+        final_metrics: dict[str, float] = {}
+        started = time.perf_counter()
+        net.train()
+        objective.train()
+        with tqdm(total=config.iterations, initial=start, disable=not config.progress or rank > 0, unit="it",
+                  dynamic_ncols=True, desc=f"{params.model.name}/{params.loss.objective}") as progress:
+            for iteration, batch in zip(range(start, config.iterations), loader):
+                lr_now = schedule(iteration)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_now
+                lr_images, hr_images = batch_to_device(batch, setup)
+                losses, aux_logs = train_step(train_net, objective, optimizer, scaler, setup, config.grad_clip,
+                                              lr_images, hr_images, iteration)
+                if unchecked is not None:  # the previous loss: checking it now waits for no device work
+                    _stop_if_diverged(*unchecked, last_path)
+                done = iteration + 1
+                unchecked = (done, losses["total"])
+                if ema is not None:
+                    ema.update()
+                window.add(losses, aux_logs)
+                progress.update(1)
 
-    train_net = torch.compile(net) if setup.compile else net
-    loader = DataLoader(dataset, batch_size=None, sampler=range(start, config.iterations),
-                        num_workers=config.num_workers, pin_memory=setup.device.type == "cuda",
-                        generator=torch.Generator().manual_seed(params.seed))
-    window = _LogWindow()
-    unchecked: tuple[int, Tensor] | None = None
-    final_metrics: dict[str, float] = {}
-    started = time.perf_counter()
-    net.train()
-    objective.train()
-    with tqdm(total=config.iterations, initial=start, disable=not config.progress, unit="it", dynamic_ncols=True,
-              desc=f"{params.model.name}/{params.loss.objective}") as progress:
-        for iteration, batch in zip(range(start, config.iterations), loader):
-            lr_now = schedule(iteration)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_now
-            lr_images, hr_images = batch_to_device(batch, setup)
-            losses, aux_logs = train_step(train_net, objective, optimizer, scaler, setup, config.grad_clip,
-                                          lr_images, hr_images, iteration)
-            if unchecked is not None:  # the previous loss: checking it now waits for no device work
-                _stop_if_diverged(*unchecked, last_path)
-            done = iteration + 1
-            unchecked = (done, losses["total"])
-            if ema is not None:
-                ema.update()
-            window.add(losses, aux_logs)
-            progress.update(1)
+                if done % config.log_every == 0 or done == config.iterations:
+                    logs = {**window.flush(), "train/lr": lr_now}
+                    progress.set_postfix(loss=f"{logs['train/total']:.4g}", refresh=False)
+                    for callback in callbacks:
+                        callback.on_train_log(done, logs)
 
-            if done % config.log_every == 0 or done == config.iterations:
-                logs = {**window.flush(), "train/lr": lr_now}
-                progress.set_postfix(loss=f"{logs['train/total']:.4g}", refresh=False)
-                for callback in callbacks:
-                    callback.on_train_log(done, logs)
+                validate_now = done % config.val_every == 0 or done == config.iterations
+                checkpoint_now = done % config.checkpoint_every == 0 or done == config.iterations
+                if validate_now or checkpoint_now:
+                    _stop_if_diverged(*unchecked, last_path)
+                is_best = False
+                if validate_now:
+                    final_metrics, samples = validate()
+                    is_best = _improves(best, final_metrics, config, done)
+                    if is_best and rank == 0:
+                        save_checkpoint(best_path, state(done))
+                if checkpoint_now and rank == 0:
+                    save_checkpoint(last_path, state(done))
+                if validate_now:
+                    for callback in callbacks:
+                        callback.on_validation(done, final_metrics, samples)
+                for callback in callbacks if rank == 0 else ():
+                    if is_best:
+                        callback.on_checkpoint(done, best_path, True)
+                    if checkpoint_now:
+                        callback.on_checkpoint(done, last_path, False)
 
-            validate_now = done % config.val_every == 0 or done == config.iterations
-            checkpoint_now = done % config.checkpoint_every == 0 or done == config.iterations
-            if validate_now or checkpoint_now:
-                _stop_if_diverged(*unchecked, last_path)
-            is_best = False
-            if validate_now:
-                final_metrics, samples = validate()
-                is_best = _improves(best, final_metrics, config, done)
-                if is_best:
-                    save_checkpoint(best_path, state(done))
-            if checkpoint_now:
-                save_checkpoint(last_path, state(done))
-            if validate_now:
-                for callback in callbacks:
-                    callback.on_validation(done, final_metrics, samples)
+        if not final_metrics:
+            final_metrics, samples = validate()
             for callback in callbacks:
-                if is_best:
-                    callback.on_checkpoint(done, best_path, True)
-                if checkpoint_now:
-                    callback.on_checkpoint(done, last_path, False)
-
-    if not final_metrics:
-        final_metrics, samples = validate()
+                callback.on_validation(config.iterations, final_metrics, samples)
+        elapsed = time.perf_counter() - started
+        result = TrainResult(iterations=config.iterations, best_metric=best["value"], best_iteration=best["iteration"],
+                             final_metrics=final_metrics, last_checkpoint=last_path,
+                             best_checkpoint=best_path if best_path.is_file() else None, run_dir=run_dir)
+        trained = config.iterations - start
+        best_text = "none" if best["value"] is None else f"{best['value']:.4f} at iteration {best['iteration']}"
+        log.info("%s/%s x%d: %d iterations in %.1f s (%.2f it/s) on %s; %s %.4f, best %s, bicubic val/psnr %.4f; "
+                 "checkpoints in %s", params.model.name, params.loss.objective, config.scale, trained, elapsed,
+                 trained / max(elapsed, 1e-9), setup.device, config.select_metric,
+                 final_metrics.get(config.select_metric, math.nan), best_text,
+                 final_metrics.get("val/bicubic_psnr", math.nan), last_path.parent)
         for callback in callbacks:
-            callback.on_validation(config.iterations, final_metrics, samples)
-    elapsed = time.perf_counter() - started
-    result = TrainResult(iterations=config.iterations, best_metric=best["value"], best_iteration=best["iteration"],
-                         final_metrics=final_metrics, last_checkpoint=last_path,
-                         best_checkpoint=best_path if best_path.is_file() else None, run_dir=run_dir)
-    trained = config.iterations - start
-    best_text = "none" if best["value"] is None else f"{best['value']:.4f} at iteration {best['iteration']}"
-    log.info("%s/%s x%d: %d iterations in %.1f s (%.2f it/s) on %s; %s %.4f, best %s, bicubic val/psnr %.4f; "
-             "checkpoints in %s", params.model.name, params.loss.objective, config.scale, trained, elapsed,
-             trained / max(elapsed, 1e-9), setup.device, config.select_metric,
-             final_metrics.get(config.select_metric, math.nan), best_text,
-             final_metrics.get("val/bicubic_psnr", math.nan), last_path.parent)
-    for callback in callbacks:
-        callback.on_end(result)
-    return result
+            callback.on_end(result)
+        return result
+
+
+@contextlib.contextmanager
+def _failures_reported_to(callbacks: Sequence[Callback]) -> Iterator[None]:
+    """Call every callback's ``on_failure`` with an error raised inside, then re-raise it."""
+    try:
+        yield
+    except BaseException as error:
+        for callback in callbacks:
+            callback.on_failure(error)
+        raise
+
+
+@contextlib.contextmanager
+def _gradients_averaged(modules: Sequence[nn.Module], world_size: int) -> Iterator[None]:
+    """Average the modules' gradients over the process group inside (nothing for one process)."""
+    averager = GradientAverager(modules, world_size) if world_size > 1 else None
+    try:
+        yield
+    finally:
+        if averager is not None:
+            averager.remove()
 
 
 def train_step(net: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
@@ -202,7 +241,7 @@ def train_step(net: nn.Module, objective: Objective, optimizer: torch.optim.Opti
     with setup.autocast():
         out = objective(net(lr))
     with torch.no_grad():  # aux_step sees a detached SR: no graph is kept for this decode
-        sr = objective.decode(out.detach().float())
+        sr = objective.decode(out).float()
     aux_logs = objective.aux_step(sr, hr, iteration)
     with setup.autocast():
         losses = objective.loss(out, hr, iteration)
@@ -278,7 +317,7 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix.rstrip(".")]
 
 
-def _read_manifests(data_dir: Path) -> dict[str, Any]:
+def read_manifests(data_dir: Path) -> dict[str, Any]:
     """The prepare/degrade manifests (``{"hr": ..., "lr": ...}``) that exist."""
     manifests = {}
     for stage in ("hr", "lr"):

@@ -1,0 +1,283 @@
+"""``run_sweep``: the sweep stage. One Ray Tune run compares every objective in ``params.sweep``.
+
+Steps: check the space against the schema and the storage and tracking settings (before Ray
+starts, so mistakes cost seconds); join or start Ray (``pipeline.tune.cluster``); open the MLflow
+parent run; run one Tuner whose trials span all objectives and seeds (random or grid search with
+Tune's ``BasicVariantGenerator``, or Optuna TPE; FIFO, ASHA or PBT scheduling on the
+``validations`` count); then write ``trials.csv``, ``best.yaml`` and ``models/<objective>/``
+(``pipeline.tune.outputs``) and settle the MLflow runs.
+
+The sweep folder is ``<sweep.storage_path>/<sweep.name>``; a new sweep replaces it. ``resume``
+continues it with ``Tuner.restore``: finished trials are kept, unfinished and errored ones go on
+from their last checkpoint, and the MLflow parent run (its id is kept in ``srloss_sweep.json``
+there) and child runs are continued, not duplicated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs
+
+from pipeline.config import Params, SweepConfig
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.tracking import artifact_root, check_tracking, ensure_experiment, is_remote, tracking_uri
+from pipeline.tune.cluster import cluster_address, ray_cluster, storage_filesystem, storage_location
+from pipeline.tune.ddp import run_ddp_trial
+from pipeline.tune.outputs import best_configurations, export_models, write_best_yaml, write_trials_csv
+from pipeline.tune.parent_run import ParentRun, describe_algorithms
+from pipeline.tune.results import (FAILED, STOPPED, Selection, TrialRecord, require_some_success, select_best,
+                                   trial_record)
+from pipeline.tune.space import SearchSpace, trial_choice
+from pipeline.tune.trial import SweepRun, run_trial
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "srloss_sweep.json"
+DDP_DRIVER_MEMORY = 2**28  # bytes reserved by a data-parallel trial's own process; its workers hold the CPUs/GPUs
+
+
+def run_sweep(params: Params, resume: bool = False) -> dict[str, Any]:
+    """Run the sweep declared in ``params.sweep`` (continue it with ``resume``); returns a summary."""
+    started = time.perf_counter()
+    config = params.sweep
+    space = SearchSpace(config)
+    max_validations = space.check_against(params)
+    _check_scheduling(config)
+    address = cluster_address(config.ray)
+    storage = storage_location(config.storage_path, address)
+    folder = f"{storage.rstrip('/')}/{config.name}"
+    base = params.model_copy(deep=True)
+    base.tracking.uri = tracking_uri(params) if params.tracking.enabled else params.tracking.uri
+    experiment_id = None
+    if base.tracking.enabled:
+        check_tracking(base.tracking.uri)
+        experiment_id = ensure_experiment(base.tracking.uri, base.tracking.experiment, artifact_root(base))
+    state = prepare_sweep_folder(folder, resume)
+
+    with ray_cluster(config.ray) as joined:
+        _warn_about_local_tracking(base)
+        parent = _parent_run(base, experiment_id, space, state) if experiment_id is not None else None
+        _write_state(folder, {"parent_run_id": parent.run_id if parent else None, "experiment_id": experiment_id,
+                              "tracking_uri": base.tracking.uri, "sweep_digest": params.digest("sweep")})
+        sweep = SweepRun(base, space, folder, parent.run_id if parent else None, experiment_id)
+        try:
+            log.info("sweep '%s' on Ray (%s): %s; results in %s", config.name, joined, json.dumps(space.describe()),
+                     folder)
+            with contextlib.redirect_stdout(sys.stderr):  # Tune prints progress; stdout is the CLI's summary
+                grid = _tuner(sweep, storage, max_validations, resume).fit()
+            filesystem, _ = storage_filesystem(folder)
+            records = [trial_record(result, config.metric, config.mode, filesystem) for result in grid]
+            if parent is not None:
+                parent.settle_trials(records, config.name)
+            summary = _write_outputs(base, space, records, parent, experiment_id)
+        except BaseException as error:
+            if parent is not None:
+                parent.fail(error)
+            raise
+    summary.update(name=config.name, folder=folder, resumed=resume,
+                   wall_seconds=round(time.perf_counter() - started, 1))
+    _log_table(summary)
+    return summary
+
+
+def _warn_about_local_tracking(base: Params) -> None:
+    """Trials on other nodes cannot write into this machine's SQLite file."""
+    import ray
+
+    nodes = sum(node["Alive"] for node in ray.nodes())
+    if base.tracking.enabled and nodes > 1 and not is_remote(base.tracking.uri):
+        log.warning("the Ray cluster has %d nodes but MLflow tracks to %s: trials on other nodes write to their own "
+                    "copy; run `mlflow server` and set tracking.uri=http://<host>:5000", nodes, base.tracking.uri)
+
+
+def _check_scheduling(config: SweepConfig) -> None:
+    if config.scheduler.name == "pbt":
+        if config.resources.workers > 1:
+            raise ConfigError("sweep.scheduler pbt needs sweep.resources.workers 1 (it moves Tune checkpoints between "
+                              "trials, which data-parallel trials keep in Ray Train); use asha or fifo")
+        if config.search == "optuna":
+            raise ConfigError("sweep.scheduler pbt chooses its own values; use search random or grid with it")
+
+
+def prepare_sweep_folder(folder: str, resume: bool) -> dict[str, Any]:
+    """Check (resume) or clear (new sweep) the sweep folder; the saved state of a resumed sweep."""
+    from ray import tune
+
+    filesystem, path = storage_filesystem(folder)
+    exists = filesystem.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+    if resume:
+        if not tune.Tuner.can_restore(folder):
+            raise PipelineError(f"--resume: there is no sweep to resume in '{folder}'; run the sweep without --resume "
+                                "(or set sweep.storage_path/sweep.name to the interrupted sweep's)")
+        for info in filesystem.get_file_info(pyarrow.fs.FileSelector(path)):
+            if info.base_name.startswith("experiment_state") and not _is_json(filesystem, info.path):
+                raise PipelineError(f"--resume: Ray Tune's run state '{info.path}' is damaged (the sweep was stopped "
+                                    "while writing it); run the sweep again without --resume")
+        state_path = f"{path}/{STATE_FILE}"
+        if filesystem.get_file_info(state_path).type == pyarrow.fs.FileType.NotFound:
+            return {}
+        with filesystem.open_input_stream(state_path) as handle:
+            return json.loads(handle.read().decode())
+    if exists:
+        log.info("replacing the earlier sweep folder %s (run with --resume to continue it instead)", folder)
+        filesystem.delete_dir(path)
+    return {}
+
+
+def _is_json(filesystem: pyarrow.fs.FileSystem, path: str) -> bool:
+    with filesystem.open_input_stream(path) as handle:
+        try:
+            json.loads(handle.read().decode())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return False
+    return True
+
+
+def _write_state(folder: str, state: dict[str, Any]) -> None:
+    filesystem, path = storage_filesystem(folder)
+    filesystem.create_dir(path)
+    with filesystem.open_output_stream(f"{path}/{STATE_FILE}") as handle:
+        handle.write(json.dumps(state, indent=1).encode())
+
+
+def _parent_run(base: Params, experiment_id: str, space: SearchSpace, state: dict[str, Any]) -> ParentRun:
+    """The resumed sweep's parent run when it is in the same store, else a new one."""
+    config = base.sweep
+    if state.get("sweep_digest") not in (None, base.digest("sweep")):
+        log.warning("params.sweep changed since the sweep began; the resumed sweep keeps its original trials and "
+                    "search state")
+    if state.get("parent_run_id") and state.get("tracking_uri") == base.tracking.uri \
+            and state.get("experiment_id") == experiment_id:
+        parent = ParentRun(base.tracking.uri, experiment_id, state["parent_run_id"])
+        parent.reopen()
+        log.info("continuing the sweep's MLflow parent run %s", parent.run_id)
+        return parent
+    return ParentRun.start(base, experiment_id, space, describe_algorithms(config.search, config.scheduler.name))
+
+
+def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool) -> Any:
+    import ray
+    from ray import tune
+
+    config = sweep.base.sweep
+    resources = config.resources
+    if resources.workers > 1:
+        trainable = tune.with_resources(tune.with_parameters(run_ddp_trial, sweep=sweep),
+                                        {"cpu": 0, "memory": DDP_DRIVER_MEMORY})
+    else:
+        trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=sweep),
+                                        {"cpu": resources.cpu, "gpu": resources.gpu})
+    if resume:
+        return tune.Tuner.restore(sweep.folder, trainable, resume_unfinished=True, resume_errored=True)
+    search_alg, param_space, samples = _search(sweep.space, config, sweep.base.seed)
+    max_concurrent = config.max_concurrent
+    if max_concurrent is None and resources.workers > 1:  # the trials themselves hold no CPUs: bound them here
+        cluster = ray.cluster_resources()
+        fits = [cluster.get("CPU", 0) // (resources.cpu * resources.workers)]
+        if resources.gpu:
+            fits.append(cluster.get("GPU", 0) // (resources.gpu * resources.workers))
+        max_concurrent = max(1, int(min(fits)))
+    tune_config = tune.TuneConfig(metric=config.metric, mode=config.mode, search_alg=search_alg,
+                                  scheduler=_scheduler(sweep.space, config, max_validations), num_samples=samples,
+                                  max_concurrent_trials=max_concurrent, trial_name_creator=trial_name,
+                                  trial_dirname_creator=trial_name)
+    verbose = 1 if log.isEnabledFor(logging.INFO) else 0  # Tune's progress tables, silenced by `-q`
+    run_config = tune.RunConfig(name=config.name, storage_path=storage, verbose=verbose,
+                                failure_config=tune.FailureConfig(max_failures=config.max_failures),
+                                checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
+    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+
+
+def trial_name(trial: Any) -> str:
+    """``<trial id>-<objective>-seed<index>``: the trial's name and folder (the id comes first)."""
+    choice = trial_choice(trial.config)
+    return f"{trial.trial_id}-{choice.objective}-seed{choice.seed_index}"
+
+
+def _search(space: SearchSpace, config: SweepConfig, seed: int) -> tuple[Any, dict[str, Any] | None, int]:
+    """``(search algorithm, param_space, num_samples)``."""
+    if config.search == "optuna":
+        from ray.tune.search import Repeater
+        from ray.tune.search.optuna import OptunaSearch
+
+        searcher = OptunaSearch(space=space.optuna_space, metric=config.metric, mode=config.mode, seed=seed)
+        if config.seeds > 1:  # Optuna sees the mean over the seeds of each configuration
+            searcher = Repeater(searcher, repeat=config.seeds, set_index=True)
+        return searcher, None, config.num_samples * config.seeds
+    from ray.tune.search import BasicVariantGenerator
+
+    return (BasicVariantGenerator(constant_grid_search=True, random_state=seed), space.tune_param_space(),
+            config.num_samples)
+
+
+def _scheduler(space: SearchSpace, config: SweepConfig, max_validations: int) -> Any:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+
+    scheduler = config.scheduler
+    if scheduler.name == "asha":  # max_t one past the last validation: a trial ends by itself and runs its on_end
+        return ASHAScheduler(time_attr="validations", max_t=max_validations + 1, grace_period=scheduler.grace_period,
+                             reduction_factor=scheduler.reduction_factor)
+    if scheduler.name == "pbt":
+        mutations = space.pbt_mutations()
+        if not mutations["space"]:
+            raise ConfigError("sweep.scheduler pbt needs a sampled key in sweep.space to mutate, e.g. "
+                              "{train.lr: {loguniform: [1e-4, 1e-3]}}")
+        return PopulationBasedTraining(time_attr="validations", perturbation_interval=scheduler.perturbation_interval,
+                                       hyperparam_mutations=mutations)
+    return FIFOScheduler()
+
+
+def _write_outputs(base: Params, space: SearchSpace, records: list[TrialRecord], parent: ParentRun | None,
+                   experiment_id: str | None) -> dict[str, Any]:
+    config = base.sweep
+    folder = Path(base.results_dir) / "sweep"
+    trials_csv, best_yaml = folder / "trials.csv", folder / "best.yaml"
+    write_trials_csv(records, trials_csv, config.metric)
+    require_some_success(records, str(trials_csv))
+    selections = select_best(records, config.mode)
+    write_best_yaml(best_configurations(selections, space, config.metric, config.mode), best_yaml)
+    tracking = ({"parent_run_id": parent.run_id, "experiment_id": experiment_id, "tracking_uri": base.tracking.uri}
+                if parent is not None else {})
+    models = export_models(selections, base, space, tracking, config.seeds)
+    counts = {"total": len(records), "failed": sum(r.status == FAILED for r in records),
+              "stopped_early": sum(r.status == STOPPED for r in records)}
+    without_model = sorted(set(space.objectives) - set(selections))
+    if parent is not None:
+        parent.finish(selections, [best_yaml, trials_csv], config.metric, counts)
+    return {"trials": counts["total"], "failed": counts["failed"], "stopped_early": counts["stopped_early"],
+            "metric": config.metric, "mode": config.mode,
+            "best": {name: _best_entry(selection) for name, selection in selections.items()},
+            "without_model": without_model,
+            "outputs": {"best_yaml": str(best_yaml), "trials_csv": str(trials_csv),
+                        "models": {name: str(path) for name, path in models.items()}},
+            "parent_run_id": parent.run_id if parent is not None else None}
+
+
+def _best_entry(selection: Selection) -> dict[str, Any]:
+    return {"mean": selection.mean, "std": selection.std, "seeds": len(selection.seeds),
+            "trial_id": selection.best.trial_id, "values": selection.best.choice.values}
+
+
+def _log_table(summary: dict[str, Any]) -> None:
+    """The summary as a table in the log: one line per objective."""
+    metric = summary["metric"]
+    rows = [("objective", f"{metric} mean", "std", "seeds", "best trial", "values")]
+    for name, entry in sorted(summary["best"].items()):
+        rows.append((name, f"{entry['mean']:.4f}", f"{entry['std']:.4f}", str(entry["seeds"]), entry["trial_id"],
+                     json.dumps(entry["values"]) if entry["values"] else "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows]
+    log.info("sweep '%s': %d trials (%d failed, %d stopped early) in %.1f s (%s %s)\n%s", summary["name"],
+             summary["trials"], summary["failed"], summary["stopped_early"], summary["wall_seconds"], summary["mode"],
+             metric, "\n".join(lines))
+    if summary["failed"]:
+        log.warning("%d trial(s) failed; their errors are in %s", summary["failed"], summary["outputs"]["trials_csv"])
+    if summary["without_model"]:
+        log.warning("no trial of %s produced a model", ", ".join(summary["without_model"]))
