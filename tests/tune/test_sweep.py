@@ -1,11 +1,18 @@
 """Whole sweeps on a local Ray cluster of 2 CPUs with tiny trials: ASHA over two objectives, a
-failing trial, Optuna with repeated seeds and a 2-worker data-parallel trial; each checks the
-outputs against trials.csv and the MLflow tree."""
+failing trial (one trial at a time), Optuna with repeated seeds and a 2-worker data-parallel
+trial; each checks the outputs against trials.csv and the MLflow tree."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -14,6 +21,7 @@ import yaml
 
 from pipeline.train.checkpoint import load_checkpoint
 from pipeline.tune.sweep import run_sweep
+from tests.test_tracking import free_port
 from tests.tune.sweep_params import sweep_params
 
 pytestmark = [pytest.mark.usefixtures("local_ray"), pytest.mark.slow]  # 15-30 s each
@@ -71,10 +79,59 @@ def test_an_asha_sweep_over_two_objectives_picks_the_best_trial_of_each(tiny_dat
     assert parent.data.metrics["best/l1/val/psnr"] == best["objectives"]["l1"]["mean"]
 
 
+@contextlib.contextmanager
+def mlflow_ui(backend_uri: str):
+    """``mlflow ui`` on a free 127.0.0.1 port, as the README tells users to start it; stopped after."""
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1", "--backend-store-uri", backend_uri]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "mlflow ui did not start in 60 s"
+                time.sleep(0.5)
+        yield url
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def rest(url: str, endpoint: str, body: dict | None = None) -> dict:
+    """GET ``endpoint`` (a query string may follow), or POST ``body`` as JSON, on MLflow's REST API."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{url}/api/2.0/mlflow/{endpoint}", data=data,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_the_mlflow_ui_lists_the_sweep_as_a_parent_with_its_child_runs(tiny_data, tmp_path):
+    params = sweep_params(tiny_data, tmp_path, {
+        "objectives": {name: {"loss": {"terms": {name: 1.0}}} for name in ("l1", "charbonnier")}, "reports": 1})
+    summary = run_sweep(params)
+    with mlflow_ui(params.tracking.uri) as url:
+        experiment = rest(url, f"experiments/get-by-name?experiment_name={params.tracking.experiment}")
+        experiment_id = experiment["experiment"]["experiment_id"]
+        runs = rest(url, "runs/search", {"experiment_ids": [experiment_id], "max_results": 100})["runs"]
+    by_id = {run["info"]["run_id"]: run for run in runs}
+    children = [run for run in runs
+                if {"key": "mlflow.parentRunId", "value": summary["parent_run_id"]} in run["data"].get("tags", [])]
+    assert summary["parent_run_id"] in by_id and len(children) == summary["trials"] == 2
+    assert all(any(m["key"] == "val/psnr" for m in child["data"].get("metrics", [])) for child in children)
+
+
 def test_a_failing_trial_is_retried_then_recorded_failed_while_the_sweep_goes_on(tiny_data, tmp_path):
     params = sweep_params(tiny_data, tmp_path, {
         "objectives": {"good": {"loss": {"terms": {"l1": 1.0}}}, "diverging": {"loss": {"terms": {"l1": 1.0}}}},
-        "space": {"diverging": {"train.lr": {"choice": [1e30]}}}, "reports": 2, "max_failures": 1})
+        "space": {"diverging": {"train.lr": {"choice": [1e30]}}}, "reports": 2, "max_failures": 1,
+        "max_concurrent": 1})
     summary = run_sweep(params)
     rows, best = read_outputs(params)
     by_objective = {row["objective"]: row for row in rows}
@@ -83,9 +140,12 @@ def test_a_failing_trial_is_retried_then_recorded_failed_while_the_sweep_goes_on
     failed = by_objective["diverging"]
     assert failed["status"] == "FAILED" and "training diverged at iteration 2" in failed["error"]
     assert list(best["objectives"]) == ["good"] and not (Path(params.models_dir) / "diverging").exists()
-    run = child_runs(params, summary["parent_run_id"])[failed["trial_id"]]
+    runs = child_runs(params, summary["parent_run_id"])
+    run = runs[failed["trial_id"]]
     assert run.info.status == "FAILED" and "training diverged" in run.data.tags["error"]
     assert run.data.tags["resumed_from_iteration"] == "0"  # the retry continued the first attempt's run
+    good = runs[by_objective["good"]["trial_id"]]
+    assert good.info.end_time <= run.info.start_time  # max_concurrent 1: one trial after the other
 
 
 def test_optuna_with_repeated_seeds_scores_configurations_by_their_mean(tiny_data, tmp_path):
