@@ -8,18 +8,22 @@ Small CPU trials (EDSR 2 blocks x 16 features, batch 4, HR patch 48, L1, ``--ite
 - ``fit`` alone, in this process with one thread, gives F, the training time of one trial.
 
 Each sweep's wall time is ``fixed + trials x (F + per_trial)``, so ``per_trial = (SN - S1) / (N - 1) - F``
-(actor start, imports, scheduling, reports, checkpoint copies, MLflow runs) and ``fixed = S1 - F -
-per_trial`` (starting Ray, the MLflow parent run, outputs, shutdown). Parallel efficiency is
-``SN / PN / N`` (1.0 when N trials on N CPUs take the time of one), end to end and for the trials
+(scheduling, reports, checkpoint copies, MLflow runs; trial processes are reused, so starting one
+and importing torch is paid once per concurrent slot) and ``fixed = S1 - F - per_trial`` (starting
+Ray and the first trial process, the MLflow parent run, outputs, shutdown); ``in_trial`` is the part of
+``per_trial`` spent inside the trial function (Tune's ``time_total_s`` minus F). Parallel efficiency
+is ``SN / PN / N`` (1.0 when N trials on N CPUs take the time of one), end to end and for the trials
 alone (fixed overhead removed); trials per hour = ``3600 N / PN``. Targets: efficiency >= 0.8 with 2
-trials on 2 CPUs, per-trial overhead < 2 s. Other load on the machine lowers the efficiency.
+trials on 2 CPUs, per-trial overhead < 2 s. Other load on the machine lowers the efficiency, so the
+1-minute load average before the runs is printed too.
 
-``PYTHONPATH=. python bench/sweep_throughput.py --trials 2 --cpus 2 --iterations 400``
+``PYTHONPATH=. python bench/sweep_throughput.py --trials 2 --cpus 2 --iterations 1000``
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import tempfile
@@ -32,6 +36,7 @@ import torch
 from pipeline.config import Params, validate
 from pipeline.degrade.imresize import imresize_uint8
 from pipeline.imageio import modcrop, write_png
+from pipeline.tracking import ensure_experiment
 from pipeline.train.loop import fit
 from pipeline.tune.space import SearchSpace, TrialChoice
 from pipeline.tune.sweep import run_sweep
@@ -65,17 +70,21 @@ def sweep_params(root: Path, name: str, trials: int, iterations: int, max_concur
     })
 
 
-def timed_sweep(params: Params) -> float:
+def timed_sweep(params: Params) -> tuple[float, float]:
+    """Wall seconds of ``run_sweep`` and the mean seconds spent inside its trial functions."""
     started = time.perf_counter()
     run_sweep(params)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    with (Path(params.results_dir) / "sweep" / "trials.csv").open() as handle:
+        inside = [float(row["seconds"]) for row in csv.DictReader(handle)]
+    return wall, sum(inside) / len(inside)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=2, help="N: trials run one at a time, then at once")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray cluster")
-    parser.add_argument("--iterations", type=int, default=400, help="training steps per trial")
+    parser.add_argument("--iterations", type=int, default=1000, help="training steps per trial")
     parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     args = parser.parse_args()
     if args.trials < 2:
@@ -86,21 +95,24 @@ def main() -> None:
         write_data(root / "data", np.random.default_rng(0))
         torch.set_num_threads(1)  # as a Ray trial with one CPU runs
         reference = sweep_params(root, "reference", 1, args.iterations, 1, args.cpus)
+        ensure_experiment(reference.tracking.uri, "bench", root / "mlartifacts")  # SQLite tables: not timed
+        load = os.getloadavg()[0]
         started = time.perf_counter()
         fit(SearchSpace(reference.sweep).trial_params(reference, TrialChoice("l1", {}, 0)), root / "fit")
         fit_seconds = time.perf_counter() - started
 
-        one = timed_sweep(sweep_params(root, "one", 1, args.iterations, 1, args.cpus))
-        sequential = timed_sweep(sweep_params(root, "sequential", args.trials, args.iterations, 1, args.cpus))
-        parallel = timed_sweep(sweep_params(root, "parallel", args.trials, args.iterations, args.trials, args.cpus))
+        one, _ = timed_sweep(sweep_params(root, "one", 1, args.iterations, 1, args.cpus))
+        sequential, inside = timed_sweep(sweep_params(root, "sequential", args.trials, args.iterations, 1, args.cpus))
+        parallel, _ = timed_sweep(sweep_params(root, "parallel", args.trials, args.iterations, args.trials, args.cpus))
 
     n = args.trials
     per_trial = (sequential - one) / (n - 1) - fit_seconds
     fixed = one - fit_seconds - per_trial
     figures = {
-        "trials": n, "cpus": args.cpus, "iterations": args.iterations, "load_average": os.getloadavg()[0],
+        "trials": n, "cpus": args.cpus, "iterations": args.iterations, "load_average_before": load,
         "fit_seconds": fit_seconds, "sweep_1_seconds": one, "sequential_seconds": sequential,
-        "parallel_seconds": parallel, "per_trial_overhead_seconds": per_trial, "per_sweep_overhead_seconds": fixed,
+        "parallel_seconds": parallel, "per_trial_overhead_seconds": per_trial,
+        "in_trial_overhead_seconds": inside - fit_seconds, "per_sweep_overhead_seconds": fixed,
         "efficiency": sequential / parallel / n,
         "efficiency_trials_only": (sequential - fixed) / (parallel - fixed) / n,
         "trials_per_hour": 3600 * n / parallel,

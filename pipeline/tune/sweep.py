@@ -176,7 +176,6 @@ def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool) ->
                                         {"cpu": resources.cpu, "gpu": resources.gpu})
     if resume:
         return tune.Tuner.restore(sweep.folder, trainable, resume_unfinished=True, resume_errored=True)
-    search_alg, param_space, samples = _search(sweep.space, config, sweep.base.seed)
     max_concurrent = config.max_concurrent
     if max_concurrent is None and resources.workers > 1:  # the trials themselves hold no CPUs: bound them here
         cluster = ray.cluster_resources()
@@ -184,10 +183,11 @@ def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool) ->
         if resources.gpu:
             fits.append(cluster.get("GPU", 0) // (resources.gpu * resources.workers))
         max_concurrent = max(1, int(min(fits)))
+    search_alg, param_space, samples = _search(sweep.space, config, sweep.base.seed, max_concurrent)
     tune_config = tune.TuneConfig(metric=config.metric, mode=config.mode, search_alg=search_alg,
                                   scheduler=_scheduler(sweep.space, config, max_validations), num_samples=samples,
-                                  max_concurrent_trials=max_concurrent, trial_name_creator=trial_name,
-                                  trial_dirname_creator=trial_name)
+                                  trial_name_creator=trial_name, trial_dirname_creator=trial_name,
+                                  reuse_actors=True)  # a finished trial's process (torch imported) runs the next
     verbose = 1 if log.isEnabledFor(logging.INFO) else 0  # Tune's progress tables, silenced by `-q`
     run_config = tune.RunConfig(name=config.name, storage_path=storage, verbose=verbose,
                                 failure_config=tune.FailureConfig(max_failures=config.max_failures),
@@ -201,20 +201,25 @@ def trial_name(trial: Any) -> str:
     return f"{trial.trial_id}-{choice.objective}-seed{choice.seed_index}"
 
 
-def _search(space: SearchSpace, config: SweepConfig, seed: int) -> tuple[Any, dict[str, Any] | None, int]:
-    """``(search algorithm, param_space, num_samples)``."""
+def _search(space: SearchSpace, config: SweepConfig, seed: int,
+            max_concurrent: int | None) -> tuple[Any, dict[str, Any] | None, int]:
+    """``(search algorithm, param_space, num_samples)``, running at most ``max_concurrent`` trials at once
+    (Tune ignores ``TuneConfig.max_concurrent_trials`` when given a ``BasicVariantGenerator``)."""
     if config.search == "optuna":
-        from ray.tune.search import Repeater
+        from ray.tune.search import ConcurrencyLimiter, Repeater
         from ray.tune.search.optuna import OptunaSearch
 
         searcher = OptunaSearch(space=space.optuna_space, metric=config.metric, mode=config.mode, seed=seed)
         if config.seeds > 1:  # Optuna sees the mean over the seeds of each configuration
             searcher = Repeater(searcher, repeat=config.seeds, set_index=True)
+        if max_concurrent is not None:
+            searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
         return searcher, None, config.num_samples * config.seeds
     from ray.tune.search import BasicVariantGenerator
 
-    return (BasicVariantGenerator(constant_grid_search=True, random_state=seed), space.tune_param_space(),
-            config.num_samples)
+    generator = BasicVariantGenerator(max_concurrent=max_concurrent or 0, constant_grid_search=True,
+                                      random_state=seed)
+    return generator, space.tune_param_space(), config.num_samples
 
 
 def _scheduler(space: SearchSpace, config: SweepConfig, max_validations: int) -> Any:
