@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from pipeline.config import LossConfig
@@ -27,6 +26,7 @@ from pipeline.objectives.lowpass import LowPass
 from pipeline.objectives.registry import build_objective
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
 from pipeline.train.loop import fit
+from tests.objectives.tiny_training import train_totals
 
 SET5 = Path(__file__).resolve().parents[2] / ".." / "shared" / "benchmarks" / "Set5"
 
@@ -49,26 +49,12 @@ def smooth_images(generator, batch=1, size=16):
     return F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
 
 
-def train_totals(objective, steps=10, seed=0):
-    """Total loss per step of a tiny conv net + the objective's head on one fixed batch."""
+def train_on_smooth_images(make_objective, steps=10, seed=0):
+    """Total loss per step of a tiny conv net + the objective's head on one fixed batch of smooth images."""
     generator = torch.Generator().manual_seed(seed)
     hr = smooth_images(generator)
     inputs = hr + 0.05 * torch.randn(hr.shape, generator=generator)
-    torch.manual_seed(seed)
-    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1))
-    optimizer = torch.optim.Adam([*net.parameters(), *objective.sr_parameters()], lr=1e-2)
-    totals = []
-    for iteration in range(steps):
-        out = objective(net(inputs))
-        objective.aux_step(objective.decode(out).detach(), hr, iteration)
-        total = objective.loss(out, hr, iteration)["total"]
-        optimizer.zero_grad()
-        total.backward()
-        grads = [p.grad for p in [*net.parameters(), *objective.sr_parameters()]]
-        assert all(g is not None and torch.isfinite(g).all() for g in grads)
-        optimizer.step()
-        totals.append(total.item())
-    return totals
+    return train_totals(make_objective, inputs, hr, steps, seed)
 
 
 def peak_extra_bytes(fn) -> int:
@@ -204,7 +190,7 @@ def test_cs_loss_is_cross_entropy_against_rounded_intensities():
 
 
 def test_cs_training_reduces_loss():
-    totals = train_totals(CrossEntropySR(16, 2, terms={}))
+    totals = train_on_smooth_images(lambda: CrossEntropySR(16, 2, terms={}))
     assert totals[-1] < 0.95 * totals[0]
 
 
@@ -322,7 +308,7 @@ def test_fcs_terms_are_l2_on_low_and_ce_on_high():
 def test_fcs_training_reduces_loss(quantizer):
     lowpass = {"kind": "gaussian", "sigma": 1.0, "kernel_size": 5}
     objective = FrequencyCrossEntropySR(16, 2, terms={}, quantizer=quantizer, lowpass=lowpass)
-    totals = train_totals(objective)
+    totals = train_on_smooth_images(lambda: objective)
     assert totals[-1] < 0.95 * totals[0]
 
 

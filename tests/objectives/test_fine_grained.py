@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from pipeline.config import LossConfig
 from pipeline.errors import ConfigError
@@ -13,6 +12,7 @@ from pipeline.objectives.fine_grained_loss import FineGrainedDynamicLoss, FineGr
 from pipeline.objectives.registry import build_objective
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
 from pipeline.train.loop import fit
+from tests.objectives.tiny_training import train_totals
 
 
 def one_hot(index, classes, height=20.0):
@@ -85,20 +85,7 @@ def test_training_reduces_loss_with_finite_gradients():
     coarse = torch.rand(1, 3, 4, 4, generator=generator)
     hr = F.interpolate(coarse, size=(16, 16), mode="bilinear", align_corners=False)
     inputs = hr + 0.05 * torch.randn(hr.shape, generator=generator)
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1))
-    objective = FineGrainedDynamicLoss(16, 2, terms={})
-    optimizer = torch.optim.Adam([*net.parameters(), *objective.sr_parameters()], lr=1e-2)
-    totals = []
-    for iteration in range(15):
-        out = objective(net(inputs))
-        objective.aux_step(objective.decode(out).detach(), hr, iteration)
-        total = objective.loss(out, hr, iteration)["total"]
-        optimizer.zero_grad()
-        total.backward()
-        assert all(torch.isfinite(p.grad).all() for p in [*net.parameters(), *objective.sr_parameters()])
-        optimizer.step()
-        totals.append(total.item())
+    totals = train_totals(lambda: FineGrainedDynamicLoss(16, 2, terms={}), inputs, hr, steps=15)
     assert totals[-1] < 0.9 * totals[0]
 
 

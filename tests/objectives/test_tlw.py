@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from pipeline.config import LossConfig
 from pipeline.errors import ConfigError, PipelineError
@@ -16,6 +15,7 @@ from pipeline.objectives.tlw_loss import TrainableLossWeights
 from pipeline.train.callbacks import Callback
 from pipeline.train.checkpoint import load_checkpoint
 from pipeline.train.loop import fit
+from tests.objectives.tiny_training import train_totals
 
 
 def small_tlw(**args):
@@ -125,20 +125,8 @@ def test_stochastic_variant_is_seeded_and_trains_the_head():
 @pytest.mark.parametrize("args", [{}, {"variant": "stochastic"}, {"base": "l2"}])
 def test_training_reduces_loss_with_finite_gradients(args):
     sr, hr = batch()
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1))
-    objective = TrainableLossWeights(16, 2, terms={}, total_iterations=100, features=8, depth=3, **args)
-    optimizer = torch.optim.Adam([*net.parameters(), *objective.sr_parameters()], lr=1e-2)
-    totals = []
-    for iteration in range(10):
-        out = objective(net(sr))
-        objective.aux_step(objective.decode(out).detach(), hr, iteration)
-        total = objective.loss(out, hr, iteration)["total"]
-        optimizer.zero_grad()
-        total.backward()
-        assert all(torch.isfinite(p.grad).all() for p in [*net.parameters(), *objective.sr_parameters()])
-        optimizer.step()
-        totals.append(total.item())
+    totals = train_totals(
+        lambda: TrainableLossWeights(16, 2, terms={}, total_iterations=100, features=8, depth=3, **args), sr, hr, steps=10)
     assert totals[-1] < 0.5 * totals[0]
 
 
