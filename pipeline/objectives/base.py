@@ -128,6 +128,12 @@ class Objective(nn.Module):
             logs.update({f"{name}/{k}": v for k, v in term.aux_step(sr, hr, iteration).items()})
         return logs
 
+    @property
+    def has_aux_step(self) -> bool:
+        """Whether ``aux_step`` does anything: the objective or one of its terms overrides it."""
+        overridden = type(self).aux_step is not Objective.aux_step
+        return overridden or any(type(term).aux_step is not LossTerm.aux_step for term in self.terms.values())
+
     def sr_parameters(self) -> list[nn.Parameter]:
         """Parameters trained with the network by the SR optimiser: the head's."""
         return list(self.head.parameters())

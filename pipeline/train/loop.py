@@ -240,9 +240,11 @@ def train_step(net: nn.Module, objective: Objective, optimizer: torch.optim.Opti
     optimizer.zero_grad(set_to_none=True)
     with setup.autocast():
         out = objective(net(lr))
-    with torch.no_grad():  # aux_step sees a detached SR: no graph is kept for this decode
-        sr = objective.decode(out).float()
-    aux_logs = objective.aux_step(sr, hr, iteration)
+    aux_logs: dict[str, float] = {}
+    if objective.has_aux_step:  # decode only for objectives with their own update (TLW, GAN)
+        with torch.no_grad():  # aux_step sees a detached SR: no graph is kept for this decode
+            sr = objective.decode(out).float()
+        aux_logs = objective.aux_step(sr, hr, iteration)
     with setup.autocast():
         losses = objective.loss(out, hr, iteration)
     scaler.scale(losses["total"]).backward()

@@ -59,3 +59,17 @@ def test_training_a_tiny_net_lowers_the_term(name, options, request):
     with torch.no_grad():
         after = term(net(degraded), hr).item()
     assert after < before
+
+
+def test_has_aux_step_is_true_exactly_for_objectives_with_their_own_update():
+    """The trainer skips the per-step decode when ``has_aux_step`` is False, so it must not miss one."""
+    from pipeline.config import LossConfig
+    from pipeline.objectives.registry import build_objective
+
+    def has(objective: str, terms: dict) -> bool:
+        return build_objective(LossConfig(objective=objective, terms=terms), 8, 2).has_aux_step
+
+    assert not has("regression", {"l1": 1.0, "grad2": 0.1})
+    assert not has("cs", {})
+    assert has("regression", {"l1": 1.0, "gan": 0.01})
+    assert has("tlw", {})
