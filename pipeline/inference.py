@@ -28,7 +28,7 @@ _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 
 class SuperResolver(nn.Module):
-    """``SR = clamp(objective.decode(objective(net(lr))), 0, 1)`` for ``lr`` [B, 3, h, w] in [0, 1]."""
+    """``SR = clamp(objective.predict(net(lr)), 0, 1)`` for ``lr`` [B, 3, h, w] in [0, 1]."""
 
     def __init__(self, net: nn.Module, objective: nn.Module, model_name: str, objective_name: str):
         super().__init__()
@@ -43,7 +43,7 @@ class SuperResolver(nn.Module):
         return f"{self.model_name} x{self.scale} trained with the '{self.objective_name}' objective"
 
     def forward(self, lr: Tensor) -> Tensor:
-        return self.objective.decode(self.objective(self.net(lr))).clamp(0, 1)
+        return self.objective.predict(self.net(lr)).clamp(0, 1)
 
 
 def load_super_resolver(source: str | Path, device: torch.device | str = "cpu",

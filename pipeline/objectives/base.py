@@ -4,6 +4,7 @@ A network ends in HR features ``[B, F, H, W]``. An ``Objective``:
 - ``head`` turns them into what its loss needs (RGB, class logits, bins, branches);
 - ``loss(out, hr, iteration)`` returns named terms and their weighted ``total``;
 - ``decode(out)`` turns head output into an RGB image in [0, 1] for metrics and inference;
+  ``predict(features)`` is ``decode(head(features))``, which an objective may compute in blocks;
 - ``aux_step(sr, hr, iteration)`` updates the objective's own trainable parts (a weighting
   network, a discriminator) with their own optimisers; the trainer calls it once per
   iteration, after the forward pass and before the SR update, so the trainer stays loss-agnostic.
@@ -103,6 +104,10 @@ class Objective(nn.Module):
 
     def decode(self, out: Tensor) -> Tensor:
         return out
+
+    def predict(self, features: Tensor) -> Tensor:
+        """The SR image for network features, ``decode(head(features))``: what inference and validation call."""
+        return self.decode(self(features))
 
     def own_terms(self, out: Tensor, hr: Tensor, iteration: int) -> dict[str, tuple[float, Tensor]]:
         """Terms on the head output: ``{name: (weight, value)}``. None for plain regression."""

@@ -86,8 +86,7 @@ class Validator:
     def _super_resolve(self, net: nn.Module, objective: Objective, lr_image: np.ndarray) -> Tensor:
         lr = _as_batch(lr_image, self.setup.device).contiguous(memory_format=self.setup.memory_format)
         with self.setup.autocast():
-            out = objective(net(lr))
-        return quantize(objective.decode(out).float())
+            return quantize(objective.predict(net(lr)).float())
 
     def _sample(self, pair: ImagePair, bicubic: np.ndarray, sr: Tensor) -> Sample:
         height, width = pair.hr.shape[:2]

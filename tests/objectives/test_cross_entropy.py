@@ -114,6 +114,26 @@ def test_chunked_ce_saves_only_logits_and_target():
     assert saved[0] is logits and saved[1].data_ptr() == target.data_ptr()
 
 
+def test_chunked_ce_second_backward_recomputes_the_same_gradient():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3 * LEVELS, 5, 7, requires_grad=True)
+    target = torch.randint(0, LEVELS, (2, 3, 5, 7))
+    loss = 2.5 * chunked_cross_entropy(logits, target, LEVELS, chunk_elements=1000)
+    first, = torch.autograd.grad(loss, logits, retain_graph=True)
+    second, = torch.autograd.grad(loss, logits)
+    expected, = torch.autograd.grad(2.5 * reference_ce(logits, target, LEVELS), logits)
+    torch.testing.assert_close(first, expected)
+    assert torch.equal(first, second)
+
+
+def test_chunked_ce_without_gradient_allocates_no_gradient_buffer():
+    logits = torch.randn(4, 3 * LEVELS, 24, 24)
+    target = torch.randint(0, LEVELS, (4, 3, 24, 24))
+    with torch.no_grad():
+        peak = peak_extra_bytes(lambda: chunked_cross_entropy(logits, target, LEVELS))
+    assert peak < 0.5 * logits.numel() * logits.element_size()
+
+
 def test_chunked_ce_peak_memory_within_one_and_a_half_logits():
     torch.manual_seed(0)
     logits = torch.randn(4, 3 * LEVELS, 24, 24, requires_grad=True)
@@ -153,6 +173,33 @@ def test_cs_decode_of_one_hot_logits_reproduces_image(mode):
         assert torch.equal(decoded, expected)
     else:
         torch.testing.assert_close(decoded, expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["expectation", "annealed"])
+def test_blocked_decode_equals_one_pass_softmax_mean(monkeypatch, mode):
+    torch.manual_seed(0)
+    logits = 4 * torch.randn(2, 3 * LEVELS, 9, 11)
+    values = torch.linspace(-0.5, 0.5, LEVELS)
+    whole = decode_classes(logits, values, mode, temperature=0.5)
+    monkeypatch.setattr("pipeline.objectives.cross_entropy_loss.DECODE_BLOCK_ELEMENTS", 6 * LEVELS * 7)
+    blocked = decode_classes(logits, values, mode, temperature=0.5)
+    grouped = logits.view(2, 3, LEVELS, 9, 11) / (0.5 if mode == "annealed" else 1.0)
+    expected = (grouped.softmax(dim=2) * values.view(1, 1, -1, 1, 1)).sum(dim=2)
+    torch.testing.assert_close(whole, expected)
+    torch.testing.assert_close(blocked, expected)
+
+
+@pytest.mark.parametrize("objective", ["cs", "fcs"])
+@pytest.mark.parametrize("kernel_size", [1, 3])
+def test_predict_in_row_blocks_equals_decoding_the_whole_head_output(monkeypatch, objective, kernel_size):
+    torch.manual_seed(0)
+    built = build_objective(LossConfig(objective=objective, args={"kernel_size": kernel_size}, terms={}), 8, 2)
+    features = torch.randn(2, 8, 13, 10)
+    with torch.no_grad():
+        whole = built.decode(built(features))
+        monkeypatch.setattr("pipeline.objectives.cross_entropy_loss.PREDICT_BLOCK_ELEMENTS", 2 * 3 * LEVELS * 10 * 3)
+        blocked = built.predict(features)
+    torch.testing.assert_close(blocked, whole, rtol=0, atol=1e-6)
 
 
 def test_cs_expectation_is_the_softmax_mean():
