@@ -30,7 +30,7 @@ from pipeline.report.metrics_file import BASELINE, ScoreTable
 from pipeline.report.publish import write_report
 from pipeline.report.scoring import ImageScorer, decode_ms_per_megapixel
 from pipeline.report.sweep_outputs import TrainedObjective, find_trained_objectives
-from pipeline.train.device import resolve_device
+from pipeline.train.device import keep_freed_cpu_memory, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ def evaluate_all(params: Params) -> dict[str, Any]:
     _check_scales(trained, scales)
     benchmarks = benchmark_names(params)
     device = resolve_device(config.device)
+    if device.type == "cpu":
+        keep_freed_cpu_memory()
     lpips = LpipsMetric.load(params.metrics.lpips)
     unavailable = {"lpips": lpips.reason} if isinstance(lpips, Unavailable) else {}
     lpips_metric = None if isinstance(lpips, Unavailable) else lpips.to(device)

@@ -43,7 +43,7 @@ from pipeline.objectives.base import Objective
 from pipeline.objectives.registry import build_objective
 from pipeline.train.callbacks import Callback, RunContext, TrainResult
 from pipeline.train.checkpoint import checkpoint_meta, load_checkpoint, save_checkpoint
-from pipeline.train.device import DeviceSetup, configure_determinism, plan_device
+from pipeline.train.device import DeviceSetup, configure_determinism, keep_freed_cpu_memory, plan_device
 from pipeline.train.distributed import GradientAverager, broadcast_weights, rank_and_world_size, share_from_rank0
 from pipeline.train.ema import ModelEma
 from pipeline.train.rng import rng_state, seed_everything, set_rng_state
@@ -69,6 +69,8 @@ def fit(params: Params, run_dir: Path, callbacks: Sequence[Callback] = (), resum
     best_path = run_dir / "checkpoints" / "best.pt"
     setup = plan_device(config)
     configure_determinism(config.deterministic)
+    if setup.device.type == "cpu":
+        keep_freed_cpu_memory()
     rank, world_size = rank_and_world_size()
 
     data_dir = Path(params.data_dir)

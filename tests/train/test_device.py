@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import platform
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -35,3 +38,27 @@ def test_amp_and_compile_are_switched_off_on_cpu_with_one_info_log(caplog):
 def test_amp_on_cuda():
     setup = plan_device(TrainConfig(device="cuda", amp="fp16"))
     assert setup.amp_dtype == torch.float16 and setup.uses_grad_scaler
+
+
+RSS_AFTER_FREE = """
+import sys, torch
+from pipeline.train.device import keep_freed_cpu_memory
+if sys.argv[1] == "keep":
+    assert keep_freed_cpu_memory()
+def rss_mib():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1]) // 1024
+before = rss_mib()
+block = torch.ones(64 * 2**20 // 4)
+del block
+print(rss_mib() - before)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
+def test_freed_large_cpu_tensors_stay_with_the_process_only_after_the_switch():
+    def retained_mib(mode):
+        done = subprocess.run([sys.executable, "-c", RSS_AFTER_FREE, mode], capture_output=True, text=True, check=True)
+        return int(done.stdout.strip())
+
+    assert retained_mib("default") < 8  # glibc unmapped the 64 MiB block on free
+    assert retained_mib("keep") >= 60  # the heap kept it for the next large tensor
