@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)
 
+# The stages run `python stages/<name>.py`: the venv's python must come first on PATH.
 repro: setup
-	$(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" $(BIN)/dvc repro
 
 test: setup
 	$(BIN)/python -m pytest
