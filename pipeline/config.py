@@ -246,10 +246,12 @@ class SweepConfig(Strict):
 
 # ---------------------------------------------------------------- evaluate
 class EvaluateConfig(Strict):
-    scales: list[int] = [2]
-    benchmarks: list[str] | None = None
-    tile: int = Field(256, ge=16)
-    tile_overlap: int = Field(16, ge=0)
+    """The evaluate stage: every trained model and bicubic on the benchmarks."""
+
+    scales: list[int] = Field([2], description="scales scored; a model only at the scale it was trained for")
+    benchmarks: list[str] | None = Field(None, description="benchmark names; None = every folder in data_dir/benchmarks")
+    tile: int = Field(256, ge=16, description="LR tile side for inference (bounds memory)")
+    tile_overlap: int = Field(16, ge=0, description="LR pixels of context around each tile")
     crop_size: int = Field(96, ge=16, description="side of the comparison-image crop")
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N")
 

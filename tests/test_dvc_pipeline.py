@@ -1,0 +1,91 @@
+"""`dvc repro` and `dvc exp run` on a copy of this checkout with a tiny study (all four stages)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.imageio import write_png
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.slow  # about two minutes: two full pipelines and one experiment
+
+
+def run(args: list[str], cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(cwd),
+           "OMP_NUM_THREADS": "1"}
+    env.pop("RAY_ADDRESS", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout + done.stderr
+
+
+def tiny_study(params: dict, benchmark: Path) -> dict:
+    """The shipped params.yaml shrunk to seconds: two objectives, 1-block EDSR, 8 iterations, one benchmark."""
+    params["prepare"].update(val_count=1, benchmarks={"Tiny": {"kind": "folder", "path": str(benchmark)}})
+    params["degrade"]["scales"] = [2]
+    params["model"]["args"] = {"n_blocks": 1, "n_feats": 8}
+    params["train"].update(iterations=8, batch_size=2, patch_size=16, val_every=4, checkpoint_every=4, progress=False)
+    params["tracking"]["log_model"] = False
+    objectives = params["sweep"]["objectives"]
+    params["sweep"].update(objectives={"l1": objectives["l1"], "grad2": objectives["grad2"]}, seeds=1, reports=2)
+    return params
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A git checkout of this project's tracked files with the tiny study committed as params.yaml."""
+    base = tmp_path_factory.mktemp("dvc")
+    benchmark = base / "benchmark"
+    rng = np.random.default_rng(0)
+    for index in range(2):
+        write_png(benchmark / f"img{index}.png", rng.integers(0, 256, (40, 36, 3), dtype=np.uint8))
+    project = base / "project"
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in tracked:
+        if (ROOT / name).is_file():
+            (project / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, project / name)
+    params = tiny_study(yaml.safe_load((ROOT / "params.yaml").read_text()), benchmark)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny study"]):
+        subprocess.run(command, cwd=project, check=True)
+    return project
+
+
+def test_repro_builds_the_study_and_a_second_repro_does_nothing(project):
+    run(["dvc", "repro"], project)
+    metrics = json.loads((project / "results" / "metrics.json").read_text())
+    assert set(metrics["Tiny"]["x2"]) == {"bicubic", "l1", "grad2"}
+    assert (project / "results" / "leaderboard.md").is_file()
+    assert any((project / "results" / "plots").glob("*.png"))
+    again = run(["dvc", "repro"], project)
+    assert "Running stage" not in again
+    assert "up to date" in run(["dvc", "status"], project)
+
+
+def test_exp_run_with_a_sweep_override_reruns_only_sweep_and_evaluate(project):
+    if not (project / "results" / "metrics.json").is_file():
+        run(["dvc", "repro"], project)
+    log = run(["dvc", "exp", "run", "-n", "wider-grad2", "-S", "sweep.num_samples=2",
+               "-S", "sweep.objectives.grad2.loss.terms.grad2=0.3"], project)
+    ran = {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")}
+    assert ran == {"sweep", "evaluate"}
+    trials = (project / "results" / "sweep" / "trials.csv").read_text().splitlines()
+    assert len(trials) == 1 + 2 * 2  # header + 2 objectives x 2 samples
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project))
+    experiments = [exp for commit in shown for exp in (commit.get("experiments") or [])]
+    names = [exp.get("name") for exp in experiments]
+    assert "wider-grad2" in names
