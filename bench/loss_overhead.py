@@ -1,7 +1,9 @@
 """Training-step time and peak memory of each objective relative to plain L1, on EDSR-baseline.
 
 One step is what ``pipeline.train.loop.train_step`` does in float32: ``out = objective(net(lr))``,
-``decode`` without gradient, ``aux_step``, ``loss``, backward, one Adam step over the network and the head. Time: the median over
+``decode`` without gradient and ``aux_step`` (only for objectives with an own update step, as the
+trainer does), ``loss``, backward, one Adam step over the network and the head; on CPU with glibc
+keeping freed memory, as ``fit`` does (``pipeline.train.device.keep_freed_cpu_memory``). Time: the median over
 ``--iters`` steps per objective, the objectives interleaved round by round (starting one later
 each round) so that drifting machine load hits all of them alike; ratio = median / median of ``l1``.
 
@@ -31,6 +33,7 @@ from torch.profiler import ProfilerActivity, profile
 from pipeline.config import LossConfig
 from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
+from pipeline.train.device import keep_freed_cpu_memory
 
 CASES: dict[str, dict[str, Any]] = {
     "l1": {"objective": "regression", "terms": {"l1": 1.0}},
@@ -60,9 +63,10 @@ class Case:
     def step(self, lr: torch.Tensor, hr: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         out = self.objective(self.net(lr))
-        with torch.no_grad():
-            sr = self.objective.decode(out)
-        self.objective.aux_step(sr, hr, self.iteration)
+        if self.objective.has_aux_step:
+            with torch.no_grad():
+                sr = self.objective.decode(out)
+            self.objective.aux_step(sr, hr, self.iteration)
         self.objective.loss(out, hr, self.iteration)["total"].backward()
         self.optimizer.step()
         self.iteration += 1
@@ -108,6 +112,8 @@ def main() -> None:
     names = ["l1", *[n for n in args.objectives if n != "l1"]]
 
     device = torch.device(args.device)
+    if device.type == "cpu":
+        keep_freed_cpu_memory()
     generator = torch.Generator().manual_seed(0)
     hr = torch.rand(args.batch, 3, args.patch, args.patch, generator=generator).to(device)
     lr = F.avg_pool2d(hr, args.scale)
