@@ -226,6 +226,7 @@ class SweepConfig(Strict):
 
     objectives: dict[str, dict[str, Any]] = Field({"l1": {"loss": {"terms": {"l1": 1.0}}}},
                                                   description="name -> params fragment merged onto these params")
+    only: list[str] | None = Field(None, description="names from sweep.objectives to run; None = all of them")
     space: dict[str, dict[str, dict[str, Any]]] = Field(
         {}, description="objective -> {dotted key: {form: [...]}}, form: choice, grid, uniform, loguniform, randint")
     search: Literal["random", "grid", "optuna"] = Field("random", description="random/grid (Tune), optuna (TPE)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -76,16 +77,34 @@ def test_repro_builds_the_study_and_a_second_repro_does_nothing(project):
     assert "up to date" in run(["dvc", "status"], project)
 
 
-def test_exp_run_with_a_sweep_override_reruns_only_sweep_and_evaluate(project):
+def test_changing_one_loss_weight_changes_only_the_sweep_stage(project):
     if not (project / "results" / "metrics.json").is_file():
         run(["dvc", "repro"], project)
-    log = run(["dvc", "exp", "run", "-n", "wider-grad2", "-S", "sweep.num_samples=2",
-               "-S", "sweep.objectives.grad2.loss.terms.grad2=0.3"], project)
+    params_file = project / "params.yaml"
+    committed = params_file.read_text()
+    params = yaml.safe_load(committed)
+    params["sweep"]["objectives"]["grad2"]["loss"]["terms"]["grad2"] = 0.3
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        changed = json.loads(run(["dvc", "status", "--json"], project))
+    finally:
+        params_file.write_text(committed)
+    assert set(changed) == {"sweep"}  # evaluate follows through the models the sweep rewrites
+
+
+def test_exp_run_samples_a_loss_weight_rerunning_only_sweep_and_evaluate(project):
+    if not (project / "results" / "metrics.json").is_file():
+        run(["dvc", "repro"], project)
+    log = run(["dvc", "exp", "run", "-n", "grad2-weights", "-S", "sweep.num_samples=2",
+               "-S", "+sweep.space.grad2={loss.terms.grad2: {loguniform: [0.01, 1.0]}}",
+               "-S", "sweep.only=[grad2]"], project)
     ran = {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")}
     assert ran == {"sweep", "evaluate"}
-    trials = (project / "results" / "sweep" / "trials.csv").read_text().splitlines()
-    assert len(trials) == 1 + 2 * 2  # header + 2 objectives x 2 samples
+    with (project / "results" / "sweep" / "trials.csv").open() as handle:
+        trials = list(csv.DictReader(handle))
+    assert [trial["objective"] for trial in trials] == ["grad2", "grad2"]
+    weights = {float(trial["loss.terms.grad2"]) for trial in trials}
+    assert len(weights) == 2 and all(0.01 <= weight <= 1.0 for weight in weights)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project))
-    experiments = [exp for commit in shown for exp in (commit.get("experiments") or [])]
-    names = [exp.get("name") for exp in experiments]
-    assert "wider-grad2" in names
+    names = [exp.get("name") for commit in shown for exp in (commit.get("experiments") or [])]
+    assert "grad2-weights" in names

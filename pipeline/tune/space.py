@@ -3,7 +3,7 @@ spaces, and one trial's configuration back to the ``Params`` it trains with.
 
 ``sweep.objectives`` maps a name to a params fragment merged onto the base params: sections merge
 key by key, free-form values (``loss.args``, ``loss.terms``, ``model.args``, lists) are replaced
-whole. ``sweep.space`` maps an objective name to ``{dotted params key: form}``, the forms being
+whole; ``sweep.only`` picks some of them (``dvc exp run -S`` merges mappings, so it cannot drop one). ``sweep.space`` maps an objective name to ``{dotted params key: form}``, the forms being
 ``{choice: [...]}``, ``{grid: [...]}`` (every value is tried), ``{uniform: [a, b]}``,
 ``{loguniform: [a, b]}`` (``0 < a < b``) and ``{randint: [a, b]}`` (integers ``a..b``, both
 included). Under ``search: grid`` a ``choice`` is tried exhaustively too.
@@ -100,17 +100,22 @@ class SearchSpace:
     def __init__(self, sweep: SweepConfig):
         self.search = sweep.search
         self.seeds = sweep.seeds
-        self.objectives = dict(sweep.objectives)
-        if not self.objectives:
+        declared = dict(sweep.objectives)
+        if not declared:
             raise ConfigError("sweep.objectives is empty; name at least one, e.g. {l1: {loss: {terms: {l1: 1.0}}}}")
-        for name in self.objectives:
+        for name in declared:
             if not OBJECTIVE_NAME.match(name):
                 raise ConfigError(f"sweep.objectives: the name '{name}' is also a folder name under models/; "
                                   "use letters, digits, '_', '-' and '.'")
-        unknown = sorted(set(sweep.space) - set(self.objectives))
-        if unknown:
-            raise ConfigError(f"sweep.space names objective(s) {', '.join(unknown)} that sweep.objectives lacks; "
-                              f"use one of: {', '.join(self.objectives)}")
+        for key, names in (("sweep.space", sorted(sweep.space)), ("sweep.only", sweep.only or [])):
+            unknown = [name for name in names if name not in declared]
+            if unknown:
+                raise ConfigError(f"{key} names objective(s) {', '.join(unknown)} that sweep.objectives lacks; "
+                                  f"use one of: {', '.join(declared)}")
+        if sweep.only == []:
+            raise ConfigError("sweep.only is empty; name objectives to run, or set it to null to run all of them")
+        self.objectives = {name: fragment for name, fragment in declared.items()
+                           if sweep.only is None or name in sweep.only}
         self.dimensions = {name: [_dimension(name, key, spec, sweep.search)
                                   for key, spec in sweep.space.get(name, {}).items()] for name in self.objectives}
 
@@ -194,6 +199,13 @@ class SearchSpace:
             except ConfigError as exc:
                 raise ConfigError(f"sweep.objectives.{name}{f' with {first}' if first else ''}: {exc}") from None
         return most
+
+    def repeated_identically(self, num_samples: int) -> list[str]:
+        """Objectives that ``num_samples`` > 1 trains several times with the same settings and seeds:
+        the random and grid generators repeat the whole grid, and nothing of theirs is sampled."""
+        if num_samples < 2 or self.search == "optuna":
+            return []
+        return [name for name, dimensions in self.dimensions.items() if all(d.exhaustive for d in dimensions)]
 
     def describe(self) -> dict[str, Any]:
         """The space as plain data (for the MLflow parent run and logs)."""

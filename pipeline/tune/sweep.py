@@ -50,6 +50,11 @@ def run_sweep(params: Params, resume: bool = False) -> dict[str, Any]:
     space = SearchSpace(config)
     max_validations = space.check_against(params)
     _check_scheduling(config)
+    repeated = space.repeated_identically(config.num_samples)
+    if repeated:
+        log.warning("sweep.num_samples=%d trains %s %d times each with identical settings and seeds (none of "
+                    "their keys is sampled in sweep.space); use sweep.seeds for repeats, or sample keys in "
+                    "sweep.space", config.num_samples, ", ".join(repeated), config.num_samples)
     address = cluster_address(config.ray)
     storage = storage_location(config.storage_path, address)
     folder = f"{storage.rstrip('/')}/{config.name}"

@@ -32,6 +32,22 @@ def test_grid_values_multiply_only_their_own_objective():
         *({"objective": "fcs", "grid": {"loss.args.lowpass.sigma": s}} for s in (0.5, 1.0, 2.0))]
 
 
+def test_objectives_without_sampled_keys_are_named_as_repeated_by_num_samples():
+    space = space_of(fcs={"train.lr": LR_RANGE}, l1={"train.batch_size": {"grid": [2, 4]}})
+    assert space.repeated_identically(1) == []
+    assert space.repeated_identically(8) == ["l1"]
+    assert space_of("grid", fcs={"train.lr": {"choice": [1e-3, 1e-4]}}).repeated_identically(2) == ["l1", "fcs"]
+    assert space_of("optuna", fcs={"train.lr": LR_RANGE}).repeated_identically(8) == []
+
+
+def test_only_runs_a_subset_of_the_objectives_and_rejects_unknown_names():
+    assert list(SearchSpace(SweepConfig(objectives=OBJECTIVES, only=["fcs"])).objectives) == ["fcs"]
+    with pytest.raises(ConfigError, match="sweep.only names objective.s. l2 that sweep.objectives lacks"):
+        SearchSpace(SweepConfig(objectives=OBJECTIVES, only=["l2"]))
+    with pytest.raises(ConfigError, match="sweep.only is empty"):
+        SearchSpace(SweepConfig(objectives=OBJECTIVES, only=[]))
+
+
 def test_sampled_values_are_shared_by_the_seeds_of_a_configuration():
     space = space_of(seeds=3, fcs={"train.lr": LR_RANGE, "loss.args.lowpass.sigma": {"uniform": [0.5, 2]}},
                      l1={"train.batch_size": {"randint": [2, 3]}})
