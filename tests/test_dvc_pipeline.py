@@ -60,8 +60,9 @@ def project(tmp_path_factory) -> Path:
             shutil.copy2(ROOT / name, project / name)
     params = tiny_study(yaml.safe_load((ROOT / "params.yaml").read_text()), benchmark)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny study"]):
+    for command in (["git", "init", "-q"], ["git", "config", "user.name", "srloss tests"],
+                    ["git", "config", "user.email", "tests@srloss.invalid"], ["git", "add", "-A"],
+                    ["git", "commit", "-qm", "tiny study"]):  # dvc exp commits with the repository's identity
         subprocess.run(command, cwd=project, check=True)
     return project
 
