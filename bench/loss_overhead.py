@@ -112,8 +112,7 @@ def main() -> None:
     names = ["l1", *[n for n in args.objectives if n != "l1"]]
 
     device = torch.device(args.device)
-    if device.type == "cpu":
-        keep_freed_cpu_memory()
+    keep_freed_cpu_memory(device)
     generator = torch.Generator().manual_seed(0)
     hr = torch.rand(args.batch, 3, args.patch, args.patch, generator=generator).to(device)
     lr = F.avg_pool2d(hr, args.scale)

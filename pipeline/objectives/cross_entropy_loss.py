@@ -84,8 +84,8 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
             gradient = torch.empty_like(logits, memory_format=torch.contiguous_format)
         total = _cross_entropy_pass(logits, target, classes, chunk_elements, gradient)
         ctx.save_for_backward(logits, target)
-        ctx.classes, ctx.chunk_elements, ctx.gradient = classes, chunk_elements, gradient
-        return total / target.numel()
+        ctx.classes, ctx.chunk_elements, ctx.count, ctx.gradient = classes, chunk_elements, target.numel(), gradient
+        return total / ctx.count
 
     @staticmethod
     @once_differentiable
@@ -95,7 +95,7 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
             logits, target = ctx.saved_tensors
             gradient = torch.empty_like(logits, memory_format=torch.contiguous_format)
             _cross_entropy_pass(logits, target, ctx.classes, ctx.chunk_elements, gradient)
-        return gradient.mul_(grad_output.to(gradient.dtype) / ctx.saved_tensors[1].numel()), None, None, None
+        return gradient.mul_(grad_output.to(gradient.dtype) / ctx.count), None, None, None
 
 
 def _budget(numel: int, chunk_elements: int) -> int:
@@ -219,8 +219,8 @@ class _ClassDecoding:
         """``decode(head(features))`` over blocks of rows with one row of context on each side.
 
         Heads are 1x1 or 3x3 convolutions, so each block's rows equal those of the whole; only
-        one block's 768 logits per pixel exist at a time (at most ``PREDICT_BLOCK_ELEMENTS``):
-        a 1024 x 1024 output needs 4 MiB of logits at a time instead of 3 GiB.
+        one block's 768 logits per pixel exist at a time (about ``PREDICT_BLOCK_ELEMENTS``): a
+        1024 x 1024 output needs about 16 MiB of float32 logits at a time instead of 3 GiB.
         """
         batch, _, height, width = features.shape
         rows = max(1, PREDICT_BLOCK_ELEMENTS // (batch * 3 * LEVELS * width))

@@ -45,8 +45,7 @@ def evaluate_all(params: Params) -> dict[str, Any]:
     _check_scales(trained, scales)
     benchmarks = benchmark_names(params)
     device = resolve_device(config.device)
-    if device.type == "cpu":
-        keep_freed_cpu_memory()
+    keep_freed_cpu_memory(device)
     lpips = LpipsMetric.load(params.metrics.lpips)
     unavailable = {"lpips": lpips.reason} if isinstance(lpips, Unavailable) else {}
     lpips_metric = None if isinstance(lpips, Unavailable) else lpips.to(device)

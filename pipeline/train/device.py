@@ -87,17 +87,17 @@ def configure_determinism(deterministic: bool) -> None:
     torch.backends.cudnn.benchmark = not deterministic
 
 
-def keep_freed_cpu_memory() -> bool:
-    """Let glibc keep freed CPU memory for reuse instead of returning it to the system.
+def keep_freed_cpu_memory(device: torch.device) -> bool:
+    """On CPU, let glibc keep freed memory for reuse instead of returning it to the system.
 
     By default glibc serves every block above 32 MiB with a fresh ``mmap`` and unmaps it on free,
     so each large temporary (a CS/FCS step makes several 56 MiB ones at batch 8, patch 48) is
     page-faulted in again every step; with ``M_MMAP_MAX = 0`` and a 2 GiB ``M_TRIM_THRESHOLD``
-    the heap keeps them, as PyTorch's CUDA caching allocator does on GPU. That makes a CS training
-    step about a fifth faster on CPU (``bench/loss_overhead.py``). The process's resident memory
-    then stays at its peak. Returns whether the switch applied (glibc only).
+    the heap keeps them, as PyTorch's CUDA caching allocator does on GPU. Measured on one thread,
+    EDSR 4x32, batch 8, patch 48: a CS step 145 -> 116 ms, an L1 step 44 -> 38 ms. The process's
+    resident memory then stays at its peak. Returns whether the switch applied (CPU and glibc only).
     """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if device.type != "cpu" or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(None)
     return bool(libc.mallopt(GLIBC_M_MMAP_MAX, 0)) and bool(libc.mallopt(GLIBC_M_TRIM_THRESHOLD, 2**31 - 1))

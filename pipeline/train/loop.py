@@ -69,8 +69,7 @@ def fit(params: Params, run_dir: Path, callbacks: Sequence[Callback] = (), resum
     best_path = run_dir / "checkpoints" / "best.pt"
     setup = plan_device(config)
     configure_determinism(config.deterministic)
-    if setup.device.type == "cpu":
-        keep_freed_cpu_memory()
+    keep_freed_cpu_memory(setup.device)
     rank, world_size = rank_and_world_size()
 
     data_dir = Path(params.data_dir)

@@ -6,16 +6,7 @@ import torch.nn.functional as F
 
 from pipeline.models.registry import build_model
 from pipeline.objectives.base import RGBHead
-
-TINY_CONFIGS = {
-    "srcnn": {"n1": 16, "n2": 8, "f2": 1},
-    "vdsr": {"depth": 4, "n_feats": 16},
-    "espcn": {"n1": 16, "n2": 8},
-    "fsrcnn": {"d": 16, "s": 4, "m": 1},
-    "edsr": {"n_blocks": 2, "n_feats": 16},
-    "lapsrn": {"n_feats": 16, "depth": 2},
-    "dbpn": {"stages": 2, "n_feats": 8, "n_init": 16},
-}
+from tests.models.tiny_networks import TINY_NETWORKS
 
 
 def textured_patch() -> torch.Tensor:
@@ -25,12 +16,12 @@ def textured_patch() -> torch.Tensor:
     return torch.stack(channels)[None]
 
 
-@pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
+@pytest.mark.parametrize("name", sorted(TINY_NETWORKS))
 def test_tiny_network_overfits_one_patch(name):
     torch.manual_seed(0)
     hr = textured_patch()
     lr = F.avg_pool2d(hr, 2)
-    net = build_model(name, 2, TINY_CONFIGS[name])
+    net = build_model(name, 2, TINY_NETWORKS[name])
     head = RGBHead(net.feature_channels)
     optimizer = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=5e-3)
     losses = []

@@ -12,7 +12,7 @@ import torch
 
 from pipeline.config import TrainConfig
 from pipeline.errors import PipelineError
-from pipeline.train.device import plan_device, resolve_device
+from pipeline.train.device import keep_freed_cpu_memory, plan_device, resolve_device
 
 
 def test_auto_picks_cuda_only_when_present():
@@ -44,7 +44,7 @@ RSS_AFTER_FREE = """
 import sys, torch
 from pipeline.train.device import keep_freed_cpu_memory
 if sys.argv[1] == "keep":
-    assert keep_freed_cpu_memory()
+    assert keep_freed_cpu_memory(torch.device("cpu"))
 def rss_mib():
     return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1]) // 1024
 torch.ones(1000).add_(1)  # lazy initialisation happens before the measurement
@@ -63,3 +63,4 @@ def test_freed_large_cpu_tensors_stay_with_the_process_only_after_the_switch():
 
     assert retained_mib("default") < 64  # glibc unmapped the 256 MiB block on free
     assert retained_mib("keep") >= 250  # the heap kept it for the next large tensor
+    assert not keep_freed_cpu_memory(torch.device("cuda"))  # GPU runs leave the CPU allocator alone

@@ -14,6 +14,7 @@ from pipeline.errors import PipelineError
 from pipeline.train.callbacks import Callback
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
 from pipeline.train.loop import fit
+from tests.models.tiny_networks import TINY_NETWORKS
 
 
 class Recorder(Callback):
@@ -182,20 +183,9 @@ def test_optional_paths_train_and_restore_the_ema_weights(tiny_data, tmp_path):
     assert not all(torch.equal(value, checkpoint["model"][key]) for key, value in restored.items())
 
 
-FAMILIES = {
-    "srcnn": {"n1": 16, "n2": 8},
-    "vdsr": {"depth": 3, "n_feats": 16},
-    "espcn": {"n1": 16, "n2": 8},
-    "fsrcnn": {"d": 16, "s": 8, "m": 1},
-    "edsr": {"n_blocks": 2, "n_feats": 16},
-    "lapsrn": {"n_feats": 16, "depth": 2},
-    "dbpn": {"stages": 2, "n_feats": 16, "n_init": 32},
-}
-
-
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("name", TINY_NETWORKS)
 def test_every_network_family_learns(tiny_data, tmp_path, name):
-    tiny_data.model.name, tiny_data.model.args = name, FAMILIES[name]
+    tiny_data.model.name, tiny_data.model.args = name, TINY_NETWORKS[name]
     train = tiny_data.train
     train.iterations, train.val_every, train.log_every, train.checkpoint_every, train.lr = 40, 5, 5, 40, 2e-3
     recorder = Recorder()
