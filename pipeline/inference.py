@@ -14,10 +14,8 @@ import re
 import tempfile
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import torch
-from mlflow.exceptions import MlflowException
 from torch import Tensor, nn
 
 from pipeline.errors import PipelineError
@@ -77,6 +75,9 @@ def _load_checkpoint(path: Path) -> SuperResolver:
 
 
 def _load_mlflow_model(uri: str, tracking_uri: str | None) -> SuperResolver:
+    import mlflow  # here, not at the top: checkpoints and tiling need no MLflow (see bench/gpu_check.py)
+    from mlflow.exceptions import MlflowException
+
     with tempfile.TemporaryDirectory(prefix="srloss-model-") as folder:
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder, tracking_uri=tracking_uri,
