@@ -1,6 +1,7 @@
 """GPU check: the training loop, every objective, CUDA against CPU, tiled inference and the CUDA-only tests.
 
-One command on a CUDA machine (sized for under 8 minutes on one H200), with tracking off and no Ray:
+One command on a CUDA machine, with tracking off and no Ray (sized to take well under 8 minutes on one
+H200; an estimate, since it has not run there yet; ``seconds`` in the JSON records each section's time):
 ``PYTHONPATH=. python bench/gpu_check.py --out gpu-check``; ``--smoke`` runs every section with tiny
 sizes on the CPU in seconds (the test suite does). Writes ``OUT/gpu_check.json`` and ``OUT/gpu_check.md``.
 
@@ -418,6 +419,7 @@ def cuda_test_files() -> list[str]:
 
 
 def check_cuda_tests(work: Path) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
     report = work / "cuda_tests.xml"
     selection = ["-m", "cuda", "-q", "-p", "no:cacheprovider", *cuda_test_files()]
     command = [sys.executable, "-m", "pytest", f"--junitxml={report}", *selection]
@@ -441,41 +443,67 @@ def machine(device: torch.device, smoke: bool) -> dict[str, Any]:
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
+def training_rows(training: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    rows = []
+    for name, variant in training["variants"].items():
+        r = variant["ratio"]
+        rows.append((f"fit / plain loop, {name}", f"{variant['fit_ms']:.1f} / {variant['plain_ms']:.1f} ms/step, "
+                     f"ratio {r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f})", f"<= {training['target']:.2f}",
+                     variant["meets_target"]))
+    return rows
+
+
+def data_bound_rows(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    r = data["ratio"]
+    return [(f"data-bound ratio, {data['workers']} workers", f"{r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f})",
+             f"<= {data['target']:.2f}", data["meets_target"])]
+
+
+def objective_rows(objectives: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    precision = "float32" if objectives["amp"] == "none" else objectives["amp"]
+    return [(f"one {precision} step, {name}",
+             f"unavailable: {case['unavailable']}" if "unavailable" in case else
+             f"{case['step_ms']:.1f} ms, {case['ratio_to_l1']:.2f}x L1, {case['peak_mib']:.0f} MiB peak", "-", None)
+            for name, case in objectives["cases"].items()]
+
+
+def compare_rows(compare: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    return [("loss curve, device vs CPU", f"max relative difference {compare['max_relative_difference']:.2e}",
+             f"<= {compare['tolerance']}", compare["curves_agree"]),
+            ("final PSNR, bf16 vs fp32", f"{compare['psnr_bf16']:.3f} vs {compare['psnr_fp32']:.3f} dB",
+             f"within {compare['psnr_tolerance_db']} dB", compare["psnr_within_tolerance"])]
+
+
+def tiling_rows(tiling: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    return [(f"tiled (overlap {tiling['overlap']}) vs whole image", f"max difference {tiling['max_abs_difference']}, "
+             f"{tiling['tiled_mp_s']:.2f} vs {tiling['plain_mp_s']:.2f} MP/s plain", "equal", tiling["equal"])]
+
+
+def cuda_test_rows(tests: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    return [("pytest -m cuda", f"{tests['passed']} passed, {tests['failure']} failed, {tests['error']} errors, "
+             f"{tests['skipped']} skipped", "all pass", tests["exit_status"] == 0 and tests["skipped"] == 0)]
+
+
+SECTIONS = {  # name -> (check, table rows); cheap and decisive first, so a run cut short keeps them
+    "cuda_tests": (lambda sizes, data_dir, device, work: check_cuda_tests(work), cuda_test_rows),
+    "tiling": (lambda sizes, data_dir, device, work: check_tiling(sizes, device), tiling_rows),
+    "objectives": (lambda sizes, data_dir, device, work: check_objectives(sizes, device), objective_rows),
+    "cpu_vs_device": (lambda sizes, data_dir, device, work: check_cpu_vs_device(sizes, data_dir, device, work),
+                      compare_rows),
+    "training": (lambda sizes, data_dir, device, work: check_training(sizes, data_dir, device, work), training_rows),
+    "data_bound": (lambda sizes, data_dir, device, work: check_data_bound(sizes, device), data_bound_rows),
+}
+
+
 def markdown(results: dict[str, Any]) -> str:
-    """The short table of ``gpu_check.md``."""
+    """The short table of ``gpu_check.md``: one row per figure, for the sections that ran."""
     m = results["machine"]
     lines = [f"# GPU check: {m['name']} ({m['device']}), torch {m['torch']}, {m['date']}"
              + (" (smoke sizes)" if m["smoke"] else ""), "",
              "| check | figure | target | met |", "| --- | --- | --- | --- |"]
-
-    def row(check: str, figure: str, target: str, met: bool | None) -> None:
-        lines.append(f"| {check} | {figure} | {target} | {'-' if met is None else 'yes' if met else 'NO'} |")
-
-    training = results["training"]
-    for name, variant in training["variants"].items():
-        r = variant["ratio"]
-        row(f"fit / plain loop, {name}", f"{variant['fit_ms']:.1f} / {variant['plain_ms']:.1f} ms/step, ratio "
-            f"{r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f})", f"<= {training['target']:.2f}", variant["meets_target"])
-    data = results["data_bound"]
-    r = data["ratio"]
-    row(f"data-bound ratio, {data['workers']} workers", f"{r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f})",
-        f"<= {data['target']:.2f}", data["meets_target"])
-    amp = results["objectives"]["amp"]
-    for name, case in results["objectives"]["cases"].items():
-        figure = (f"unavailable: {case['unavailable']}" if "unavailable" in case else
-                  f"{case['step_ms']:.1f} ms, {case['ratio_to_l1']:.2f}x L1, {case['peak_mib']:.0f} MiB peak")
-        row(f"one {'float32' if amp == 'none' else amp} step, {name}", figure, "-", None)
-    compare = results["cpu_vs_device"]
-    row("loss curve, device vs CPU", f"max relative difference {compare['max_relative_difference']:.2e}",
-        f"<= {compare['tolerance']}", compare["curves_agree"])
-    row("final PSNR, bf16 vs fp32", f"{compare['psnr_bf16']:.3f} vs {compare['psnr_fp32']:.3f} dB",
-        f"within {compare['psnr_tolerance_db']} dB", compare["psnr_within_tolerance"])
-    tiling = results["tiling"]
-    row(f"tiled (overlap {tiling['overlap']}) vs whole image", f"max difference {tiling['max_abs_difference']}, "
-        f"{tiling['tiled_mp_s']:.2f} vs {tiling['plain_mp_s']:.2f} MP/s plain", "equal", tiling["equal"])
-    tests = results["cuda_tests"]
-    row("pytest -m cuda", f"{tests['passed']} passed, {tests['failure']} failed, {tests['error']} errors, "
-        f"{tests['skipped']} skipped", "all pass", tests["exit_status"] == 0 and tests["skipped"] == 0)
+    for name, (_, rows) in SECTIONS.items():
+        for check, figure, target, met in rows(results[name]) if name in results else ():
+            lines.append(f"| {check} | {figure} | {target} | {'-' if met is None else 'yes' if met else 'NO'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -484,31 +512,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for gpu_check.json and gpu_check.md")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU: every code path in seconds")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cuda, cuda:N; cpu with --smoke")
+    parser.add_argument("--only", nargs="+", choices=list(SECTIONS), default=list(SECTIONS), help="sections to run")
     args = parser.parse_args()
     device = torch.device("cpu") if args.smoke else plan_device(TrainConfig(device=args.device)).device
     sizes = SMOKE if args.smoke else FULL
     results: dict[str, Any] = {"machine": machine(device, args.smoke), "sizes": asdict(sizes), "seconds": {}}
+    args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as folder:
         work = Path(folder)
         data_dir = write_data(work / "data", sizes, scale=2)
-        sections = {
-            "training": lambda: check_training(sizes, data_dir, device, work / "runs"),
-            "data_bound": lambda: check_data_bound(sizes, device),
-            "objectives": lambda: check_objectives(sizes, device),
-            "cpu_vs_device": lambda: check_cpu_vs_device(sizes, data_dir, device, work / "runs"),
-            "tiling": lambda: check_tiling(sizes, device),
-            "cuda_tests": lambda: check_cuda_tests(work),
-        }
-        for name, section in sections.items():
+        for name in (name for name in SECTIONS if name in args.only):
             section_start = time.perf_counter()
-            results[name] = section()
+            results[name] = SECTIONS[name][0](sizes, data_dir, device, work / name)
             results["seconds"][name] = time.perf_counter() - section_start
+            results["seconds"]["total"] = time.perf_counter() - started
+            (args.out / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+            (args.out / "gpu_check.md").write_text(markdown(results))
             print(f"{name}: {results['seconds'][name]:.1f} s", flush=True)
-    results["seconds"]["total"] = time.perf_counter() - started
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    (args.out / "gpu_check.md").write_text(markdown(results))
     print(markdown(results))
 
 
