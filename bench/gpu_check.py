@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import xml.etree.ElementTree as ElementTree
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -64,7 +65,6 @@ from pipeline.config import LossConfig, Params, TrainConfig, validate
 from pipeline.data.builtin import builtin_images
 from pipeline.data.paired import PairedPatchDataset, load_pairs
 from pipeline.degrade.imresize import imresize_uint8
-from pipeline.errors import PipelineError
 from pipeline.imageio import modcrop, read_image, write_png
 from pipeline.inference import SuperResolver, upscale_image
 from pipeline.models.registry import build_model
@@ -311,25 +311,26 @@ def check_objectives(sizes: Sizes, device: torch.device) -> dict[str, Any]:
     generator = torch.Generator().manual_seed(0)
     hr = torch.rand(sizes.batch, 3, sizes.patch, sizes.patch, generator=generator).to(device)
     lr = F.avg_pool2d(hr, 2)
+    cases = objective_cases()
     steppers, results = {}, {}
-    for name, case in objective_cases().items():
+    for name, case in cases.items():
+        results[name] = {"config": case}
         reason = missing_pretrained_weights(case)
-        try:
-            if reason is None:
-                steppers[name] = TrainStep(case, sizes, device, sizes.objective_iters + 3)
-                steppers[name].step(lr, hr)  # warm-up: Adam's moments, cuDNN's plans
-        except PipelineError as error:
-            reason = str(error)
         if reason is not None:
-            results[name] = {"config": case, "unavailable": reason}
-            steppers.pop(name, None)
+            results[name]["unavailable"] = reason
+            continue
+        try:
+            stepper = TrainStep(case, sizes, device, sizes.objective_iters + 3)
+            stepper.step(lr, hr)  # warm-up: Adam's moments, cuDNN's plans
+            steppers[name] = stepper
+        except Exception as error:  # one objective failing on this device must not hide the others' figures
+            results[name]["error"] = f"{type(error).__name__}: {error}"
     peaks = {name: loss_overhead.peak_step_bytes(stepper, lr, hr, device) for name, stepper in steppers.items()}
     times = loss_overhead.interleaved_step_times(steppers, lr, hr, device, sizes.objective_iters)
     base = statistics.median(times["l1"])
     for name in steppers:
         median = statistics.median(times[name])
-        results[name] = {"config": objective_cases()[name], "step_ms": 1e3 * median, "ratio_to_l1": median / base,
-                         "peak_mib": peaks[name] / 2**20}
+        results[name].update(step_ms=1e3 * median, ratio_to_l1=median / base, peak_mib=peaks[name] / 2**20)
     amp = plan_device(TrainConfig(device=str(device), amp="bf16")).amp_dtype
     return {"model": f"EDSR {sizes.blocks}x{sizes.feats} x2, batch {sizes.batch}, HR patch {sizes.patch}",
             "amp": str(amp).removeprefix("torch.") if amp else "none", "steps": sizes.objective_iters,
@@ -430,7 +431,8 @@ def check_cuda_tests(work: Path) -> dict[str, Any]:
         for case in ElementTree.parse(report).getroot().iter("testcase"):
             outcome = next((child.tag for child in case if child.tag in ("failure", "error", "skipped")), "passed")
             tests.append({"name": f"{case.get('classname')}::{case.get('name')}", "outcome": outcome})
-    counts = {outcome: sum(t["outcome"] == outcome for t in tests) for outcome in ("passed", "failure", "error", "skipped")}
+    counts = {key: sum(t["outcome"] == outcome for t in tests)
+              for key, outcome in (("passed", "passed"), ("failed", "failure"), ("errors", "error"), ("skipped", "skipped"))}
     return {"command": " ".join(["python -m pytest", *selection]),
             "exit_status": done.returncode, **counts, "tests": tests,
             "output_tail": done.stdout[-2000:] + done.stderr[-2000:]}
@@ -462,8 +464,9 @@ def data_bound_rows(data: dict[str, Any]) -> list[tuple[str, str, str, bool | No
 def objective_rows(objectives: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     precision = "float32" if objectives["amp"] == "none" else objectives["amp"]
     return [(f"one {precision} step, {name}",
-             f"unavailable: {case['unavailable']}" if "unavailable" in case else
-             f"{case['step_ms']:.1f} ms, {case['ratio_to_l1']:.2f}x L1, {case['peak_mib']:.0f} MiB peak", "-", None)
+             f"unavailable: {case['unavailable']}" if "unavailable" in case else f"error: {case['error']}"
+             if "error" in case else f"{case['step_ms']:.1f} ms, {case['ratio_to_l1']:.2f}x L1, "
+                                     f"{case['peak_mib']:.0f} MiB peak", "-", False if "error" in case else None)
             for name, case in objectives["cases"].items()]
 
 
@@ -480,7 +483,7 @@ def tiling_rows(tiling: dict[str, Any]) -> list[tuple[str, str, str, bool | None
 
 
 def cuda_test_rows(tests: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
-    return [("pytest -m cuda", f"{tests['passed']} passed, {tests['failure']} failed, {tests['error']} errors, "
+    return [("pytest -m cuda", f"{tests['passed']} passed, {tests['failed']} failed, {tests['errors']} errors, "
              f"{tests['skipped']} skipped", "all pass", tests["exit_status"] == 0 and tests["skipped"] == 0)]
 
 
@@ -502,7 +505,12 @@ def markdown(results: dict[str, Any]) -> str:
              + (" (smoke sizes)" if m["smoke"] else ""), "",
              "| check | figure | target | met |", "| --- | --- | --- | --- |"]
     for name, (_, rows) in SECTIONS.items():
-        for check, figure, target, met in rows(results[name]) if name in results else ():
+        section = results.get(name)
+        if section is None:
+            continue
+        figures = ([(name, f"error: {section['error'].strip().splitlines()[-1]}", "runs", False)]
+                   if "error" in section else rows(section))
+        for check, figure, target, met in figures:
             lines.append(f"| {check} | {figure} | {target} | {'-' if met is None else 'yes' if met else 'NO'} |")
     return "\n".join(lines) + "\n"
 
@@ -524,13 +532,20 @@ def main() -> None:
         data_dir = write_data(work / "data", sizes, scale=2)
         for name in (name for name in SECTIONS if name in args.only):
             section_start = time.perf_counter()
-            results[name] = SECTIONS[name][0](sizes, data_dir, device, work / name)
+            try:
+                results[name] = SECTIONS[name][0](sizes, data_dir, device, work / name)
+            except Exception:  # record it and go on: a device run is one short try, the other sections still count
+                results[name] = {"error": traceback.format_exc()}
             results["seconds"][name] = time.perf_counter() - section_start
             results["seconds"]["total"] = time.perf_counter() - started
             (args.out / "gpu_check.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
             (args.out / "gpu_check.md").write_text(markdown(results))
             print(f"{name}: {results['seconds'][name]:.1f} s", flush=True)
     print(markdown(results))
+    failed = [name for name in args.only if "error" in results[name]]
+    if failed:
+        sys.exit(f"error: section(s) {', '.join(failed)} failed; the traceback is under \"error\" in "
+                 f"{args.out / 'gpu_check.json'}")
 
 
 if __name__ == "__main__":

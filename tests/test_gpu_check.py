@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipeline.objectives.registry import OBJECTIVES, TERMS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +60,7 @@ def test_smoke_run_writes_every_section_with_sane_figures(tmp_path: Path):
     assert set(OBJECTIVES) - {"regression"} <= set(cases)  # every registered objective ...
     assert {TERMS[name] for name in cases if name in TERMS} == set(TERMS.values())  # ... and every term class
     for name, case in cases.items():
+        assert "error" not in case, case
         if "unavailable" in case:
             assert name in {"perceptual", "texture"} and "weights" in case["unavailable"]
         else:
@@ -77,10 +80,29 @@ def test_smoke_run_writes_every_section_with_sane_figures(tmp_path: Path):
     assert positive_finite(tiling["tiled_mp_s"]) and positive_finite(tiling["plain_mp_s"])
 
     tests = results["cuda_tests"]
-    assert tests["exit_status"] == 0 and tests["passed"] == tests["failure"] == tests["error"] == 0
+    assert tests["exit_status"] == 0 and tests["passed"] == tests["failed"] == tests["errors"] == 0
     assert {test["name"].rsplit("::", 1)[1] for test in tests["tests"]} == CUDA_TESTS
     assert tests["skipped"] == len(CUDA_TESTS)
 
     table = (out / "gpu_check.md").read_text()
     assert all(f"fit / plain loop, {name} |" in table for name in variants)
     assert "| pytest -m cuda | 0 passed, 0 failed, 0 errors, 5 skipped | all pass | NO |" in table
+
+
+def test_a_failing_section_is_recorded_and_the_others_still_run(tmp_path: Path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    gpu_check = pytest.importorskip("gpu_check")
+
+    def broken(*args):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setitem(gpu_check.SECTIONS, "tiling", (broken, gpu_check.tiling_rows))
+    monkeypatch.setattr(sys, "argv", ["gpu_check.py", "--smoke", "--out", str(tmp_path), "--only", "tiling", "data_bound"])
+    with pytest.raises(SystemExit, match="section.s. tiling failed"):
+        gpu_check.main()
+    results = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert "illegal memory access" in results["tiling"]["error"]
+    assert results["data_bound"]["ratio"]["median"] > 0 and set(results["seconds"]) == {"tiling", "data_bound", "total"}
+    table = (tmp_path / "gpu_check.md").read_text()
+    assert "| tiling | error: RuntimeError: CUDA error: an illegal memory access was encountered | runs | NO |" in table
+    assert "| data-bound ratio, 0 workers |" in table
