@@ -145,6 +145,7 @@ class LogClock(Callback):
 
 
 def seconds_per_step(times: dict[int, float], warmup: int) -> float:
+    """Mean step time from the log at iteration ``warmup`` to the last log."""
     last = max(times)
     return (times[last] - times[warmup]) / (last - warmup)
 
@@ -354,6 +355,7 @@ def check_cpu_vs_device(sizes: Sizes, data_dir: Path, device: torch.device, work
                      f"HR patch {sizes.compare_patch}, L1",
             "iterations": sizes.compare_iterations, "device_losses": device_fp32.losses, "cpu_losses": cpu_fp32.losses,
             "max_relative_difference": max(differences), "tolerance": CURVE_RTOL,
+            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
             "curves_agree": max(differences) <= CURVE_RTOL,
             "psnr_fp32": psnr_fp32["val/psnr"], "psnr_bf16": psnr_bf16["val/psnr"],
             "psnr_difference_db": psnr_difference, "psnr_tolerance_db": PSNR_TOLERANCE_DB,
@@ -431,8 +433,8 @@ def check_cuda_tests(work: Path) -> dict[str, Any]:
         for case in ElementTree.parse(report).getroot().iter("testcase"):
             outcome = next((child.tag for child in case if child.tag in ("failure", "error", "skipped")), "passed")
             tests.append({"name": f"{case.get('classname')}::{case.get('name')}", "outcome": outcome})
-    counts = {key: sum(t["outcome"] == outcome for t in tests)
-              for key, outcome in (("passed", "passed"), ("failed", "failure"), ("errors", "error"), ("skipped", "skipped"))}
+    junit_tags = {"passed": "passed", "failed": "failure", "errors": "error", "skipped": "skipped"}
+    counts = {key: sum(t["outcome"] == tag for t in tests) for key, tag in junit_tags.items()}
     return {"command": " ".join(["python -m pytest", *selection]),
             "exit_status": done.returncode, **counts, "tests": tests,
             "output_tail": done.stdout[-2000:] + done.stderr[-2000:]}
@@ -463,11 +465,16 @@ def data_bound_rows(data: dict[str, Any]) -> list[tuple[str, str, str, bool | No
 
 def objective_rows(objectives: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     precision = "float32" if objectives["amp"] == "none" else objectives["amp"]
-    return [(f"one {precision} step, {name}",
-             f"unavailable: {case['unavailable']}" if "unavailable" in case else f"error: {case['error']}"
-             if "error" in case else f"{case['step_ms']:.1f} ms, {case['ratio_to_l1']:.2f}x L1, "
-                                     f"{case['peak_mib']:.0f} MiB peak", "-", False if "error" in case else None)
-            for name, case in objectives["cases"].items()]
+    rows = []
+    for name, case in objectives["cases"].items():
+        if "unavailable" in case:
+            rows.append((f"one {precision} step, {name}", f"unavailable: {case['unavailable']}", "-", None))
+        elif "error" in case:
+            rows.append((f"one {precision} step, {name}", f"error: {case['error']}", "runs", False))
+        else:
+            rows.append((f"one {precision} step, {name}", f"{case['step_ms']:.1f} ms, {case['ratio_to_l1']:.2f}x L1, "
+                         f"{case['peak_mib']:.0f} MiB peak", "-", None))
+    return rows
 
 
 def compare_rows(compare: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:

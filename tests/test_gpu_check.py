@@ -36,8 +36,8 @@ def positive_finite(value: float) -> bool:
 
 def test_smoke_run_writes_every_section_with_sane_figures(tmp_path: Path):
     out = tmp_path / "check"
-    done = subprocess.run([sys.executable, "-c", RUN_WITHOUT, ",".join(ABSENT_ON_GPU_IMAGE), "--smoke", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    command = [sys.executable, "-c", RUN_WITHOUT, ",".join(ABSENT_ON_GPU_IMAGE), "--smoke", "--out", str(out)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((out / "gpu_check.json").read_text())
     assert results["machine"]["smoke"] and results["machine"]["device"] == "cpu"
@@ -97,7 +97,8 @@ def test_a_failing_section_is_recorded_and_the_others_still_run(tmp_path: Path, 
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
     monkeypatch.setitem(gpu_check.SECTIONS, "tiling", (broken, gpu_check.tiling_rows))
-    monkeypatch.setattr(sys, "argv", ["gpu_check.py", "--smoke", "--out", str(tmp_path), "--only", "tiling", "data_bound"])
+    arguments = ["--smoke", "--out", str(tmp_path), "--only", "tiling", "data_bound"]
+    monkeypatch.setattr(sys, "argv", ["gpu_check.py", *arguments])
     with pytest.raises(SystemExit, match="section.s. tiling failed"):
         gpu_check.main()
     results = json.loads((tmp_path / "gpu_check.json").read_text())
