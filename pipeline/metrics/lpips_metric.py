@@ -182,8 +182,11 @@ def _first_hop(url: str) -> tuple[str, int]:
 def _build_lpips(net: str, backbone: nn.Module) -> nn.Module:
     """``lpips.LPIPS`` with the given backbone's features and the package's calibrated linear layers
     (imported here: training with LPIPS switched off needs no ``lpips`` package)."""
-    import lpips
-
+    try:
+        import lpips
+    except ImportError:
+        raise _Missing("LPIPS unavailable: the lpips package is not installed; install it (requirements.lock) "
+                       "or set metrics.lpips.enabled to false") from None
     linear_path = Path(lpips.__file__).parent / "weights" / f"v{LPIPS_VERSION}" / f"{net}.pth"
     if not linear_path.is_file():
         raise _Missing(f"LPIPS unavailable: the lpips package lacks its linear weights {linear_path}; reinstall lpips")
