@@ -75,8 +75,12 @@ def _load_checkpoint(path: Path) -> SuperResolver:
 
 
 def _load_mlflow_model(uri: str, tracking_uri: str | None) -> SuperResolver:
-    import mlflow  # here, not at the top: checkpoints and tiling need no MLflow (see bench/gpu_check.py)
-    from mlflow.exceptions import MlflowException
+    try:  # here, not at the top: checkpoints and tiling need no MLflow (see bench/gpu_check.py)
+        import mlflow
+        from mlflow.exceptions import MlflowException
+    except ImportError:
+        raise PipelineError(f"MLflow model '{uri}' needs the mlflow package, which is not installed; install it "
+                            "(requirements.lock) or pass a checkpoint file instead") from None
 
     with tempfile.TemporaryDirectory(prefix="srloss-model-") as folder:
         try:

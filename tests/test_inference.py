@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,12 @@ def test_an_mlflow_model_that_is_not_a_super_resolver_is_refused(tmp_path: Path)
                               pip_requirements=["torch"])
     with pytest.raises(PipelineError, match="not an srloss SuperResolver"):
         load_super_resolver((tmp_path / "model").as_uri())
+
+
+def test_an_mlflow_uri_without_mlflow_installed_names_the_fix(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # importing it raises ImportError, as where it is not installed
+    with pytest.raises(PipelineError, match="needs the mlflow package, which is not installed"):
+        load_super_resolver("runs:/0123/model")
 
 
 def test_a_missing_mlflow_model_is_a_pipeline_error(tmp_path: Path):
