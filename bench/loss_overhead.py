@@ -99,6 +99,23 @@ def peak_step_bytes(case: Case, lr: torch.Tensor, hr: torch.Tensor, device: torc
     return max(m["Total Allocated"] for m in memory) - start
 
 
+def interleaved_step_times(cases: dict[str, Any], lr: torch.Tensor, hr: torch.Tensor, device: torch.device,
+                           iters: int) -> dict[str, list[float]]:
+    """Wall time of ``iters`` steps of each case (anything with ``step(lr, hr)``), round by round,
+    each round starting one case later, so that drifting machine load hits all of them alike."""
+    names = list(cases)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(iters):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            synchronize(device)
+            start = time.perf_counter()
+            cases[name].step(lr, hr)
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patch", type=int, default=96, help="HR patch side")
@@ -121,16 +138,7 @@ def main() -> None:
         for _ in range(args.warmup):
             case.step(lr, hr)
     peaks = {name: peak_step_bytes(case, lr, hr, device) for name, case in cases.items()}
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for round_index in range(args.iters):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            case = cases[name]
-            synchronize(device)
-            start = time.perf_counter()
-            case.step(lr, hr)
-            synchronize(device)
-            times[name].append(time.perf_counter() - start)
+    times = interleaved_step_times(cases, lr, hr, device, args.iters)
 
     base = statistics.median(times["l1"])
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"

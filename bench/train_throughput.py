@@ -20,6 +20,7 @@ import resource
 import statistics
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,7 +59,7 @@ def seconds_per_step(setup: DeviceSetup, net, objective, optimizer, scaler, batc
     return (time.perf_counter() - start) / steps
 
 
-def main() -> None:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=16)
     parser.add_argument("--feats", type=int, default=64)
@@ -74,8 +75,12 @@ def main() -> None:
     parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true")
-    args = parser.parse_args()
+    return parser
 
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Per-round mean step times (s) with the pre-loaded batch and with loading, the mean time to
+    sample one batch in the main process, the peak memory (bytes) and the device setup."""
     setup = plan_device(TrainConfig(device=args.device, amp=args.amp, channels_last=args.channels_last,
                                     compile=args.compile, scale=args.scale))
     torch.manual_seed(0)
@@ -108,16 +113,26 @@ def main() -> None:
     for _ in range(args.rounds):  # alternate, so a change in machine load hits both alike
         rounds_preloaded.append(timed(preloaded_batches, per_round))
         rounds_loading.append(timed(loaded_batches, per_round))
-    step_preloaded, step_loading = statistics.median(rounds_preloaded), statistics.median(rounds_loading)
     crop_start = time.perf_counter()
     for iteration in range(args.iters):
         dataset[iteration]
     crop_seconds = (time.perf_counter() - crop_start) / args.iters
 
     if setup.device.type == "cuda":
-        peak = f"peak CUDA memory {torch.cuda.max_memory_allocated(setup.device) / 2**20:.0f} MiB"
+        peak = torch.cuda.max_memory_allocated(setup.device)
     else:
-        peak = f"peak process RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB"
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 2**10
+    return {"setup": setup, "per_round": per_round, "preloaded_s": rounds_preloaded, "loading_s": rounds_loading,
+            "crop_s": crop_seconds, "peak_bytes": peak}
+
+
+def main() -> None:
+    args = argument_parser().parse_args()
+    measured = measure(args)
+    setup, per_round = measured["setup"], measured["per_round"]
+    step_preloaded, step_loading = statistics.median(measured["preloaded_s"]), statistics.median(measured["loading_s"])
+    peak = (f"peak CUDA memory {measured['peak_bytes'] / 2**20:.0f} MiB" if setup.device.type == "cuda"
+            else f"peak process RSS {measured['peak_bytes'] / 2**20:.0f} MiB")
     print(f"device {setup.device} ({torch.get_num_threads()} CPU threads), amp {args.amp}, "
           f"channels_last {args.channels_last}, compile {setup.compile}")
     print(f"EDSR {args.blocks}x{args.feats} x{args.scale}, HR patch {args.patch}, batch {args.batch}, L1; "
@@ -127,7 +142,7 @@ def main() -> None:
     print(f"(b) with loading ({args.workers} workers): {step_loading * 1e3:.1f} ms/step, "
           f"{args.batch / step_loading:.1f} HR patches/s")
     print(f"data-bound ratio (b)/(a): {step_loading / step_preloaded:.3f}; sampling one batch in the main process "
-          f"takes {crop_seconds * 1e3:.2f} ms; {peak}")
+          f"takes {measured['crop_s'] * 1e3:.2f} ms; {peak}")
 
 
 if __name__ == "__main__":

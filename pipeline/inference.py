@@ -14,10 +14,8 @@ import re
 import tempfile
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import torch
-from mlflow.exceptions import MlflowException
 from torch import Tensor, nn
 
 from pipeline.errors import PipelineError
@@ -77,6 +75,13 @@ def _load_checkpoint(path: Path) -> SuperResolver:
 
 
 def _load_mlflow_model(uri: str, tracking_uri: str | None) -> SuperResolver:
+    try:  # here, not at the top: checkpoints and tiling need no MLflow (see bench/gpu_check.py)
+        import mlflow
+        from mlflow.exceptions import MlflowException
+    except ImportError:
+        raise PipelineError(f"MLflow model '{uri}' needs the mlflow package, which is not installed; install it "
+                            "(requirements.lock) or pass a checkpoint file instead") from None
+
     with tempfile.TemporaryDirectory(prefix="srloss-model-") as folder:
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder, tracking_uri=tracking_uri,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pytest
 import torch
@@ -17,7 +17,8 @@ from pipeline.inference import SuperResolver, load_super_resolver, tile_windows,
 from pipeline.objectives.regression import Regression
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda,
+                                              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")])]
 
 
 class ConvStack(nn.Module):
@@ -145,6 +146,8 @@ def test_load_missing_checkpoint_names_the_fix(tmp_path: Path):
 
 
 def test_load_from_an_mlflow_model_folder(tmp_path: Path):
+    import mlflow  # here: the CUDA tests of this file run where MLflow is not installed (bench/gpu_check.py)
+
     resolver = conv_resolver()
     mlflow.pytorch.save_model(resolver, tmp_path / "model", serialization_format="pickle", pip_requirements=["torch"])
     loaded = load_super_resolver(tmp_path / "model", "cpu")
@@ -154,10 +157,18 @@ def test_load_from_an_mlflow_model_folder(tmp_path: Path):
 
 
 def test_an_mlflow_model_that_is_not_a_super_resolver_is_refused(tmp_path: Path):
+    import mlflow
+
     mlflow.pytorch.save_model(nn.Conv2d(3, 3, 1), tmp_path / "model", serialization_format="pickle",
                               pip_requirements=["torch"])
     with pytest.raises(PipelineError, match="not an srloss SuperResolver"):
         load_super_resolver((tmp_path / "model").as_uri())
+
+
+def test_an_mlflow_uri_without_mlflow_installed_names_the_fix(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # importing it raises ImportError, as where it is not installed
+    with pytest.raises(PipelineError, match="needs the mlflow package, which is not installed"):
+        load_super_resolver("runs:/0123/model")
 
 
 def test_a_missing_mlflow_model_is_a_pipeline_error(tmp_path: Path):

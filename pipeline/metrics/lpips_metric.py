@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
-import lpips
 import torch
 from torch import Tensor, nn
 from torchvision import models
@@ -81,7 +80,7 @@ class LpipsMetric(nn.Module):
     Move it with ``.to(device)``.
     """
 
-    def __init__(self, model: lpips.LPIPS):
+    def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model.eval().requires_grad_(False)
 
@@ -180,8 +179,14 @@ def _first_hop(url: str) -> tuple[str, int]:
     return target.hostname or "", target.port or (443 if target.scheme == "https" else 80)
 
 
-def _build_lpips(net: str, backbone: nn.Module) -> lpips.LPIPS:
-    """``lpips.LPIPS`` with the given backbone's features and the package's calibrated linear layers."""
+def _build_lpips(net: str, backbone: nn.Module) -> nn.Module:
+    """``lpips.LPIPS`` with the given backbone's features and the package's calibrated linear layers
+    (imported here: training with LPIPS switched off needs no ``lpips`` package)."""
+    try:
+        import lpips
+    except ImportError:
+        raise _Missing("LPIPS unavailable: the lpips package is not installed; install it (requirements.lock) "
+                       "or set metrics.lpips.enabled to false") from None
     linear_path = Path(lpips.__file__).parent / "weights" / f"v{LPIPS_VERSION}" / f"{net}.pth"
     if not linear_path.is_file():
         raise _Missing(f"LPIPS unavailable: the lpips package lacks its linear weights {linear_path}; reinstall lpips")

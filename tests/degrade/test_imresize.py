@@ -86,9 +86,9 @@ def test_smaller_scale_dimension_is_resized_first():
     assert not torch.equal(result, rows_first)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_same_result_on_cuda_as_on_cpu():
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
     image = torch.rand(2, 3, 37, 41, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     for scale in (1 / 4, 1 / 3, 2):
         assert torch.equal(imresize(image.cuda(), scale=scale).cpu(), imresize(image, scale=scale))

@@ -1,5 +1,6 @@
 import logging
 import socket
+import sys
 from pathlib import Path
 
 import lpips
@@ -104,3 +105,9 @@ def test_disabled_is_unavailable_without_a_warning(caplog):
         result = LpipsMetric.load(LpipsConfig(enabled=False))
     assert isinstance(result, Unavailable) and "enabled" in result.reason
     assert not caplog.records
+
+
+def test_without_the_lpips_package_it_is_unavailable(torch_home, alexnet_checkpoint, monkeypatch):
+    monkeypatch.setitem(sys.modules, "lpips", None)  # importing it raises ImportError, as where it is not installed
+    result = LpipsMetric.load(LpipsConfig(net="alex", weights=alexnet_checkpoint[0]), allow_download=False)
+    assert isinstance(result, Unavailable) and "lpips package is not installed" in result.reason

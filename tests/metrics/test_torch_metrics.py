@@ -131,6 +131,7 @@ def test_bad_shapes_and_crops_are_pipeline_errors():
         torch_metrics.ms_ssim(sr, hr, 0, weights=())
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu():
     sr, hr = _noisy_batch(8, size=(64, 64))

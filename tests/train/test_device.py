@@ -34,6 +34,7 @@ def test_amp_and_compile_are_switched_off_on_cpu_with_one_info_log(caplog):
     assert len(caplog.records) == 1 and "CUDA-only" in caplog.records[0].getMessage()
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_amp_on_cuda():
     setup = plan_device(TrainConfig(device="cuda", amp="fp16"))
