@@ -31,12 +31,15 @@ class Strict(BaseModel):
 class SourceConfig(Strict):
     """Where HR images come from.
 
-    ``builtin``: scikit-image's bundled photographs (offline); ``folder``: a directory,
+    ``builtin``: photographs bundled with installed packages (offline; ``collection`` picks the
+    train/val ``photos`` or the ``benchmark`` test set, disjoint); ``folder``: a directory,
     searched recursively; ``url``: an archive (zip/tar) checked against ``sha256``;
     ``preset``: a named public archive (DIV2K_train_HR, Set5, ...).
     """
 
     kind: Literal["builtin", "folder", "url", "preset"] = Field("builtin", description="source type")
+    collection: Literal["photos", "benchmark"] = Field("photos", description="builtin images: the train/val "
+                                                       "photos or the disjoint benchmark set (kind builtin)")
     path: Path | None = Field(None, description="folder of images (kind folder)")
     url: str | None = Field(None, description="zip/tar archive URL (kind url)")
     sha256: str | None = Field(None, description="expected sha256 of the archive; logged when absent")
