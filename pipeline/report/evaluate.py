@@ -27,6 +27,7 @@ from pipeline.inference import SuperResolver, load_super_resolver, upscale_image
 from pipeline.metrics.lpips_metric import LpipsMetric, Unavailable
 from pipeline.report.comparison import Comparison
 from pipeline.report.metrics_file import BASELINE, ScoreTable
+from pipeline.report.per_image import PerImageScores
 from pipeline.report.publish import write_report
 from pipeline.report.scoring import ImageScorer, decode_ms_per_megapixel
 from pipeline.report.sweep_outputs import TrainedObjective, find_trained_objectives
@@ -51,6 +52,7 @@ def evaluate_all(params: Params) -> dict[str, Any]:
     lpips_metric = None if isinstance(lpips, Unavailable) else lpips.to(device)
 
     table = ScoreTable()
+    per_image = PerImageScores()
     comparisons: list[Comparison] = []
     image_counts: dict[str, int] = {}
     for scale in scales:
@@ -64,22 +66,24 @@ def evaluate_all(params: Params) -> dict[str, Any]:
             comparison = Comparison(benchmark, scale, pairs[0].name, pairs[0].hr)
             comparisons.append(comparison)
             scores, comparison.outputs[BASELINE] = _score(pairs, scorer, lambda lr, s=scale: imresize_uint8(lr, s))
-            table.add(benchmark, scale, BASELINE, scores)
+            _record(table, per_image, comparison, BASELINE, None, pairs, scores)
             for objective in here:
-                _evaluate_objective(objective, pairs, scorer, params, device, table, comparison)
+                _evaluate_objective(objective, pairs, scorer, params, device, table, per_image, comparison)
 
-    return write_report(params, trained, table.to_tree(unavailable), comparisons, image_counts, _device_name(device))
+    return write_report(params, trained, table.to_tree(unavailable), per_image, comparisons, image_counts,
+                        _device_name(device))
 
 
 def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], scorer: ImageScorer, params: Params,
-                        device: torch.device, table: ScoreTable, comparison: Comparison) -> None:
-    """Score every model of ``objective`` (one value per model and metric) and keep ``best.pt``'s
-    output of the first image for the comparison."""
-    for checkpoint in objective.checkpoints:
+                        device: torch.device, table: ScoreTable, per_image: PerImageScores,
+                        comparison: Comparison) -> None:
+    """Score every model of ``objective`` (per image, and one mean per model and metric) and keep
+    ``best.pt``'s output of the first image for the comparison."""
+    for seed, checkpoint in objective.checkpoints.items():
         resolver = load_super_resolver(checkpoint, device)
         scores, first = _score(pairs, scorer, _tiled(resolver, params))
-        scores["decode_ms_per_mp"] = decode_ms_per_megapixel(resolver, pairs[0].lr)
-        table.add(comparison.benchmark, comparison.scale, objective.name, scores)
+        decode_ms = decode_ms_per_megapixel(resolver, pairs[0].lr)
+        _record(table, per_image, comparison, objective.name, seed, pairs, scores, decode_ms_per_mp=decode_ms)
         if checkpoint == objective.best:
             comparison.outputs[objective.name] = first
     if objective.name not in comparison.outputs:
@@ -93,8 +97,8 @@ def _tiled(resolver: SuperResolver, params: Params) -> SuperResolve:
 
 
 def _score(pairs: list[ImagePair], scorer: ImageScorer,
-           super_resolve: SuperResolve) -> tuple[dict[str, float], tuple[np.ndarray, float]]:
-    """Scores averaged over ``pairs``, and the first image's output with its PSNR."""
+           super_resolve: SuperResolve) -> tuple[list[dict[str, float]], tuple[np.ndarray, float]]:
+    """Each pair's scores, and the first image's output with its PSNR."""
     per_image: list[dict[str, float]] = []
     first: tuple[np.ndarray, float] | None = None
     for pair in pairs:
@@ -102,7 +106,16 @@ def _score(pairs: list[ImagePair], scorer: ImageScorer,
         per_image.append(scorer(sr, pair.hr))
         if first is None:
             first = (sr, per_image[0]["psnr"])
-    return {metric: float(np.mean([scores[metric] for scores in per_image])) for metric in per_image[0]}, first
+    return per_image, first
+
+
+def _record(table: ScoreTable, per_image: PerImageScores, comparison: Comparison, method: str, seed: int | None,
+            pairs: list[ImagePair], scores: list[dict[str, float]], **model_scores: float) -> None:
+    """Keep one model's per-image scores and, in ``table``, their means over the images."""
+    for pair, image_scores in zip(pairs, scores, strict=True):
+        per_image.add(comparison.benchmark, comparison.scale, method, seed, pair.name, image_scores)
+    means = {metric: float(np.mean([image[metric] for image in scores])) for metric in scores[0]}
+    table.add(comparison.benchmark, comparison.scale, method, {**means, **model_scores})
 
 
 def benchmark_names(params: Params) -> list[str]:

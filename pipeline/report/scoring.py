@@ -4,7 +4,8 @@ PSNR and SSIM follow the recipe behind published SR tables: the 8-bit SR image a
 image modcropped to the scale, in float64 (``pipeline.metrics.reference``), with
 ``metrics.crop_border`` pixels (default: the scale) cropped from every side, on the BT.601 Y
 channel when ``metrics.y_channel``. LPIPS (Zhang et al. 2018) is measured on the same cropped RGB
-region, and only when its pretrained weights were loaded.
+region, and only when its pretrained weights were loaded. The region scores (PSNR on textured and
+flat pixels, dark artefacts per megapixel) are ``pipeline.metrics.regions``'.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pipeline.config import MetricsConfig
 from pipeline.inference import SuperResolver
 from pipeline.metrics import reference
 from pipeline.metrics.lpips_metric import LpipsMetric
+from pipeline.metrics.regions import region_scores
 
 DECODE_REPEATS = 3
 DECODE_WINDOW = 128
@@ -27,7 +29,8 @@ DECODE_WINDOW = 128
 
 @dataclass(frozen=True)
 class ImageScorer:
-    """``scorer(sr, hr) -> {"psnr", "ssim"[, "lpips"]}`` for ``H x W x 3`` uint8 images of equal size."""
+    """``scorer(sr, hr) -> {"psnr", "ssim"[, "lpips"], region scores}`` for ``H x W x 3`` uint8 images of
+    equal size."""
 
     crop_border: int
     y_channel: bool
@@ -45,6 +48,7 @@ class ImageScorer:
                   "ssim": reference.ssim(sr, hr, self.crop_border, self.y_channel)}
         if self.lpips is not None:
             scores["lpips"] = self._lpips(sr, hr)
+        scores.update(region_scores(sr, hr, self.crop_border, self.y_channel))
         return scores
 
     def _lpips(self, sr: np.ndarray, hr: np.ndarray) -> float:

@@ -3,6 +3,7 @@ leaderboard marks the best and says what it means, and the plots are images a pe
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -81,27 +82,48 @@ def test_lpips_without_its_weights_is_reported_unavailable_with_the_reason(repor
 
 
 def _table(leaderboard: str, heading: str) -> dict[str, list[str]]:
+    """Objective -> the other cells of its row (rank first)."""
     block = leaderboard.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
-    return {cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("|").split("|")]
-                                              for line in block.splitlines() if re.match(r"\| \w", line))
-            if cells[0] != "objective"}
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()
+            if re.match(r"\| (\d|ref)", line)]
+    return {cells[1].split(" ")[0].strip("*"): [cells[0], *cells[2:]] for cells in rows}
 
 
-def test_the_leaderboard_bolds_each_columns_best_mean(report):
-    _, tree, leaderboard = report
-    metrics = ["psnr", "ssim", "lpips", "decode_ms_per_mp"]
-    for benchmark, scales in tree.items():
-        for scale, objectives in scales.items():
-            rows = _table(leaderboard, f"{benchmark} {scale}")
-            assert list(rows) == list(objectives)
-            for column, metric in enumerate(metrics):
-                means = {name: entry[metric]["mean"] for name, entry in objectives.items()
-                         if "mean" in entry.get(metric, {})}
-                if not means:
-                    continue
-                pick = max if HIGHER_IS_BETTER[metric] else min
-                best = pick(means, key=means.get)
-                assert [name for name, cells in rows.items() if cells[column].startswith("**")] == [best]
+def test_the_leaderboard_ranks_by_psnr_with_paired_intervals_against_l1_and_bicubic(report, tmp_path):
+    summary, tree, leaderboard = report
+    with open(summary["scores"], newline="") as handle:
+        scores = list(csv.DictReader(handle))
+    for benchmark in ("Tiny", "Wide"):
+        objectives = tree[benchmark]["x2"]
+        rows = _table(leaderboard, f"{benchmark} x2")
+        ranked = sorted(["cs", "l1"], key=lambda name: -objectives[name]["psnr"]["mean"])
+        assert list(rows) == [*ranked, "bicubic"]
+        assert [rows[name][0] for name in rows] == ["1", "2", "ref."]
+        # l1 has seeds 0 and 1, cs only seed 0: cs vs l1 pairs on seed 0 alone
+        cs_vs_l1 = rows["cs"][5]
+        per_image = {(row["method"], row["seed"], row["image"]): float(row["psnr"]) for row in scores
+                     if (row["benchmark"], row["scale"]) == (benchmark, "2")}
+        assert list(scores[0])[:5] == ["benchmark", "scale", "method", "seed", "image"]
+        images = sorted({key[2] for key in per_image})
+        expected = np.mean([per_image["cs", "0", image] - per_image["l1", "0", image] for image in images])
+        assert cs_vs_l1.startswith(f"{expected:+.2f} [")
+        assert rows["l1"][5] == "–" and rows["bicubic"][6] == "–"
+        l1_vs_bicubic = np.mean([per_image["l1", seed, image] - per_image["bicubic", "", image]
+                                 for image in images for seed in ("0", "1")])
+        assert rows["l1"][6].startswith(f"{l1_vs_bicubic:+.2f} [")
+    x3 = _table(leaderboard, "Tiny x3")
+    assert list(x3) == ["bicubic"]
+
+
+def test_claims_list_every_seed_claim_with_evidence_or_the_reason_it_is_untestable(report):
+    summary, _, _ = report
+    claims = Path(summary["claims"]).read_text()
+    assert claims.startswith("# The seed papers' claims, tested\n\nGenerated on ")
+    assert claims.count("\n## ") == 6
+    assert "- Tiny x2, psnr: not testable here: the study evaluated no `tlw` at Tiny x2" in claims
+    assert f"- Tiny x2, lpips: not testable here: {LPIPS_OFF}" in claims
+    line = next(line for line in claims.splitlines() if line.startswith("- Tiny x2, psnr:") and "[" in line)
+    assert re.search(r"→ \*\*(better|worse|not established)\*\* \(2 images x 1 seed\)", line)
 
 
 def test_the_leaderboard_states_budget_scales_and_limits(report):
