@@ -26,6 +26,7 @@ from pipeline.report.verdicts import UNSETTLED, PairedDelta, paired_delta
 
 DIGITS = {"psnr": 2, "psnr_texture": 2, "psnr_flat": 2, "lpips": 4, "fid": 2, "dark_per_mp": 1}
 LOWER_IS_BETTER = {"lpips", "fid", "dark_per_mp"}
+SET_METRICS = {"fid"}
 UNITS = {"psnr": "dB", "psnr_texture": "dB", "psnr_flat": "dB", "dark_per_mp": "per MP"}
 
 
@@ -96,9 +97,10 @@ def texture_gain(scores: PerImageScores, benchmark: str, scale: int, candidate: 
     return paired_delta(gains_texture[keep], gains_flat[keep])
 
 
-def render_claims(scores: PerImageScores, benchmarks: list[tuple[str, int]], unavailable: dict[str, str],
-                  provenance: str) -> str:
-    """Markdown: per claim, one evidence line per benchmark/scale and metric, with the verdict."""
+def render_claims(scores: PerImageScores, set_scores: PerImageScores, benchmarks: list[tuple[str, int]],
+                  unavailable: dict[str, str], provenance: str) -> str:
+    """Markdown: per claim, one evidence line per benchmark/scale and metric, with the verdict.
+    ``set_scores`` holds the scores of whole benchmarks (FID), paired by seed alone."""
     lines = ["# The seed papers' claims, tested", "", provenance, "",
              "Each line is a paired difference (candidate - baseline) over the same images and training seeds, "
              "with its 95% bootstrap interval and the verdict: *better* / *worse* when the interval excludes 0, "
@@ -109,8 +111,9 @@ def render_claims(scores: PerImageScores, benchmarks: list[tuple[str, int]], una
                   ""]
         for benchmark, scale in benchmarks:
             for metric in claim.metrics:
+                source = set_scores if metric in SET_METRICS else scores
                 lines.append(f"- {benchmark} x{scale}, {metric}: "
-                             + _evidence(scores, benchmark, scale, claim, metric, unavailable))
+                             + _evidence(source, benchmark, scale, claim, metric, unavailable))
             if claim.texture_gain:
                 gain = texture_gain(scores, benchmark, scale, claim.candidate, claim.baseline)
                 lines.append(f"- {benchmark} x{scale}, texture gain minus flat gain (dB): " + _delta_text(gain, 2))
@@ -137,4 +140,8 @@ def _delta_text(result: PairedDelta | str, digits: int, unit: str = "") -> str:
     if isinstance(result, str):
         return f"not testable here: {result}"
     return (f"{result.text(digits)}{unit} → **{result.verdict}** "
-            f"({result.images} images x {result.seeds} seed{'s' * (result.seeds > 1)})")
+            f"({_count(result.images, 'image')} x {_count(result.seeds, 'seed')})")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"

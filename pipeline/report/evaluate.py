@@ -24,6 +24,7 @@ from pipeline.data.paired import ImagePair, load_pairs
 from pipeline.degrade.imresize import imresize_uint8
 from pipeline.errors import PipelineError
 from pipeline.inference import SuperResolver, load_super_resolver, upscale_image
+from pipeline.metrics.fid_metric import FidMetric
 from pipeline.metrics.lpips_metric import LpipsMetric, Unavailable
 from pipeline.report.comparison import Comparison
 from pipeline.report.metrics_file import BASELINE, ScoreTable
@@ -50,14 +51,19 @@ def evaluate_all(params: Params) -> dict[str, Any]:
     lpips = LpipsMetric.load(params.metrics.lpips)
     unavailable = {"lpips": lpips.reason} if isinstance(lpips, Unavailable) else {}
     lpips_metric = None if isinstance(lpips, Unavailable) else lpips.to(device)
+    fid = FidMetric.load(params.metrics.fid)
+    if isinstance(fid, Unavailable):
+        unavailable["fid"] = fid.reason
+    fid_metric = None if isinstance(fid, Unavailable) else fid.to(device)
 
     table = ScoreTable()
     per_image = PerImageScores()
+    set_level = PerImageScores()
     comparisons: list[Comparison] = []
     image_counts: dict[str, int] = {}
     for scale in scales:
         here = [objective for objective in trained if objective.scale == scale]
-        scorer = ImageScorer.for_scale(params.metrics, scale, lpips_metric, device)
+        scorer = ImageScorer.for_scale(params.metrics, scale, lpips_metric, device, fid_metric)
         for benchmark in benchmarks:
             pairs = load_pairs(params.data_dir, params.train.degradation, scale, benchmark)
             image_counts[benchmark] = len(pairs)
@@ -65,25 +71,28 @@ def evaluate_all(params: Params) -> dict[str, Any]:
                      len(here))
             comparison = Comparison(benchmark, scale, pairs[0].name, pairs[0].hr)
             comparisons.append(comparison)
-            scores, comparison.outputs[BASELINE] = _score(pairs, scorer, lambda lr, s=scale: imresize_uint8(lr, s))
-            _record(table, per_image, comparison, BASELINE, None, pairs, scores)
+            sets = SetScores(scorer, pairs, set_level, comparison)
+            scores, comparison.outputs[BASELINE] = _score(pairs, scorer, lambda lr, s=scale: imresize_uint8(lr, s),
+                                                          sets)
+            _record(table, per_image, comparison, BASELINE, None, pairs, scores, **sets.take(BASELINE, None))
             for objective in here:
-                _evaluate_objective(objective, pairs, scorer, params, device, table, per_image, comparison)
+                _evaluate_objective(objective, pairs, scorer, params, device, table, per_image, sets, comparison)
 
-    return write_report(params, trained, table.to_tree(unavailable), per_image, comparisons, image_counts,
-                        _device_name(device))
+    return write_report(params, trained, table.to_tree(unavailable), per_image, set_level, comparisons,
+                        image_counts, _device_name(device))
 
 
 def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], scorer: ImageScorer, params: Params,
-                        device: torch.device, table: ScoreTable, per_image: PerImageScores,
+                        device: torch.device, table: ScoreTable, per_image: PerImageScores, sets: SetScores,
                         comparison: Comparison) -> None:
     """Score every model of ``objective`` (per image, and one mean per model and metric) and keep
     ``best.pt``'s output of the first image for the comparison."""
     for seed, checkpoint in objective.checkpoints.items():
         resolver = load_super_resolver(checkpoint, device)
-        scores, first = _score(pairs, scorer, _tiled(resolver, params))
+        scores, first = _score(pairs, scorer, _tiled(resolver, params), sets)
         decode_ms = decode_ms_per_megapixel(resolver, pairs[0].lr)
-        _record(table, per_image, comparison, objective.name, seed, pairs, scores, decode_ms_per_mp=decode_ms)
+        _record(table, per_image, comparison, objective.name, seed, pairs, scores, decode_ms_per_mp=decode_ms,
+                **sets.take(objective.name, seed))
         if checkpoint == objective.best:
             comparison.outputs[objective.name] = first
     if objective.name not in comparison.outputs:
@@ -96,14 +105,41 @@ def _tiled(resolver: SuperResolver, params: Params) -> SuperResolve:
     return lambda lr: upscale_image(resolver, lr, tile=config.tile, overlap=config.tile_overlap)
 
 
-def _score(pairs: list[ImagePair], scorer: ImageScorer,
-           super_resolve: SuperResolve) -> tuple[list[dict[str, float]], tuple[np.ndarray, float]]:
-    """Each pair's scores, and the first image's output with its PSNR."""
+class SetScores:
+    """Scores of a whole benchmark (FID), fed one SR image at a time and kept in ``set_level`` under the
+    image name ``all``; a no-op without FID weights."""
+
+    def __init__(self, scorer: ImageScorer, pairs: list[ImagePair], set_level: PerImageScores,
+                 comparison: Comparison) -> None:
+        self.scorer, self.set_level, self.comparison = scorer, set_level, comparison
+        self.hr_features = np.concatenate([scorer.fid_features(pair.hr) for pair in pairs]) if scorer.fid else None
+        self.sr_features: list[np.ndarray] = []
+
+    def add(self, sr: np.ndarray) -> None:
+        if self.hr_features is not None:
+            self.sr_features.append(self.scorer.fid_features(sr))
+
+    def take(self, method: str, seed: int | None) -> dict[str, float]:
+        """The set scores of the images added since the last call, recorded for ``method`` and ``seed``."""
+        if self.hr_features is None:
+            return {}
+        scores = {"fid": FidMetric.distance(np.concatenate(self.sr_features), self.hr_features)}
+        self.sr_features = []
+        self.set_level.add(self.comparison.benchmark, self.comparison.scale, method, seed, "all", scores)
+        return scores
+
+
+def _score(pairs: list[ImagePair], scorer: ImageScorer, super_resolve: SuperResolve,
+           sets: SetScores | None = None) -> tuple[list[dict[str, float]], tuple[np.ndarray, float]]:
+    """Each pair's scores (and, into ``sets``, its set-score features), and the first image's output
+    with its PSNR."""
     per_image: list[dict[str, float]] = []
     first: tuple[np.ndarray, float] | None = None
     for pair in pairs:
         sr = super_resolve(pair.lr)
         per_image.append(scorer(sr, pair.hr))
+        if sets is not None:
+            sets.add(sr)
         if first is None:
             first = (sr, per_image[0]["psnr"])
     return per_image, first

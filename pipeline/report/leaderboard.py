@@ -15,8 +15,9 @@ from pipeline.report.metrics_file import BASELINE, METRICS
 from pipeline.report.per_image import PerImageScores
 from pipeline.report.verdicts import BETTER, UNSETTLED, PairedDelta, paired_delta
 
-HEADERS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓", "decode_ms_per_mp": "decode (ms/MP) ↓"}
-DIGITS = {"psnr": 2, "ssim": 4, "lpips": 4, "decode_ms_per_mp": 3}
+HEADERS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓", "fid": "FID ↓",
+           "decode_ms_per_mp": "decode (ms/MP) ↓"}
+DIGITS = {"psnr": 2, "ssim": 4, "lpips": 4, "fid": 2, "decode_ms_per_mp": 3}
 MISSING = "–"
 REFERENCE = "l1"
 RANKED_BY = "psnr"

@@ -35,7 +35,7 @@ ARTIFACT_PATH = "evaluate"
 
 
 def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str, Any], scores: PerImageScores,
-                 comparisons: list[Comparison], image_counts: dict[str, int], device: str) -> dict[str, Any]:
+                 set_scores: PerImageScores, comparisons: list[Comparison], image_counts: dict[str, int], device: str) -> dict[str, Any]:
     """Write every result file, log them to MLflow when tracking is enabled, and return a summary."""
     results_dir = Path(params.results_dir)
     plots_dir = results_dir / "plots"
@@ -63,7 +63,7 @@ def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str
     claims_path = results_dir / "claims.md"
     evaluated_sets = [(benchmark, int(scale.removeprefix("x"))) for benchmark, scales in tree.items()
                       for scale in scales if int(scale.removeprefix("x")) in {o.scale for o in evaluated}]
-    write_text(claims_path, render_claims(scores, evaluated_sets, unavailable_reasons(tree), provenance()) + "\n")
+    write_text(claims_path, render_claims(scores, set_scores, evaluated_sets, unavailable_reasons(tree), provenance()) + "\n")
     files = [metrics_path, scores_path, leaderboard_path, claims_path]
     logged = _log_to_parent_runs(store, evaluated, files, plots)
     return {"metrics": str(metrics_path), "leaderboard": str(leaderboard_path), "claims": str(claims_path),

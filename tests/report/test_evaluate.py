@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -20,9 +21,13 @@ from pipeline.metrics import reference
 from pipeline.report.evaluate import evaluate_all
 from pipeline.report.metrics_file import HIGHER_IS_BETTER
 
+from tests.metrics.test_fid_metric import random_fid_inception
+
 from .conftest import study_params
 
 LPIPS_OFF = "LPIPS disabled in params (metrics.lpips.enabled is false)"
+FID_OFF = ("FID unavailable: no Inception weights configured; set metrics.fid.weights to pytorch-fid's "
+           "pt_inception-2015-12-05-6726825d.pth")
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +45,9 @@ def test_metrics_nest_benchmark_scale_objective_metric(report):
         assert list(scales) == ["x2", "x3"]
         assert list(scales["x2"]) == ["bicubic", "cs", "l1"]
         assert list(scales["x3"]) == ["bicubic"]
-        assert list(scales["x2"]["bicubic"]) == ["psnr", "ssim", "lpips"]
-        assert list(scales["x2"]["l1"]) == ["psnr", "ssim", "lpips", "decode_ms_per_mp"]
+        assert list(scales["x2"]["bicubic"]) == ["psnr", "ssim", "lpips", "fid"]
+        assert list(scales["x2"]["l1"]) == ["psnr", "ssim", "lpips", "fid", "decode_ms_per_mp"]
+        assert scales["x2"]["l1"]["fid"] == {"unavailable": FID_OFF}
         assert [scales["x2"][name]["psnr"]["n"] for name in ("bicubic", "cs", "l1")] == [1, 1, 2]
         assert scales["x2"]["cs"]["psnr"]["std"] is None and scales["x2"]["l1"]["psnr"]["std"] > 0
         assert all(scales["x2"][name]["decode_ms_per_mp"]["mean"] > 0 for name in ("cs", "l1"))
@@ -100,17 +106,17 @@ def test_the_leaderboard_ranks_by_psnr_with_paired_intervals_against_l1_and_bicu
         assert list(rows) == [*ranked, "bicubic"]
         assert [rows[name][0] for name in rows] == ["1", "2", "ref."]
         # l1 has seeds 0 and 1, cs only seed 0: cs vs l1 pairs on seed 0 alone
-        cs_vs_l1 = rows["cs"][5]
+        cs_vs_l1 = rows["cs"][6]
         per_image = {(row["method"], row["seed"], row["image"]): float(row["psnr"]) for row in scores
                      if (row["benchmark"], row["scale"]) == (benchmark, "2")}
         assert list(scores[0])[:5] == ["benchmark", "scale", "method", "seed", "image"]
         images = sorted({key[2] for key in per_image})
         expected = np.mean([per_image["cs", "0", image] - per_image["l1", "0", image] for image in images])
         assert cs_vs_l1.startswith(f"{expected:+.2f} [")
-        assert rows["l1"][5] == "–" and rows["bicubic"][6] == "–"
+        assert rows["l1"][6] == "–" and rows["bicubic"][7] == "–"
         l1_vs_bicubic = np.mean([per_image["l1", seed, image] - per_image["bicubic", "", image]
                                  for image in images for seed in ("0", "1")])
-        assert rows["l1"][6].startswith(f"{l1_vs_bicubic:+.2f} [")
+        assert rows["l1"][7].startswith(f"{l1_vs_bicubic:+.2f} [")
     x3 = _table(leaderboard, "Tiny x3")
     assert list(x3) == ["bicubic"]
 
@@ -170,3 +176,20 @@ def test_missing_models_benchmarks_and_lr_images_are_errors_with_the_fix(study, 
         evaluate_all(study_params(study, evaluate={"scales": [3], "device": "cpu"}))
     with pytest.raises(PipelineError, match=r"LR folder .*x4/Tiny' does not exist; run `dvc repro degrade`"):
         evaluate_all(study_params(study, evaluate={"scales": [2, 4], "device": "cpu"}))
+
+
+def test_fid_from_a_local_checkpoint_is_measured_per_model_and_tested_in_the_claims(study, tmp_path):
+    """A random-weight FID Inception saved by the test stands in for the real checkpoint."""
+    weights = tmp_path / "inception.pth"
+    torch.save(random_fid_inception().state_dict(), weights)
+    params = study_params(study, results_dir=str(tmp_path / "results"),
+                          metrics={"lpips": {"enabled": False}, "fid": {"weights": str(weights), "patch": 16, "dims": 64}},
+                          evaluate={"scales": [2], "benchmarks": ["Tiny"], "tile": 24, "tile_overlap": 4,
+                                    "crop_size": 24, "device": "cpu"})
+    summary = evaluate_all(params)
+    tree = json.loads(Path(summary["metrics"]).read_text())
+    rows = tree["Tiny"]["x2"]
+    assert rows["l1"]["fid"]["n"] == 2 and all(rows[name]["fid"]["mean"] > 0 for name in ("bicubic", "cs", "l1"))
+    claims = Path(summary["claims"]).read_text()
+    assert re.search(r"- Tiny x2, fid: not testable here: the study evaluated no `grad2`", claims)
+    assert "FID unavailable" not in claims

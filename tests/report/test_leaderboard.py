@@ -41,9 +41,9 @@ def test_a_clear_winner_is_ranked_first_and_marked():
     assert [row[1] for row in rows] == ["**grad2** (winner)", "l1", "cs", "bicubic"]
     assert [row[0] for row in rows] == ["1", "2", "3", "ref."]
     grad2, l1, cs, bicubic = rows
-    assert grad2[6].startswith("+0.50 [") and grad2[6].endswith("better")
-    assert cs[6].startswith("-0.80 [") and cs[6].endswith("worse")
-    assert l1[6] == "–" and l1[7].startswith("+1.00 [") and bicubic[7] == "–"
+    assert grad2[7].startswith("+0.50 [") and grad2[7].endswith("better")
+    assert cs[7].startswith("-0.80 [") and cs[7].endswith("worse")
+    assert l1[7] == "–" and l1[8].startswith("+1.00 [") and bicubic[8] == "–"
     assert l1[-1] == "`run-l1`" and l1[-2] == "2" and bicubic[-2] == "1"
     assert "No winner" not in text
 
