@@ -31,12 +31,15 @@ class Strict(BaseModel):
 class SourceConfig(Strict):
     """Where HR images come from.
 
-    ``builtin``: scikit-image's bundled photographs (offline); ``folder``: a directory,
+    ``builtin``: photographs bundled with installed packages (offline; ``collection`` picks the
+    train/val ``photos`` or the ``benchmark`` test set, disjoint); ``folder``: a directory,
     searched recursively; ``url``: an archive (zip/tar) checked against ``sha256``;
     ``preset``: a named public archive (DIV2K_train_HR, Set5, ...).
     """
 
     kind: Literal["builtin", "folder", "url", "preset"] = Field("builtin", description="source type")
+    collection: Literal["photos", "benchmark"] = Field("photos", description="builtin images: the train/val "
+                                                       "photos or the disjoint benchmark set (kind builtin)")
     path: Path | None = Field(None, description="folder of images (kind folder)")
     url: str | None = Field(None, description="zip/tar archive URL (kind url)")
     sha256: str | None = Field(None, description="expected sha256 of the archive; logged when absent")
@@ -120,10 +123,20 @@ class LpipsConfig(Strict):
     weights: Path | None = Field(None, description="local ImageNet backbone checkpoint (.pth)")
 
 
+class FidConfig(Strict):
+    """FID (Heusel et al. 2017) on patches. ``weights``: pytorch-fid's Inception checkpoint
+    (``pt_inception-2015-12-05-6726825d.pth``); without it FID is reported unavailable."""
+
+    weights: Path | None = Field(None, description="local FID Inception checkpoint (.pth); None = unavailable")
+    patch: int = Field(64, ge=16, description="side of the non-overlapping SR/HR patches FID compares")
+    dims: Literal[64, 192, 768, 2048] = Field(2048, description="feature tap (2048 = pool3, as papers report)")
+
+
 class MetricsConfig(Strict):
     crop_border: int | None = Field(None, ge=0, description="None means crop = scale")
     y_channel: bool = Field(True, description="PSNR/SSIM on BT.601 Y (else RGB)")
     lpips: LpipsConfig = LpipsConfig()
+    fid: FidConfig = FidConfig()
 
 
 # ------------------------------------------------------------- model / loss

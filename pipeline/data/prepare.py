@@ -108,35 +108,56 @@ def prepare_hr(params: Params, out: Path, progress: bool = True) -> dict[str, An
 
 def prepare_benchmarks(prepare: PrepareConfig, out: Path,
                        progress: bool = True) -> tuple[dict[str, Converted], dict[str, str]]:
-    """Convert each benchmark into ``out/<Name>``; return what was written and the optional sets skipped."""
+    """Convert each benchmark into ``out/<Name>``; return what was written and the optional sets skipped.
+
+    Optional sets that cannot be had are skipped with one warning per cause: presets that share an
+    archive (Set5, Set14, B100, Urban100) are tried once and named together.
+    """
     out.mkdir(parents=True, exist_ok=True)
     done: dict[str, Converted] = {}
     missing: dict[str, str] = {}
+    failed_urls: dict[str, str] = {}
     for name, source in sorted(prepare.benchmarks.items()):
         label = f"prepare.benchmarks.{name}"
         if name in ("", ".", "..") or "/" in name or "\\" in name:
             raise PipelineError(f"benchmark name '{name}' is not a valid folder name; rename it in params.yaml")
+        url = _archive_url(source)
+        if url in failed_urls:
+            missing[name] = failed_urls[url]
+            continue
         try:
             images = source_images(source, label, prepare.cache_dir, progress)
         except SourceUnavailable as exc:
             if not source.optional:
                 raise
-            log.warning("optional %s skipped: %s", label, exc)
             missing[name] = str(exc)
+            if url is not None:
+                failed_urls[url] = str(exc)
             continue
         done[name] = convert_images(images, out / name, label, None, progress)
+    for reason in dict.fromkeys(missing.values()):
+        names = [name for name, why in missing.items() if why == reason]
+        log.warning("optional benchmark%s %s skipped (used when available): %s", "s" * (len(names) > 1),
+                    ", ".join(names), reason)
     return done, missing
+
+
+def _archive_url(source: SourceConfig) -> str | None:
+    """The archive URL a ``url`` or ``preset`` source downloads; None for local sources."""
+    if source.kind == "preset":
+        return preset_source(source).url
+    return source.url if source.kind == "url" else None
 
 
 def source_images(source: SourceConfig, label: str, cache_dir: Path, progress: bool = True) -> dict[str, Path]:
     """Output PNG name -> input file for a source; ``SourceUnavailable`` when its folder or URL is missing."""
     if source.kind == "builtin":
-        return builtin_images(source.names)
+        return builtin_images(source.names, source.collection)
     if source.kind == "folder":
         folder = Path(source.path).expanduser()
         if not folder.is_dir():
-            raise SourceUnavailable(f"{label}: folder '{folder}' does not exist; fix the path "
-                                    f"or set {label}.optional=true")
+            advice = "" if source.optional else f" or set {label}.optional=true"
+            raise SourceUnavailable(f"{label}: folder '{folder}' does not exist; fix the path{advice}")
         images = folder_images(folder)
     else:
         resolved = preset_source(source) if source.kind == "preset" else source

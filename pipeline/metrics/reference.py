@@ -34,7 +34,7 @@ def psnr(sr: np.ndarray, hr: np.ndarray, crop_border: int, y_channel: bool) -> f
 
     Identical images give ``inf``.
     """
-    sr_planes, hr_planes = _measured_planes(sr, hr, crop_border, y_channel)
+    sr_planes, hr_planes = measured_planes(sr, hr, crop_border, y_channel)
     mse = float(np.mean((sr_planes - hr_planes) ** 2))
     return math.inf if mse == 0 else 10.0 * math.log10(PEAK**2 / mse)
 
@@ -46,7 +46,7 @@ def ssim(sr: np.ndarray, hr: np.ndarray, crop_border: int, y_channel: bool) -> f
 
     For RGB the result is the mean of the three per-channel SSIMs.
     """
-    sr_planes, hr_planes = _measured_planes(sr, hr, crop_border, y_channel)
+    sr_planes, hr_planes = measured_planes(sr, hr, crop_border, y_channel)
     height, width = sr_planes.shape[:2]
     if min(height, width) < SSIM_WINDOW:
         raise PipelineError(
@@ -78,7 +78,7 @@ def _filter_valid(plane: np.ndarray, window: np.ndarray) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(rows, size, axis=1) @ window
 
 
-def _measured_planes(
+def measured_planes(
     sr: np.ndarray, hr: np.ndarray, crop_border: int, y_channel: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate, crop and convert both images to float64 ``H x W x C`` (C = 1 for Y, 3 for RGB)."""

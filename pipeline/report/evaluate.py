@@ -24,9 +24,11 @@ from pipeline.data.paired import ImagePair, load_pairs
 from pipeline.degrade.imresize import imresize_uint8
 from pipeline.errors import PipelineError
 from pipeline.inference import SuperResolver, load_super_resolver, upscale_image
+from pipeline.metrics.fid_metric import FidMetric
 from pipeline.metrics.lpips_metric import LpipsMetric, Unavailable
 from pipeline.report.comparison import Comparison
 from pipeline.report.metrics_file import BASELINE, ScoreTable
+from pipeline.report.per_image import PerImageScores
 from pipeline.report.publish import write_report
 from pipeline.report.scoring import ImageScorer, decode_ms_per_megapixel
 from pipeline.report.sweep_outputs import TrainedObjective, find_trained_objectives
@@ -49,13 +51,19 @@ def evaluate_all(params: Params) -> dict[str, Any]:
     lpips = LpipsMetric.load(params.metrics.lpips)
     unavailable = {"lpips": lpips.reason} if isinstance(lpips, Unavailable) else {}
     lpips_metric = None if isinstance(lpips, Unavailable) else lpips.to(device)
+    fid = FidMetric.load(params.metrics.fid)
+    if isinstance(fid, Unavailable):
+        unavailable["fid"] = fid.reason
+    fid_metric = None if isinstance(fid, Unavailable) else fid.to(device)
 
     table = ScoreTable()
+    per_image = PerImageScores()
+    set_level = PerImageScores()
     comparisons: list[Comparison] = []
     image_counts: dict[str, int] = {}
     for scale in scales:
         here = [objective for objective in trained if objective.scale == scale]
-        scorer = ImageScorer.for_scale(params.metrics, scale, lpips_metric, device)
+        scorer = ImageScorer.for_scale(params.metrics, scale, lpips_metric, device, fid_metric)
         for benchmark in benchmarks:
             pairs = load_pairs(params.data_dir, params.train.degradation, scale, benchmark)
             image_counts[benchmark] = len(pairs)
@@ -63,23 +71,28 @@ def evaluate_all(params: Params) -> dict[str, Any]:
                      len(here))
             comparison = Comparison(benchmark, scale, pairs[0].name, pairs[0].hr)
             comparisons.append(comparison)
-            scores, comparison.outputs[BASELINE] = _score(pairs, scorer, lambda lr, s=scale: imresize_uint8(lr, s))
-            table.add(benchmark, scale, BASELINE, scores)
+            sets = SetScores(scorer, pairs, set_level, comparison)
+            scores, comparison.outputs[BASELINE] = _score(pairs, scorer, lambda lr, s=scale: imresize_uint8(lr, s),
+                                                          sets)
+            _record(table, per_image, comparison, BASELINE, None, pairs, scores, **sets.take(BASELINE, None))
             for objective in here:
-                _evaluate_objective(objective, pairs, scorer, params, device, table, comparison)
+                _evaluate_objective(objective, pairs, scorer, params, device, table, per_image, sets, comparison)
 
-    return write_report(params, trained, table.to_tree(unavailable), comparisons, image_counts, _device_name(device))
+    return write_report(params, trained, table.to_tree(unavailable), per_image, set_level, comparisons,
+                        image_counts, _device_name(device))
 
 
 def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], scorer: ImageScorer, params: Params,
-                        device: torch.device, table: ScoreTable, comparison: Comparison) -> None:
-    """Score every model of ``objective`` (one value per model and metric) and keep ``best.pt``'s
-    output of the first image for the comparison."""
-    for checkpoint in objective.checkpoints:
+                        device: torch.device, table: ScoreTable, per_image: PerImageScores, sets: SetScores,
+                        comparison: Comparison) -> None:
+    """Score every model of ``objective`` (per image, and one mean per model and metric) and keep
+    ``best.pt``'s output of the first image for the comparison."""
+    for seed, checkpoint in objective.checkpoints.items():
         resolver = load_super_resolver(checkpoint, device)
-        scores, first = _score(pairs, scorer, _tiled(resolver, params))
-        scores["decode_ms_per_mp"] = decode_ms_per_megapixel(resolver, pairs[0].lr)
-        table.add(comparison.benchmark, comparison.scale, objective.name, scores)
+        scores, first = _score(pairs, scorer, _tiled(resolver, params), sets)
+        decode_ms = decode_ms_per_megapixel(resolver, pairs[0].lr)
+        _record(table, per_image, comparison, objective.name, seed, pairs, scores, decode_ms_per_mp=decode_ms,
+                **sets.take(objective.name, seed))
         if checkpoint == objective.best:
             comparison.outputs[objective.name] = first
     if objective.name not in comparison.outputs:
@@ -92,17 +105,53 @@ def _tiled(resolver: SuperResolver, params: Params) -> SuperResolve:
     return lambda lr: upscale_image(resolver, lr, tile=config.tile, overlap=config.tile_overlap)
 
 
-def _score(pairs: list[ImagePair], scorer: ImageScorer,
-           super_resolve: SuperResolve) -> tuple[dict[str, float], tuple[np.ndarray, float]]:
-    """Scores averaged over ``pairs``, and the first image's output with its PSNR."""
+class SetScores:
+    """Scores of a whole benchmark (FID), fed one SR image at a time and kept in ``set_level`` under the
+    image name ``all``; a no-op without FID weights."""
+
+    def __init__(self, scorer: ImageScorer, pairs: list[ImagePair], set_level: PerImageScores,
+                 comparison: Comparison) -> None:
+        self.scorer, self.set_level, self.comparison = scorer, set_level, comparison
+        self.hr_features = np.concatenate([scorer.fid_features(pair.hr) for pair in pairs]) if scorer.fid else None
+        self.sr_features: list[np.ndarray] = []
+
+    def add(self, sr: np.ndarray) -> None:
+        if self.hr_features is not None:
+            self.sr_features.append(self.scorer.fid_features(sr))
+
+    def take(self, method: str, seed: int | None) -> dict[str, float]:
+        """The set scores of the images added since the last call, recorded for ``method`` and ``seed``."""
+        if self.hr_features is None:
+            return {}
+        scores = {"fid": FidMetric.distance(np.concatenate(self.sr_features), self.hr_features)}
+        self.sr_features = []
+        self.set_level.add(self.comparison.benchmark, self.comparison.scale, method, seed, "all", scores)
+        return scores
+
+
+def _score(pairs: list[ImagePair], scorer: ImageScorer, super_resolve: SuperResolve,
+           sets: SetScores | None = None) -> tuple[list[dict[str, float]], tuple[np.ndarray, float]]:
+    """Each pair's scores (and, into ``sets``, its set-score features), and the first image's output
+    with its PSNR."""
     per_image: list[dict[str, float]] = []
     first: tuple[np.ndarray, float] | None = None
     for pair in pairs:
         sr = super_resolve(pair.lr)
         per_image.append(scorer(sr, pair.hr))
+        if sets is not None:
+            sets.add(sr)
         if first is None:
             first = (sr, per_image[0]["psnr"])
-    return {metric: float(np.mean([scores[metric] for scores in per_image])) for metric in per_image[0]}, first
+    return per_image, first
+
+
+def _record(table: ScoreTable, per_image: PerImageScores, comparison: Comparison, method: str, seed: int | None,
+            pairs: list[ImagePair], scores: list[dict[str, float]], **model_scores: float) -> None:
+    """Keep one model's per-image scores and, in ``table``, their means over the images."""
+    for pair, image_scores in zip(pairs, scores, strict=True):
+        per_image.add(comparison.benchmark, comparison.scale, method, seed, pair.name, image_scores)
+    means = {metric: float(np.mean([image[metric] for image in scores])) for metric in scores[0]}
+    table.add(comparison.benchmark, comparison.scale, method, {**means, **model_scores})
 
 
 def benchmark_names(params: Params) -> list[str]:

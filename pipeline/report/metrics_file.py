@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 BASELINE = "bicubic"
-METRICS = ("psnr", "ssim", "lpips", "decode_ms_per_mp")
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "decode_ms_per_mp": False}
+METRICS = ("psnr", "ssim", "lpips", "fid", "decode_ms_per_mp")
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fid": False, "decode_ms_per_mp": False}
 
 
 def scale_key(scale: int) -> str:

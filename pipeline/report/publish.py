@@ -1,5 +1,5 @@
-"""Writing an evaluation's results: ``metrics.json``, ``plots/``, ``leaderboard.md``, and a copy of
-them in the sweep's MLflow parent run.
+"""Writing an evaluation's results: ``metrics.json``, ``scores.csv`` (every image's scores),
+``leaderboard.md``, ``claims.md``, ``plots/``, and a copy of them in the sweep's MLflow parent run.
 
 ``plots/`` is rebuilt from scratch on every run, so no plot of a removed benchmark survives:
 ``perception_distortion_<benchmark>_x<s>.png``, ``psnr_x<s>.png``, ``comparison_<benchmark>_x<s>.png``,
@@ -10,29 +10,32 @@ from __future__ import annotations
 
 import logging
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Params
+from pipeline.config import PROJECT_ROOT, Params
 from pipeline.imageio import list_images
 from pipeline.report.comparison import Comparison
 from pipeline.report.curves import CurvePoint, plot_training_curves, write_curves_csv
 from pipeline.report.figures import file_stem
-from pipeline.report.leaderboard import render_leaderboard
+from pipeline.report.claims import render_claims
+from pipeline.report.leaderboard import render_leaderboard, unavailable_reasons
 from pipeline.report.metrics_file import write_metrics, write_text
+from pipeline.report.per_image import PerImageScores
 from pipeline.report.plots import perception_distortion_plot, psnr_bars
 from pipeline.report.run_store import RunStore
 from pipeline.report.statement import study_statement
 from pipeline.report.sweep_outputs import TrainedObjective
-from pipeline.tracking import tracking_uri
+from pipeline.tracking import git_tags, tracking_uri
 
 log = logging.getLogger(__name__)
 
 ARTIFACT_PATH = "evaluate"
 
 
-def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str, Any],
-                 comparisons: list[Comparison], image_counts: dict[str, int], device: str) -> dict[str, Any]:
+def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str, Any], scores: PerImageScores,
+                 set_scores: PerImageScores, comparisons: list[Comparison], image_counts: dict[str, int], device: str) -> dict[str, Any]:
     """Write every result file, log them to MLflow when tracking is enabled, and return a summary."""
     results_dir = Path(params.results_dir)
     plots_dir = results_dir / "plots"
@@ -40,6 +43,8 @@ def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str
         shutil.rmtree(plots_dir)
     metrics_path = results_dir / "metrics.json"
     write_metrics(metrics_path, tree)
+    scores_path = results_dir / "scores.csv"
+    scores.write_csv(scores_path)
     store = RunStore(tracking_uri(params)) if params.tracking.enabled else None
     if store is not None and not store.usable:
         log.warning("the report cannot use MLflow: %s", store.problem)
@@ -53,24 +58,42 @@ def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str
     plots += curve_files
 
     leaderboard_path = results_dir / "leaderboard.md"
-    write_text(leaderboard_path, _leaderboard(params, evaluated, tree, store, curves_problem, image_counts, device))
-    logged = _log_to_parent_runs(store, evaluated, [metrics_path, leaderboard_path], plots)
-    return {"metrics": str(metrics_path), "leaderboard": str(leaderboard_path), "plots": sorted(map(str, plots)),
+    write_text(leaderboard_path,
+               _leaderboard(params, evaluated, tree, scores, store, curves_problem, image_counts, device))
+    claims_path = results_dir / "claims.md"
+    evaluated_sets = [(benchmark, int(scale.removeprefix("x"))) for benchmark, scales in tree.items()
+                      for scale in scales if int(scale.removeprefix("x")) in {o.scale for o in evaluated}]
+    write_text(claims_path, render_claims(scores, set_scores, evaluated_sets, unavailable_reasons(tree), provenance()) + "\n")
+    files = [metrics_path, scores_path, leaderboard_path, claims_path]
+    logged = _log_to_parent_runs(store, evaluated, files, plots)
+    return {"metrics": str(metrics_path), "leaderboard": str(leaderboard_path), "claims": str(claims_path),
+            "scores": str(scores_path), "plots": sorted(map(str, plots)),
             "objectives": [o.name for o in evaluated], "benchmarks": list(tree),
             "psnr": {benchmark: {scale: {name: entry["psnr"]["mean"] for name, entry in objectives.items()}
                                  for scale, objectives in scales.items()} for benchmark, scales in tree.items()},
             "training_curves": curves_problem or "written", "mlflow_parent_runs": logged}
 
 
-def _leaderboard(params: Params, evaluated: list[TrainedObjective], tree: dict[str, Any], store: RunStore | None,
-                 curves_problem: str | None, image_counts: dict[str, int], device: str) -> str:
+def provenance() -> str:
+    """``Generated on <UTC time> from commit <hash>`` (``, with uncommitted changes`` when dirty)."""
+    tags = git_tags(PROJECT_ROOT)
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if not tags:
+        return f"Generated on {when}, outside a git checkout."
+    dirty = ", with uncommitted changes" if tags["git.dirty"] == "true" else ""
+    return f"Generated on {when} from commit `{tags['mlflow.source.git.commit'][:12]}`{dirty}."
+
+
+def _leaderboard(params: Params, evaluated: list[TrainedObjective], tree: dict[str, Any], scores: PerImageScores,
+                 store: RunStore | None, curves_problem: str | None, image_counts: dict[str, int],
+                 device: str) -> str:
     links = {objective.name: _run_cell(store, objective) for objective in evaluated
              if store is not None and (objective.run_id or objective.seed_run_ids)}
     train_images = _count_images(Path(params.data_dir) / "hr" / "train")
     notes = [_tracking_note(params, store)]
     if curves_problem:
         notes.append(f"Training curves are missing: {curves_problem}")
-    return render_leaderboard(tree, study_statement(evaluated, params, image_counts, train_images, device), links,
+    return render_leaderboard(tree, scores, study_statement(evaluated, params, image_counts, train_images, device), links,
                               notes, {objective.name: objective.scale for objective in evaluated})
 
 

@@ -4,7 +4,9 @@ PSNR and SSIM follow the recipe behind published SR tables: the 8-bit SR image a
 image modcropped to the scale, in float64 (``pipeline.metrics.reference``), with
 ``metrics.crop_border`` pixels (default: the scale) cropped from every side, on the BT.601 Y
 channel when ``metrics.y_channel``. LPIPS (Zhang et al. 2018) is measured on the same cropped RGB
-region, and only when its pretrained weights were loaded.
+region, and only when its pretrained weights were loaded. The region scores (PSNR on textured and
+flat pixels, dark artefacts per megapixel) are ``pipeline.metrics.regions``'. FID is a score of a
+set, not of an image: ``fid_features`` gives each image's patch features for it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import torch
 from pipeline.config import MetricsConfig
 from pipeline.inference import SuperResolver
 from pipeline.metrics import reference
+from pipeline.metrics.fid_metric import FidMetric
 from pipeline.metrics.lpips_metric import LpipsMetric
+from pipeline.metrics.regions import region_scores
 
 DECODE_REPEATS = 3
 DECODE_WINDOW = 128
@@ -27,24 +31,35 @@ DECODE_WINDOW = 128
 
 @dataclass(frozen=True)
 class ImageScorer:
-    """``scorer(sr, hr) -> {"psnr", "ssim"[, "lpips"]}`` for ``H x W x 3`` uint8 images of equal size."""
+    """``scorer(sr, hr) -> {"psnr", "ssim"[, "lpips"], region scores}`` for ``H x W x 3`` uint8 images of
+    equal size."""
 
     crop_border: int
     y_channel: bool
     lpips: LpipsMetric | None
     device: torch.device
+    fid: FidMetric | None = None
 
     @classmethod
-    def for_scale(cls, config: MetricsConfig, scale: int, lpips: LpipsMetric | None,
-                  device: torch.device) -> ImageScorer:
+    def for_scale(cls, config: MetricsConfig, scale: int, lpips: LpipsMetric | None, device: torch.device,
+                  fid: FidMetric | None = None) -> ImageScorer:
         crop = scale if config.crop_border is None else config.crop_border
-        return cls(crop, config.y_channel, lpips, device)
+        return cls(crop, config.y_channel, lpips, device, fid)
+
+    def fid_features(self, image: np.ndarray) -> np.ndarray:
+        """FID Inception features of the cropped image's patches (``[0, 2048]`` without FID weights)."""
+        if self.fid is None:
+            return np.zeros((0, 2048))
+        border = self.crop_border
+        return self.fid.features(self.fid.patches(image[border:image.shape[0] - border,
+                                                        border:image.shape[1] - border]))
 
     def __call__(self, sr: np.ndarray, hr: np.ndarray) -> dict[str, float]:
         scores = {"psnr": reference.psnr(sr, hr, self.crop_border, self.y_channel),
                   "ssim": reference.ssim(sr, hr, self.crop_border, self.y_channel)}
         if self.lpips is not None:
             scores["lpips"] = self._lpips(sr, hr)
+        scores.update(region_scores(sr, hr, self.crop_border, self.y_channel))
         return scores
 
     def _lpips(self, sr: np.ndarray, hr: np.ndarray) -> float:

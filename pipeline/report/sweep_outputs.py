@@ -51,9 +51,12 @@ class TrainedObjective:
         return {int(entry["seed"]): entry["run_id"] for entry in self.info.get("seeds", []) if entry.get("run_id")}
 
     @property
-    def checkpoints(self) -> list[Path]:
-        """The models whose scores are averaged: every seed when there are several, else ``best.pt``."""
-        return [self.seeds[seed] for seed in sorted(self.seeds)] or [self.best]
+    def checkpoints(self) -> dict[int, Path]:
+        """Training seed -> model, for the models whose scores are averaged: every seed when there are
+        several, else ``best.pt`` under the seed it was trained with."""
+        if self.seeds:
+            return {seed: self.seeds[seed] for seed in sorted(self.seeds)}
+        return {int(self.trained_with["seed"]): self.best}
 
 
 def find_trained_objectives(models_dir: Path) -> list[TrainedObjective]:

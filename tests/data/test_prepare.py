@@ -58,7 +58,7 @@ def test_builtin_gives_colour_images_split_by_the_seed(tmp_path):
             assert hashlib.sha256(image.read_bytes()).hexdigest() == digest
             pixels = read_image(image).astype(np.int16)
             assert np.abs(pixels[..., 0] - pixels[..., 2]).mean() > 2
-    assert manifest["source"] == {"kind": "builtin", "optional": False}
+    assert manifest["source"] == {"kind": "builtin", "collection": "photos", "optional": False}
     assert manifest["digest"] == first["digest"]
 
 
@@ -148,6 +148,7 @@ def test_missing_benchmark_is_skipped_only_when_optional(tmp_path, caplog):
     assert summary["benchmarks"] == {"Mine": 1}
     assert list(summary["benchmarks_skipped"]) == ["Gone"]
     assert caplog.text.count("prepare.benchmarks.Gone") >= 1 and len(caplog.records) == 1
+    assert "optional=true" not in caplog.text, "an optional source must not be told to become optional"
     assert sorted(p.name for p in (tmp_path / "data" / "benchmarks").iterdir()) == ["Mine"]
     benchmarks["Gone"]["optional"] = False
     params = make_params(tmp_path, {"source": folder_source(tmp_path / "hr"), "benchmarks": benchmarks})
@@ -214,3 +215,44 @@ def test_unreachable_optional_benchmark_is_skipped(tmp_path):
     with pytest.raises(PipelineError, match=f"could not reach '{url}'"):
         prepare_all(make_params(tmp_path, {"source": small_hr(tmp_path), "benchmarks": {"Far": source}}),
                     progress=False)
+
+
+def test_presets_sharing_an_unreachable_archive_are_tried_once_and_skipped_with_one_warning(
+        tmp_path, monkeypatch, caplog):
+    url = f"http://127.0.0.1:{closed_port()}/benchmark.tar"
+    for name in ("Set5", "Set14"):
+        monkeypatch.setitem(PRESETS, name, Preset(url, f"benchmark/{name}/HR"))
+    tried = []
+    import pipeline.data.prepare as prepare_module
+    real_fetch = prepare_module.fetch_archive
+    monkeypatch.setattr(prepare_module, "fetch_archive", lambda *a, **k: tried.append(a[0]) or real_fetch(*a, **k))
+    write_image(tmp_path / "bench" / "b.png")
+    benchmarks = {"Mine": folder_source(tmp_path / "bench"),
+                  "Set5": {"kind": "preset", "preset": "Set5", "optional": True},
+                  "Set14": {"kind": "preset", "preset": "Set14", "optional": True}}
+    params = make_params(tmp_path, {"source": small_hr(tmp_path), "benchmarks": benchmarks})
+    with caplog.at_level(logging.WARNING):
+        summary = prepare_all(params, progress=False)
+    assert tried == [url]
+    assert summary["benchmarks"] == {"Mine": 1} and sorted(summary["benchmarks_skipped"]) == ["Set14", "Set5"]
+    assert len(caplog.records) == 1
+    assert "optional benchmarks Set14, Set5 skipped (used when available): could not reach" in caplog.text
+
+
+def test_the_shipped_default_prepares_offline_with_the_builtin_benchmark(tmp_path, monkeypatch):
+    """params.yaml as shipped, with Set5/Set14 unreachable: the Builtin benchmark is still there."""
+    import yaml
+
+    from pipeline.config import DEFAULT_PARAMS
+    shipped = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    url = f"http://127.0.0.1:{closed_port()}/benchmark.tar"
+    for name in ("Set5", "Set14"):
+        monkeypatch.setitem(PRESETS, name, Preset(url, f"benchmark/{name}/HR"))
+    shipped["prepare"]["cache_dir"] = str(tmp_path / "cache")
+    params = validate({**shipped, "data_dir": str(tmp_path / "data")})
+    summary = prepare_all(params, progress=False)
+    assert summary["benchmarks"] == {"Builtin": 7}
+    assert sorted(summary["benchmarks_skipped"]) == ["Set14", "Set5"]
+    hr_names = {p.name for p in (tmp_path / "data" / "hr").rglob("*.png")}
+    bench_names = {p.name for p in (tmp_path / "data" / "benchmarks" / "Builtin").iterdir()}
+    assert hr_names and not hr_names & bench_names

@@ -3,11 +3,13 @@ leaderboard marks the best and says what it means, and the plots are images a pe
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -19,9 +21,13 @@ from pipeline.metrics import reference
 from pipeline.report.evaluate import evaluate_all
 from pipeline.report.metrics_file import HIGHER_IS_BETTER
 
+from tests.metrics.test_fid_metric import random_fid_inception
+
 from .conftest import study_params
 
 LPIPS_OFF = "LPIPS disabled in params (metrics.lpips.enabled is false)"
+FID_OFF = ("FID unavailable: no Inception weights configured; set metrics.fid.weights to pytorch-fid's "
+           "pt_inception-2015-12-05-6726825d.pth")
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +45,9 @@ def test_metrics_nest_benchmark_scale_objective_metric(report):
         assert list(scales) == ["x2", "x3"]
         assert list(scales["x2"]) == ["bicubic", "cs", "l1"]
         assert list(scales["x3"]) == ["bicubic"]
-        assert list(scales["x2"]["bicubic"]) == ["psnr", "ssim", "lpips"]
-        assert list(scales["x2"]["l1"]) == ["psnr", "ssim", "lpips", "decode_ms_per_mp"]
+        assert list(scales["x2"]["bicubic"]) == ["psnr", "ssim", "lpips", "fid"]
+        assert list(scales["x2"]["l1"]) == ["psnr", "ssim", "lpips", "fid", "decode_ms_per_mp"]
+        assert scales["x2"]["l1"]["fid"] == {"unavailable": FID_OFF}
         assert [scales["x2"][name]["psnr"]["n"] for name in ("bicubic", "cs", "l1")] == [1, 1, 2]
         assert scales["x2"]["cs"]["psnr"]["std"] is None and scales["x2"]["l1"]["psnr"]["std"] > 0
         assert all(scales["x2"][name]["decode_ms_per_mp"]["mean"] > 0 for name in ("cs", "l1"))
@@ -81,27 +88,48 @@ def test_lpips_without_its_weights_is_reported_unavailable_with_the_reason(repor
 
 
 def _table(leaderboard: str, heading: str) -> dict[str, list[str]]:
+    """Objective -> the other cells of its row (rank first)."""
     block = leaderboard.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
-    return {cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("|").split("|")]
-                                              for line in block.splitlines() if re.match(r"\| \w", line))
-            if cells[0] != "objective"}
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()
+            if re.match(r"\| (\d|ref)", line)]
+    return {cells[1].split(" ")[0].strip("*"): [cells[0], *cells[2:]] for cells in rows}
 
 
-def test_the_leaderboard_bolds_each_columns_best_mean(report):
-    _, tree, leaderboard = report
-    metrics = ["psnr", "ssim", "lpips", "decode_ms_per_mp"]
-    for benchmark, scales in tree.items():
-        for scale, objectives in scales.items():
-            rows = _table(leaderboard, f"{benchmark} {scale}")
-            assert list(rows) == list(objectives)
-            for column, metric in enumerate(metrics):
-                means = {name: entry[metric]["mean"] for name, entry in objectives.items()
-                         if "mean" in entry.get(metric, {})}
-                if not means:
-                    continue
-                pick = max if HIGHER_IS_BETTER[metric] else min
-                best = pick(means, key=means.get)
-                assert [name for name, cells in rows.items() if cells[column].startswith("**")] == [best]
+def test_the_leaderboard_ranks_by_psnr_with_paired_intervals_against_l1_and_bicubic(report, tmp_path):
+    summary, tree, leaderboard = report
+    with open(summary["scores"], newline="") as handle:
+        scores = list(csv.DictReader(handle))
+    for benchmark in ("Tiny", "Wide"):
+        objectives = tree[benchmark]["x2"]
+        rows = _table(leaderboard, f"{benchmark} x2")
+        ranked = sorted(["cs", "l1"], key=lambda name: -objectives[name]["psnr"]["mean"])
+        assert list(rows) == [*ranked, "bicubic"]
+        assert [rows[name][0] for name in rows] == ["1", "2", "ref."]
+        # l1 has seeds 0 and 1, cs only seed 0: cs vs l1 pairs on seed 0 alone
+        cs_vs_l1 = rows["cs"][6]
+        per_image = {(row["method"], row["seed"], row["image"]): float(row["psnr"]) for row in scores
+                     if (row["benchmark"], row["scale"]) == (benchmark, "2")}
+        assert list(scores[0])[:5] == ["benchmark", "scale", "method", "seed", "image"]
+        images = sorted({key[2] for key in per_image})
+        expected = np.mean([per_image["cs", "0", image] - per_image["l1", "0", image] for image in images])
+        assert cs_vs_l1.startswith(f"{expected:+.2f} [")
+        assert rows["l1"][6] == "–" and rows["bicubic"][7] == "–"
+        l1_vs_bicubic = np.mean([per_image["l1", seed, image] - per_image["bicubic", "", image]
+                                 for image in images for seed in ("0", "1")])
+        assert rows["l1"][7].startswith(f"{l1_vs_bicubic:+.2f} [")
+    x3 = _table(leaderboard, "Tiny x3")
+    assert list(x3) == ["bicubic"]
+
+
+def test_claims_list_every_seed_claim_with_evidence_or_the_reason_it_is_untestable(report):
+    summary, _, _ = report
+    claims = Path(summary["claims"]).read_text()
+    assert claims.startswith("# The seed papers' claims, tested\n\nGenerated on ")
+    assert claims.count("\n## ") == 6
+    assert "- Tiny x2, psnr: not testable here: the study evaluated no `tlw` at Tiny x2" in claims
+    assert f"- Tiny x2, lpips: not testable here: {LPIPS_OFF}" in claims
+    line = next(line for line in claims.splitlines() if line.startswith("- Tiny x2, psnr:") and "[" in line)
+    assert re.search(r"→ \*\*(better|worse|not established)\*\* \(2 images x 1 seed\)", line)
 
 
 def test_the_leaderboard_states_budget_scales_and_limits(report):
@@ -148,3 +176,20 @@ def test_missing_models_benchmarks_and_lr_images_are_errors_with_the_fix(study, 
         evaluate_all(study_params(study, evaluate={"scales": [3], "device": "cpu"}))
     with pytest.raises(PipelineError, match=r"LR folder .*x4/Tiny' does not exist; run `dvc repro degrade`"):
         evaluate_all(study_params(study, evaluate={"scales": [2, 4], "device": "cpu"}))
+
+
+def test_fid_from_a_local_checkpoint_is_measured_per_model_and_tested_in_the_claims(study, tmp_path):
+    """A random-weight FID Inception saved by the test stands in for the real checkpoint."""
+    weights = tmp_path / "inception.pth"
+    torch.save(random_fid_inception().state_dict(), weights)
+    params = study_params(study, results_dir=str(tmp_path / "results"),
+                          metrics={"lpips": {"enabled": False}, "fid": {"weights": str(weights), "patch": 16, "dims": 64}},
+                          evaluate={"scales": [2], "benchmarks": ["Tiny"], "tile": 24, "tile_overlap": 4,
+                                    "crop_size": 24, "device": "cpu"})
+    summary = evaluate_all(params)
+    tree = json.loads(Path(summary["metrics"]).read_text())
+    rows = tree["Tiny"]["x2"]
+    assert rows["l1"]["fid"]["n"] == 2 and all(rows[name]["fid"]["mean"] > 0 for name in ("bicubic", "cs", "l1"))
+    claims = Path(summary["claims"]).read_text()
+    assert re.search(r"- Tiny x2, fid: not testable here: the study evaluated no `grad2`", claims)
+    assert "FID unavailable" not in claims

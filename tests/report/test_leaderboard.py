@@ -1,50 +1,75 @@
-"""The leaderboard marks each column's best, shows unavailable metrics as such and links runs."""
+"""The leaderboard ranks by PSNR, names a winner only outside the noise, and says why a metric is missing."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from pipeline.report.leaderboard import render_leaderboard
 from pipeline.report.metrics_file import ScoreTable
+from pipeline.report.per_image import PerImageScores
+
+IMAGES = [f"img{i}" for i in range(6)]
 
 
-def _tree():
-    table = ScoreTable()
-    table.add("Set5", 2, "bicubic", {"psnr": 33.0, "ssim": 0.930, "lpips": 0.20})
-    table.add("Set5", 2, "l1", {"psnr": 34.5, "ssim": 0.940, "lpips": 0.15, "decode_ms_per_mp": 0.5})
-    table.add("Set5", 2, "l1", {"psnr": 34.3, "ssim": 0.938, "lpips": 0.16, "decode_ms_per_mp": 0.7})
-    table.add("Set5", 2, "cs", {"psnr": 34.0, "ssim": 0.942, "lpips": 0.09, "decode_ms_per_mp": 90.0})
-    table.add("Set5", 3, "bicubic", {"psnr": 30.0, "ssim": 0.87, "lpips": 0.30})
-    return table.to_tree({})
+def _study(gains: dict[str, float], noise: float) -> tuple[dict, PerImageScores]:
+    """bicubic at 30 dB per image; each objective = bicubic + its gain + per-image, per-seed noise."""
+    rng = np.random.default_rng(0)
+    table, scores = ScoreTable(), PerImageScores()
+    base = {image: 30.0 + index for index, image in enumerate(IMAGES)}
+    for image in IMAGES:
+        scores.add("Set5", 2, "bicubic", None, image, {"psnr": base[image], "ssim": 0.9})
+    table.add("Set5", 2, "bicubic", {"psnr": np.mean(list(base.values())), "ssim": 0.9})
+    for name, gain in gains.items():
+        for seed in (0, 1):
+            values = {image: base[image] + gain + noise * rng.standard_normal() for image in IMAGES}
+            for image, value in values.items():
+                scores.add("Set5", 2, name, seed, image, {"psnr": value, "ssim": 0.9})
+            table.add("Set5", 2, name, {"psnr": np.mean(list(values.values())), "ssim": 0.9,
+                                        "decode_ms_per_mp": 1.0})
+    return table.to_tree({"lpips": "LPIPS unavailable: no AlexNet weights"}), scores
 
 
-def _rows(text: str, heading: str) -> dict[str, list[str]]:
-    lines = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0].splitlines()
-    return {cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("|").split("|")]
-                                              for line in lines if line.startswith("| ") and "objective" not in line)}
+def _rows(text: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith(("| 1 ", "| 2 ", "| 3 ", "| ref."))]
 
 
-def test_each_columns_best_is_bold_and_only_it():
-    text = render_leaderboard(_tree(), "statement", {"l1": "`run-l1`"}, ["a note"], {"l1": 2, "cs": 2})
-    rows = _rows(text, "Set5 x2")
-    assert list(rows) == ["bicubic", "cs", "l1"]
-    bold = {name: [i for i, cell in enumerate(cells[:4]) if cell.startswith("**")] for name, cells in rows.items()}
-    assert bold == {"bicubic": [], "cs": [1, 2], "l1": [0, 3]}
-    assert rows["l1"][0] == "**34.40 ± 0.14**"
-    assert rows["bicubic"][3] == "–"
-    assert rows["l1"][4:] == ["2", "`run-l1`"] and rows["cs"][5] == "–"
+def test_a_clear_winner_is_ranked_first_and_marked():
+    tree, scores = _study({"l1": 1.0, "grad2": 1.5, "cs": 0.2}, noise=0.01)
+    text = render_leaderboard(tree, scores, "statement", {"l1": "`run-l1`"}, ["a note"], {"l1": 2})
+    rows = _rows(text)
+    assert [row[1] for row in rows] == ["**grad2** (winner)", "l1", "cs", "bicubic"]
+    assert [row[0] for row in rows] == ["1", "2", "3", "ref."]
+    grad2, l1, cs, bicubic = rows
+    assert grad2[7].startswith("+0.50 [") and grad2[7].endswith("better")
+    assert cs[7].startswith("-0.80 [") and cs[7].endswith("worse")
+    assert l1[7] == "–" and l1[8].startswith("+1.00 [") and bicubic[8] == "–"
+    assert l1[-1] == "`run-l1`" and l1[-2] == "2" and bicubic[-2] == "1"
+    assert "No winner" not in text
+
+
+def test_no_winner_is_marked_inside_the_noise():
+    tree, scores = _study({"l1": 1.0, "grad2": 1.02}, noise=0.5)
+    text = render_leaderboard(tree, scores, "statement", {}, [], {"l1": 2})
+    assert "(winner)" not in text
+    first = _rows(text)[0][1]
+    other = ({"l1", "grad2"} - {first}).pop()
+    assert f"No winner: {first} ranks first, but its PSNR lead over {other} is not established" in text
+
+
+def test_unavailable_metrics_are_words_with_their_reason_said_once():
+    tree, scores = _study({"l1": 1.0}, noise=0.1)
+    text = render_leaderboard(tree, scores, "statement", {}, [], {"l1": 2})
+    assert "- LPIPS is unavailable: no AlexNet weights" in text and text.count("unavailable: ") == 1
+    assert [row[4] for row in _rows(text)] == ["unavailable", "unavailable"]
 
 
 def test_a_scale_without_models_says_so_and_shows_only_bicubic():
-    text = render_leaderboard(_tree(), "statement", {}, [], {"l1": 2, "cs": 2})
+    tree, scores = _study({"l1": 1.0}, noise=0.1)
+    table = ScoreTable()
+    table.add("Set5", 3, "bicubic", {"psnr": 28.0, "ssim": 0.8})
+    tree["Set5"]["x3"] = table.to_tree({})["Set5"]["x3"]
+    text = render_leaderboard(tree, scores, "statement", {}, [], {"l1": 2})
     x3 = text.split("## Set5 x3\n", 1)[1]
     assert "No objective was trained at x3 (models exist at x2); only the bicubic baseline is shown." in x3
-    assert list(_rows(text, "Set5 x3")) == ["bicubic"]
-
-
-def test_unavailable_metrics_are_words_with_their_reason_never_numbers():
-    table = ScoreTable()
-    table.add("Set5", 2, "bicubic", {"psnr": 33.0, "ssim": 0.93})
-    table.add("Set5", 2, "l1", {"psnr": 34.0, "ssim": 0.94, "decode_ms_per_mp": 0.5})
-    text = render_leaderboard(table.to_tree({"lpips": "LPIPS unavailable: no AlexNet weights"}), "statement", {},
-                              [], {"l1": 2})
-    assert "- LPIPS is unavailable: LPIPS unavailable: no AlexNet weights" in text
-    assert [cells[2] for cells in _rows(text, "Set5 x2").values()] == ["unavailable", "unavailable"]
+    assert [row[1] for row in _rows(x3)] == ["bicubic"]

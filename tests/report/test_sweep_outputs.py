@@ -32,8 +32,9 @@ def test_objectives_are_found_by_best_pt_with_seeds_in_numeric_order(tiny_checkp
     shutil.copy(tiny_checkpoint, models / "train" / "checkpoints" / "best.pt")
     cs, l1 = find_trained_objectives(models)
     assert (cs.name, l1.name) == ("cs", "l1")
-    assert [path.name for path in l1.checkpoints] == ["0.pt", "2.pt", "10.pt"]
-    assert cs.checkpoints == [models / "cs" / "best.pt"] and cs.info == {} and cs.run_id is None
+    assert {seed: path.name for seed, path in l1.checkpoints.items()} == {0: "0.pt", 2: "2.pt", 10: "10.pt"}
+    assert list(l1.checkpoints) == [0, 2, 10]
+    assert cs.checkpoints == {int(cs.trained_with["seed"]): models / "cs" / "best.pt"} and cs.info == {} and cs.run_id is None
     assert (l1.run_id, l1.parent_run_id, l1.experiment_id, l1.scale) == ("r2", "p", "3", 2)
     assert l1.seed_run_ids == {0: "r0", 2: "r2"} and cs.seed_run_ids == {}
     assert l1.trained_with["model"] == {"name": "edsr", "args": {"n_blocks": 1, "n_feats": 8}}

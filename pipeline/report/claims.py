@@ -1,0 +1,147 @@
+"""``results/claims.md``: each seed paper's claim, the evidence this study measured, and a verdict.
+
+Every comparison is paired by image and seed (``pipeline.report.verdicts``) against the claim's
+baseline, on every benchmark and scale evaluated. A claim that needs a metric or an objective the
+study does not have is reported as *not testable here*, with the reason, never guessed.
+
+The claims (objective names are the default study's, ``params.yaml`` ``sweep.objectives``):
+
+1. Trainable loss weights beat unweighted L1 in PSNR and LPIPS (``tlw`` vs ``l1``).
+2. The second-order gradient loss improves LPIPS / FID (``grad2`` vs ``l1``).
+3. The fine-grained dynamic loss improves PSNR, especially on texture (``fine_grained`` vs ``l1``;
+   "especially": the PSNR gain on textured pixels minus that on flat pixels, paired, above 0;
+   regions as in ``pipeline.metrics.regions``).
+4. CS / FCS give about 1.7x better LPIPS at slightly lower PSNR (``cs``, ``fcs`` vs ``l1``).
+5. FCS has fewer black artefacts than CS (``fcs`` vs ``cs``, dark pixels per megapixel, lower is better).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.report.per_image import PerImageScores
+from pipeline.report.verdicts import UNSETTLED, PairedDelta, paired_delta
+
+DIGITS = {"psnr": 2, "psnr_texture": 2, "psnr_flat": 2, "lpips": 4, "fid": 2, "dark_per_mp": 1}
+LOWER_IS_BETTER = {"lpips", "fid", "dark_per_mp"}
+SET_METRICS = {"fid"}
+UNITS = {"psnr": "dB", "psnr_texture": "dB", "psnr_flat": "dB", "dark_per_mp": "per MP"}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A seed paper's claim: ``candidate`` against ``baseline`` on ``metrics``."""
+
+    title: str
+    paper: str
+    candidate: str
+    baseline: str
+    metrics: tuple[str, ...]
+    texture_gain: bool = False
+
+
+CLAIMS = (
+    Claim("Trainable loss weights beat unweighted L1 in PSNR and LPIPS",
+          "Trainable Loss Weights in Super-Resolution", "tlw", "l1", ("psnr", "lpips")),
+    Claim("The second-order gradient loss improves LPIPS and FID",
+          "A pluggable single-image super-resolution algorithm based on second-order gradient loss",
+          "grad2", "l1", ("lpips", "fid", "psnr")),
+    Claim("The fine-grained dynamic loss improves PSNR, especially on texture",
+          "Fine-Grained Dynamic Loss for Accurate Single-Image Super-Resolution", "fine_grained", "l1",
+          ("psnr", "psnr_texture", "psnr_flat"), texture_gain=True),
+    Claim("CS gives about 1.7x better LPIPS than L1 at slightly lower PSNR",
+          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "cs", "l1", ("lpips", "psnr")),
+    Claim("FCS gives about 1.7x better LPIPS than L1 at slightly lower PSNR",
+          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "fcs", "l1", ("lpips", "psnr")),
+    Claim("FCS has fewer black artefacts than CS",
+          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "fcs", "cs", ("dark_per_mp",)),
+)
+
+
+def compare(scores: PerImageScores, benchmark: str, scale: int, candidate: str, baseline: str,
+            metric: str) -> PairedDelta | str:
+    """The paired difference on ``metric``, or why it cannot be measured.
+
+    Images whose value is not finite for either method (e.g. a texture PSNR on an image without
+    textured pixels) are left out of the pairing."""
+    for method in (candidate, baseline):
+        if method not in scores.methods(benchmark, scale):
+            return f"the study evaluated no `{method}` at {benchmark} x{scale}"
+    if not (scores.has(benchmark, scale, candidate, metric) and scores.has(benchmark, scale, baseline, metric)):
+        return f"{metric} was not measured"
+    pair = scores.paired(benchmark, scale, candidate, baseline, metric)
+    if pair is None:
+        return f"`{candidate}` and `{baseline}` share no training seed"
+    mine, theirs = pair
+    keep = np.isfinite(mine).all(axis=1) & np.isfinite(theirs).all(axis=1)
+    if not keep.any():
+        return f"no image has a finite {metric} for both"
+    return paired_delta(mine[keep], theirs[keep], higher_is_better=metric not in LOWER_IS_BETTER)
+
+
+def texture_gain(scores: PerImageScores, benchmark: str, scale: int, candidate: str,
+                 baseline: str) -> PairedDelta | str:
+    """Paired (texture PSNR gain) - (flat PSNR gain) of ``candidate`` over ``baseline``; > 0 means
+    the gain is larger on texture."""
+    texture = scores.paired(benchmark, scale, candidate, baseline, "psnr_texture")
+    flat = scores.paired(benchmark, scale, candidate, baseline, "psnr_flat")
+    if texture is None or flat is None:
+        return f"`{candidate}` and `{baseline}` share no training seed"
+    gains_texture = texture[0] - texture[1]
+    gains_flat = flat[0] - flat[1]
+    keep = np.isfinite(gains_texture).all(axis=1) & np.isfinite(gains_flat).all(axis=1)
+    if not keep.any():
+        return "no image has both textured and flat pixels"
+    return paired_delta(gains_texture[keep], gains_flat[keep])
+
+
+def render_claims(scores: PerImageScores, set_scores: PerImageScores, benchmarks: list[tuple[str, int]],
+                  unavailable: dict[str, str], provenance: str) -> str:
+    """Markdown: per claim, one evidence line per benchmark/scale and metric, with the verdict.
+    ``set_scores`` holds the scores of whole benchmarks (FID), paired by seed alone."""
+    lines = ["# The seed papers' claims, tested", "", provenance, "",
+             "Each line is a paired difference (candidate - baseline) over the same images and training seeds, "
+             "with its 95% bootstrap interval and the verdict: *better* / *worse* when the interval excludes 0, "
+             f"*{UNSETTLED}* otherwise (for LPIPS, FID and dark pixels lower is better). The networks are small and "
+             "briefly trained, so a verdict here holds for this budget, not for the papers' full-scale setting.", ""]
+    for number, claim in enumerate(CLAIMS, start=1):
+        lines += [f"## {number}. {claim.title}", "", f"*{claim.paper}*: `{claim.candidate}` vs `{claim.baseline}`.",
+                  ""]
+        for benchmark, scale in benchmarks:
+            for metric in claim.metrics:
+                source = set_scores if metric in SET_METRICS else scores
+                lines.append(f"- {benchmark} x{scale}, {metric}: "
+                             + _evidence(source, benchmark, scale, claim, metric, unavailable))
+            if claim.texture_gain:
+                gain = texture_gain(scores, benchmark, scale, claim.candidate, claim.baseline)
+                lines.append(f"- {benchmark} x{scale}, texture gain minus flat gain (dB): " + _delta_text(gain, 2))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _evidence(scores: PerImageScores, benchmark: str, scale: int, claim: Claim, metric: str,
+              unavailable: dict[str, str]) -> str:
+    if metric in unavailable:
+        return f"not testable here: {unavailable[metric]}"
+    result = compare(scores, benchmark, scale, claim.candidate, claim.baseline, metric)
+    unit = f" {UNITS[metric]}" if metric in UNITS else ""
+    text = _delta_text(result, DIGITS.get(metric, 4), unit)
+    if isinstance(result, PairedDelta) and metric in LOWER_IS_BETTER:
+        base = scores.matrix(benchmark, scale, claim.baseline, metric).mean()
+        mine = scores.matrix(benchmark, scale, claim.candidate, metric).mean()
+        if mine > 0:
+            text += f"; ratio {claim.baseline}/{claim.candidate} = {base / mine:.2f}x"
+    return text
+
+
+def _delta_text(result: PairedDelta | str, digits: int, unit: str = "") -> str:
+    if isinstance(result, str):
+        return f"not testable here: {result}"
+    return (f"{result.text(digits)}{unit} → **{result.verdict}** "
+            f"({_count(result.images, 'image')} x {_count(result.seeds, 'seed')})")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
