@@ -22,41 +22,45 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.report.per_image import PerImageScores
-from pipeline.report.verdicts import UNSETTLED, PairedDelta, paired_delta
+from pipeline.report.verdicts import BETTER, UNSETTLED, WORSE, PairedDelta, paired_delta
 
 DIGITS = {"psnr": 2, "psnr_texture": 2, "psnr_flat": 2, "lpips": 4, "fid": 2, "dark_per_mp": 1}
 LOWER_IS_BETTER = {"lpips", "fid", "dark_per_mp"}
 SET_METRICS = {"fid"}
-UNITS = {"psnr": "dB", "psnr_texture": "dB", "psnr_flat": "dB", "dark_per_mp": "per MP"}
+TEXTURE_GAIN = "texture gain minus flat gain"
+SUPPORTED, CONTRADICTED, UNTESTED = "supported", "contradicted", "not testable here"
+UNITS = {"psnr": "dB", "psnr_texture": "dB", "psnr_flat": "dB", "dark_per_mp": "per MP", TEXTURE_GAIN: "dB"}
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A seed paper's claim: ``candidate`` against ``baseline`` on ``metrics``."""
+    """A seed paper's claim: ``candidate`` against ``baseline`` on ``metrics``; the claim holds where
+    ``candidate`` is *better* on each of ``required`` (the others are context)."""
 
     title: str
     paper: str
     candidate: str
     baseline: str
     metrics: tuple[str, ...]
+    required: tuple[str, ...]
     texture_gain: bool = False
 
 
 CLAIMS = (
     Claim("Trainable loss weights beat unweighted L1 in PSNR and LPIPS",
-          "Trainable Loss Weights in Super-Resolution", "tlw", "l1", ("psnr", "lpips")),
+          "Trainable Loss Weights in Super-Resolution", "tlw", "l1", ("psnr", "lpips"), ("psnr", "lpips")),
     Claim("The second-order gradient loss improves LPIPS and FID",
           "A pluggable single-image super-resolution algorithm based on second-order gradient loss",
-          "grad2", "l1", ("lpips", "fid", "psnr")),
+          "grad2", "l1", ("lpips", "fid", "psnr"), ("lpips", "fid")),
     Claim("The fine-grained dynamic loss improves PSNR, especially on texture",
           "Fine-Grained Dynamic Loss for Accurate Single-Image Super-Resolution", "fine_grained", "l1",
-          ("psnr", "psnr_texture", "psnr_flat"), texture_gain=True),
+          ("psnr", "psnr_texture", "psnr_flat"), ("psnr", TEXTURE_GAIN), texture_gain=True),
     Claim("CS gives about 1.7x better LPIPS than L1 at slightly lower PSNR",
-          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "cs", "l1", ("lpips", "psnr")),
+          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "cs", "l1", ("lpips", "psnr"), ("lpips",)),
     Claim("FCS gives about 1.7x better LPIPS than L1 at slightly lower PSNR",
-          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "fcs", "l1", ("lpips", "psnr")),
+          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "fcs", "l1", ("lpips", "psnr"), ("lpips",)),
     Claim("FCS has fewer black artefacts than CS",
-          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "fcs", "cs", ("dark_per_mp",)),
+          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "fcs", "cs", ("dark_per_mp",), ("dark_per_mp",)),
 )
 
 
@@ -99,36 +103,59 @@ def texture_gain(scores: PerImageScores, benchmark: str, scale: int, candidate: 
 
 def render_claims(scores: PerImageScores, set_scores: PerImageScores, benchmarks: list[tuple[str, int]],
                   unavailable: dict[str, str], provenance: str) -> str:
-    """Markdown: per claim, one evidence line per benchmark/scale and metric, with the verdict.
-    ``set_scores`` holds the scores of whole benchmarks (FID), paired by seed alone."""
-    lines = ["# The seed papers' claims, tested", "", provenance, "",
-             "Each line is a paired difference (candidate - baseline) over the same images and training seeds, "
-             "with its 95% bootstrap interval and the verdict: *better* / *worse* when the interval excludes 0, "
-             f"*{UNSETTLED}* otherwise (for LPIPS, FID and dark pixels lower is better). The networks are small and "
-             "briefly trained, so a verdict here holds for this budget, not for the papers' full-scale setting.", ""]
+    """Markdown: a summary table (one status per claim), then per claim one evidence line per
+    benchmark/scale and metric, with the verdict. ``set_scores`` holds the scores of whole
+    benchmarks (FID), paired by seed alone."""
+    sections, summary = [], ["| # | claim | status | required to hold |", "|---:|---|---|---|"]
     for number, claim in enumerate(CLAIMS, start=1):
-        lines += [f"## {number}. {claim.title}", "", f"*{claim.paper}*: `{claim.candidate}` vs `{claim.baseline}`.",
-                  ""]
+        results: dict[tuple[str, int, str], PairedDelta | str] = {}
         for benchmark, scale in benchmarks:
             for metric in claim.metrics:
                 source = set_scores if metric in SET_METRICS else scores
-                lines.append(f"- {benchmark} x{scale}, {metric}: "
-                             + _evidence(source, benchmark, scale, claim, metric, unavailable))
+                results[benchmark, scale, metric] = (f"{unavailable[metric]}" if metric in unavailable
+                                                     else compare(source, benchmark, scale, claim.candidate,
+                                                                  claim.baseline, metric))
             if claim.texture_gain:
-                gain = texture_gain(scores, benchmark, scale, claim.candidate, claim.baseline)
-                lines.append(f"- {benchmark} x{scale}, texture gain minus flat gain (dB): " + _delta_text(gain, 2))
-        lines.append("")
-    return "\n".join(lines)
+                results[benchmark, scale, TEXTURE_GAIN] = texture_gain(scores, benchmark, scale, claim.candidate,
+                                                                       claim.baseline)
+        summary.append(f"| {number} | {claim.title} | {claim_status(claim, results)} | "
+                       f"`{claim.candidate}` better than `{claim.baseline}` on {', '.join(claim.required)} |")
+        sections += [f"## {number}. {claim.title}", "",
+                     f"*{claim.paper}*: `{claim.candidate}` vs `{claim.baseline}`.", ""]
+        for (benchmark, scale, metric), result in results.items():
+            sections.append(f"- {benchmark} x{scale}, {metric}: "
+                            + _evidence(result, scores, benchmark, scale, claim, metric))
+        sections.append("")
+    return "\n".join(["# The seed papers' claims, tested", "", provenance, "",
+                      "Each line is a paired difference (candidate - baseline) over the same images and training "
+                      "seeds, with its 95% bootstrap interval and the verdict: *better* / *worse* when the interval "
+                      f"excludes 0, *{UNSETTLED}* otherwise (for LPIPS, FID and dark pixels lower is better). A claim "
+                      f"is *{SUPPORTED}* when its required parts are *better* on every benchmark, *{CONTRADICTED}* "
+                      f"when one of them is *worse* somewhere. The networks are small and briefly trained, so a "
+                      "status here holds for this budget, not for the papers' full-scale setting.", "",
+                      *summary, "", *sections])
 
 
-def _evidence(scores: PerImageScores, benchmark: str, scale: int, claim: Claim, metric: str,
-              unavailable: dict[str, str]) -> str:
-    if metric in unavailable:
-        return f"not testable here: {unavailable[metric]}"
-    result = compare(scores, benchmark, scale, claim.candidate, claim.baseline, metric)
+def claim_status(claim: Claim, results: dict[tuple[str, int, str], PairedDelta | str]) -> str:
+    """*supported*, *contradicted*, *not established* or *not testable here* from the required parts."""
+    required = [result for (_, _, metric), result in results.items() if metric in claim.required]
+    measured = [result for result in required if isinstance(result, PairedDelta)]
+    if any(result.verdict == WORSE for result in measured):
+        return CONTRADICTED
+    if not measured:
+        return UNTESTED
+    untested = len(required) - len(measured)
+    status = SUPPORTED if all(result.verdict == BETTER for result in measured) else UNSETTLED
+    if not untested:
+        return status
+    return f"{status} where testable ({untested} part{'s' * (untested > 1)} not testable here)"
+
+
+def _evidence(result: PairedDelta | str, scores: PerImageScores, benchmark: str, scale: int, claim: Claim,
+              metric: str) -> str:
     unit = f" {UNITS[metric]}" if metric in UNITS else ""
-    text = _delta_text(result, DIGITS.get(metric, 4), unit)
-    if isinstance(result, PairedDelta) and metric in LOWER_IS_BETTER:
+    text = _delta_text(result, DIGITS.get(metric, 2), unit)
+    if isinstance(result, PairedDelta) and metric in LOWER_IS_BETTER and metric not in SET_METRICS:
         base = scores.matrix(benchmark, scale, claim.baseline, metric).mean()
         mine = scores.matrix(benchmark, scale, claim.candidate, metric).mean()
         if mine > 0:

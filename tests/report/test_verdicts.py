@@ -65,3 +65,23 @@ def test_constant_differences_give_a_point_interval_and_a_verdict():
 def test_non_finite_values_are_refused():
     with pytest.raises(ValueError, match="finite"):
         paired_delta(np.array([[np.nan]]), np.array([[1.0]]))
+
+
+def test_a_claim_holds_only_where_its_required_parts_are_better():
+    from pipeline.report.claims import CLAIMS, claim_status
+    from pipeline.report.verdicts import PairedDelta
+
+    tlw = CLAIMS[0]
+    assert tlw.required == ("psnr", "lpips")
+    better = PairedDelta(0.2, 0.1, 0.3, 5, 2, "better")
+    worse = PairedDelta(-0.2, -0.3, -0.1, 5, 2, "worse")
+    unsettled = PairedDelta(0.0, -0.1, 0.1, 5, 2, "not established")
+    key = ("Set5", 2)
+    assert claim_status(tlw, {(*key, "psnr"): better, (*key, "lpips"): better}) == "supported"
+    assert claim_status(tlw, {(*key, "psnr"): better, (*key, "lpips"): worse}) == "contradicted"
+    assert claim_status(tlw, {(*key, "psnr"): better, (*key, "lpips"): unsettled}) == "not established"
+    assert claim_status(tlw, {(*key, "psnr"): better, (*key, "lpips"): "LPIPS unavailable"}) == \
+        "supported where testable (1 part not testable here)"
+    assert claim_status(tlw, {(*key, "psnr"): "no tlw", (*key, "lpips"): "LPIPS unavailable"}) == "not testable here"
+    assert claim_status(tlw, {(*key, "psnr"): better, (*key, "lpips"): better, ("Set14", 2, "psnr"): worse}) == \
+        "contradicted"
