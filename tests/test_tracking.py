@@ -175,13 +175,17 @@ def test_a_logged_run_holds_params_tags_metrics_images_checkpoints_and_the_model
     assert mlflow.Image(str(local_image)).to_array().shape == (12, 3 * 10 + 2 * 4, 3)
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/regression-seed0")  # imports pipeline.mlflow_model
+    assert model.metadata.flavors["python_function"]["loader_module"] == "pipeline.mlflow_model"
+    logged = mlflow.get_logged_model(model.model_id)
+    assert logged.name == "regression-seed0" and logged.params["model.name"] == "edsr"
+    assert logged.params["model.args.n_feats"] == "8" and logged.params["loss.objective"] == "regression"
     reference = load_super_resolver(tiny_checkpoint)
     lr = torch.rand(1, 3, 11, 9, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        assert torch.equal(model(lr), reference(lr))
+        assert torch.equal(torch.from_numpy(model.predict(lr.numpy())), reference(lr))
     image = np.random.default_rng(4).integers(0, 256, (20, 17, 3), dtype=np.uint8)
-    resolver = load_super_resolver(f"runs:/{run.info.run_id}/model", tracking_uri=store)
+    resolver = load_super_resolver(f"runs:/{run.info.run_id}/regression-seed0", tracking_uri=store)
     np.testing.assert_array_equal(upscale_image(resolver, image), upscale_image(reference, image))
 
 
@@ -282,7 +286,7 @@ def test_fit_with_the_callback_logs_a_loadable_model(tiny_data, store, tmp_path,
     assert run.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val/psnr")] == [6, 12]
     assert run.data.metrics["val/psnr"] == pytest.approx(result.final_metrics["val/psnr"])
-    model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+    model = load_super_resolver(f"runs:/{run.info.run_id}/{params.loss.objective}-seed{params.seed}")
     reference = load_super_resolver(result.best_checkpoint)
     lr = torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
