@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, os_error_sentence
 
 log = logging.getLogger("pipeline")
 
@@ -189,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.handler(args)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a read-only folder, a file removed underneath us
+        print(f"error: {os_error_sentence(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished checkpoints and outputs are kept", file=sys.stderr)

@@ -343,5 +343,9 @@ def read_manifests(data_dir: Path) -> dict[str, Any]:
     for stage in ("hr", "lr"):
         path = data_dir / stage / "manifest.json"
         if path.is_file():
-            manifests[stage] = json.loads(path.read_text())
+            try:
+                manifests[stage] = json.loads(path.read_text())
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise PipelineError(f"data manifest '{path}' is damaged ({exc}); run the prepare and degrade "
+                                    "stages again (`dvc repro degrade`)") from None
     return manifests
