@@ -331,6 +331,20 @@ class CrashAt(Callback):
             raise KeyboardInterrupt("simulated crash")
 
 
+def test_a_checkpoint_flushes_the_buffered_training_metrics(store, tiny_checkpoint, tmp_path):
+    """What a checkpoint covers is in MLflow when it is written, so a run killed with -9 and resumed
+    from it loses no train/* point."""
+    callback = MLflowCallback(flush_seconds=3600)
+    callback.on_start(run_context(tracked_params(store, "flush", tmp_path), tiny_checkpoint))
+    client = mlflow.MlflowClient(store)
+    for step in (1, 2, 3):
+        callback.on_train_log(step, {"train/total": float(step)})
+    assert client.get_metric_history(callback.run_id, "train/total") == []  # buffered
+    callback.on_checkpoint(3, tiny_checkpoint, False)
+    assert [(m.step, m.value) for m in client.get_metric_history(callback.run_id, "train/total")] == [
+        (1, 1.0), (2, 2.0), (3, 3.0)]
+
+
 def test_a_resumed_fit_continues_its_run_and_a_new_fit_starts_another(tiny_data, store, tmp_path):
     params = tracked_tiny(tiny_data, store, tmp_path, "resumed")
     first = MLflowCallback()
@@ -350,7 +364,7 @@ def test_a_resumed_fit_continues_its_run_and_a_new_fit_starts_another(tiny_data,
     assert len(client.search_runs([experiment])) == 1
 
     third = MLflowCallback()
-    fit(params, tmp_path / "run", callbacks=[third])  # not a resume: a run of its own
+    fit(params, tmp_path / "run", callbacks=[third], overwrite=True)  # not a resume: a run of its own
     assert third.run_id != first.run_id and len(client.search_runs([experiment])) == 2
 
 

@@ -114,8 +114,10 @@ def download(url: str, destination: Path, sha256: str | None = None, *,
 def _require_archive(path: Path, what: str) -> None:
     """Delete ``path`` and raise unless it opens as a zip or tar archive and its member list reads
     to the end: a transfer cut off without a Content-Length is caught before it is cached."""
+    with open(path, "rb") as handle:
+        is_zip = handle.read(2) == b"PK"
     try:
-        if zipfile.is_zipfile(path):
+        if is_zip:
             with zipfile.ZipFile(path) as bundle:
                 broken = bundle.testzip()
                 if broken is not None:
@@ -125,7 +127,8 @@ def _require_archive(path: Path, what: str) -> None:
             bundle.getmembers()
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
         path.unlink(missing_ok=True)
-        raise SourceUnavailable(f"{what} is not a complete zip or tar archive ({exc}), so it was deleted; run "
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise SourceUnavailable(f"{what} is not a complete zip or tar archive ({reason}), so it was deleted; run "
                                 "again to download it anew, or check that the url points at an archive") from None
 
 
