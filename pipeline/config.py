@@ -191,7 +191,7 @@ class TrackingConfig(Strict):
     experiment: str = Field("srloss", description="MLflow experiment name")
     artifact_location: Path = Field(Path("mlartifacts"), description="artifact root of a new local experiment")
     log_images: int = Field(3, ge=0, description="comparison crops logged per validation")
-    log_model: bool = Field(True, description="log the final model with mlflow.pytorch")
+    log_model: bool = Field(True, description="log the final model, weights only, as <objective>-seed<seed>")
 
 
 # ------------------------------------------------------------------- sweep
@@ -385,8 +385,14 @@ def load_params(path: Path | str | None = None, overrides: list[str] | None = No
         raise ConfigError(f"params file '{path}' does not exist; pass --params PATH or run from the project folder")
     try:
         data = yaml.safe_load(path.read_text()) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"'{path}' is not a UTF-8 text file ({exc.reason} at byte {exc.start}); "
+                          "pass a YAML params file") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"'{path}' is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"'{path}' is not valid YAML ({problem}{where}); fix the file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"'{path}' must hold a mapping of sections (seed, prepare, train, ...)")
     data = apply_overrides(data, overrides or [])

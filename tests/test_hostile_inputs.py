@@ -52,7 +52,7 @@ def refused(capsys, argv: list[str], pattern: str) -> str:
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert code == 2, err
-    assert "Traceback" not in err and len(errors) == 1, err
+    assert "Traceback" not in err and len(errors) == 1 and err.endswith(f"{errors[0]}\n"), err  # the last line
     assert re.fullmatch(f"error: {pattern}", errors[0]), errors[0]
     return errors[0]
 
@@ -221,11 +221,14 @@ def test_a_full_disk_while_training_is_one_sentence_and_keeps_the_last_checkpoin
 
 
 @pytest.mark.parametrize("content, pattern", [
-    ("train: [unclosed", r"'.*bad.yaml' is not valid YAML: .*"),
+    ("train: [unclosed", r"'.*bad.yaml' is not valid YAML \(expected ',' or '\]', but got '<stream end>' at line 1, "
+                         r"column 17\); fix the file"),
     ("- a list", r"'.*bad.yaml' must hold a mapping of sections \(seed, prepare, train, ...\)"),
+    (b"\xff\xfe binary", r"'.*bad.yaml' is not a UTF-8 text file \(invalid start byte at byte 0\); pass a YAML params "
+                         r"file"),
 ])
 def test_a_broken_params_file_is_one_sentence(tmp_path, capsys, content, pattern):
-    (tmp_path / "bad.yaml").write_text(content)
+    (tmp_path / "bad.yaml").write_bytes(content if isinstance(content, bytes) else content.encode())
     message = refused(capsys, ["config", "--params", str(tmp_path / "bad.yaml")], pattern)
     assert "\n" not in message
 
