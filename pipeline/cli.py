@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("evaluate", cmd_evaluate, "score the sweep's best models on the benchmarks; write results/")
     u = add("upscale", cmd_upscale, "super-resolve images or folders with a trained model", params=False)
     u.add_argument("inputs", nargs="+", help="image files or folders")
-    u.add_argument("--model", required=True, help="checkpoint (.pt) or MLflow model URI (runs:/<id>/<objective>-seed<seed>)")
+    u.add_argument("--model", required=True,
+                   help="checkpoint (.pt) or MLflow model URI (runs:/<id>/<objective>-seed<seed>)")
     u.add_argument("--scale", type=int, required=True, help="the scale the model was trained for")
     u.add_argument("-o", "--output", required=True, help="output folder for PNGs")
     u.add_argument("--tile", type=int, default=256, help="LR tile side (bounds memory)")
