@@ -187,6 +187,9 @@ def test_a_logged_run_holds_params_tags_metrics_images_checkpoints_and_the_model
     image = np.random.default_rng(4).integers(0, 256, (20, 17, 3), dtype=np.uint8)
     resolver = load_super_resolver(f"runs:/{run.info.run_id}/regression-seed0", tracking_uri=store)
     np.testing.assert_array_equal(upscale_image(resolver, image), upscale_image(reference, image))
+    version = mlflow.register_model(f"runs:/{run.info.run_id}/regression-seed0", "tiny-sr").version
+    registered = load_super_resolver(f"models:/tiny-sr/{version}", tracking_uri=store)
+    np.testing.assert_array_equal(upscale_image(registered, image), upscale_image(reference, image))
 
 
 def test_tracking_failures_mid_run_warn_and_leave_checkpoints(store, tiny_checkpoint, tmp_path, monkeypatch, caplog):
