@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import mlflow
@@ -246,6 +249,22 @@ def test_a_damaged_checkpoint_or_data_manifest_is_one_sentence(tiny_checkpoint, 
             rf"data manifest '{manifest}' is damaged \(.*\); run the prepare and degrade stages again "
             r"\(`dvc repro degrade`\)")
     assert not (tmp_path / "new" / "checkpoints").exists()
+
+
+def test_an_image_claiming_a_huge_size_is_skipped_not_decoded(tiny_checkpoint, tmp_path, capsys, caplog):
+    """A 68-byte PNG whose header says 30000 x 30000 (a decompression bomb) is refused unread."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+    with caplog.at_level(logging.WARNING):
+        refused(capsys, ["upscale", "--model", str(tiny_checkpoint), "--scale", "2", str(bomb), "-o",
+                         str(tmp_path / "out")],
+                r"none of the 1 input images could be read; check the files given to upscale")
+    assert "is refused as a possible decompression bomb (Image size (900000000 pixels) exceeds limit" in caplog.text
+    assert list((tmp_path / "out").glob("*")) == []
 
 
 # ------------------------------------------------------------------ 5. an unreachable tracking server
