@@ -75,9 +75,14 @@ def _load_checkpoint(path: Path) -> SuperResolver:
             "pass a .pt file (e.g. runs/<name>/checkpoints/best.pt) or runs:/<run_id>/<objective>-seed<seed>"
         )
     checkpoint = load_checkpoint(path, map_location="cpu")
-    meta = checkpoint["meta"]
-    net, objective = restore_networks(checkpoint)
-    return SuperResolver(net, objective, model_name=meta["model"]["name"], objective_name=meta["loss"]["objective"])
+    try:
+        meta = checkpoint["meta"]
+        net, objective = restore_networks(checkpoint)
+        return SuperResolver(net, objective, model_name=meta["model"]["name"],
+                             objective_name=meta["loss"]["objective"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a meta or weights that do not fit
+        raise PipelineError(f"checkpoint '{path}' does not rebuild its networks ({exception_summary(exc)}); use one "
+                            "written by `python -m pipeline train`") from None
 
 
 def _load_mlflow_model(uri: str, tracking_uri: str | None) -> SuperResolver:

@@ -267,6 +267,22 @@ def test_an_image_claiming_a_huge_size_is_skipped_not_decoded(tiny_checkpoint, t
     assert list((tmp_path / "out").glob("*")) == []
 
 
+@pytest.mark.parametrize("damage, reason", [
+    (lambda checkpoint: checkpoint["meta"].pop("model"), r"'model'"),
+    (lambda checkpoint: checkpoint["model"].update({"head.weight": torch.zeros(3)}), r"Error\(s\) in loading .*"),
+    (lambda checkpoint: checkpoint["meta"]["model"].update(args={"n_feats": 4}), r"Error\(s\) in loading .*"),
+], ids=["meta-without-model", "unexpected-weight", "weights-of-another-size"])
+def test_a_checkpoint_that_does_not_fit_its_meta_is_one_sentence(tiny_checkpoint, tmp_path, capsys, damage, reason):
+    checkpoint = torch.load(tiny_checkpoint, weights_only=True)
+    damage(checkpoint)
+    torch.save(checkpoint, tmp_path / "odd.pt")
+    refused(capsys, ["upscale", "--model", str(tmp_path / "odd.pt"), "--scale", "2", str(image(tmp_path / "a.png")),
+                     "-o", str(tmp_path / "out")],
+            rf"checkpoint '.*odd.pt' does not rebuild its networks \({reason}\); use one written by `python -m "
+            r"pipeline train`")
+    assert not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------------ 5. an unreachable tracking server
 def test_upscale_from_an_unreachable_tracking_server_fails_within_seconds(tmp_path, capsys, monkeypatch):
     with socket.socket() as probe:

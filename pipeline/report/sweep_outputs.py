@@ -121,9 +121,14 @@ def _read_objective(folder: Path) -> TrainedObjective:
         if not path.stem.isdigit():
             raise PipelineError(f"seed checkpoint '{path}' is not named <seed>.pt; re-run the sweep stage")
         seeds[int(path.stem)] = path
-    return TrainedObjective(name=folder.name, scale=int(meta["scale"]), best=folder / "best.pt", seeds=seeds,
-                            trained_with=meta["params"],
-                            network_parameters=sum(weights.numel() for weights in checkpoint["model"].values()),
+    try:
+        scale, trained_with = int(meta["scale"]), dict(meta["params"])
+        network_parameters = sum(weights.numel() for weights in checkpoint["model"].values())
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise PipelineError(f"'{folder / 'best.pt'}' is not a complete srloss checkpoint (no usable {exc}); "
+                            "re-run the sweep stage") from None
+    return TrainedObjective(name=folder.name, scale=scale, best=folder / "best.pt", seeds=seeds,
+                            trained_with=trained_with, network_parameters=network_parameters,
                             info=_read_info(folder / "info.json"))
 
 

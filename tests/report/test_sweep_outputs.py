@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from pipeline.errors import PipelineError
 from pipeline.report.sweep_outputs import find_trained_objectives, objectives_without_model
@@ -51,6 +52,13 @@ def test_no_models_or_broken_files_are_errors_with_the_fix(tiny_checkpoint, tmp_
     with pytest.raises(PipelineError, match=r"info.json' is not valid JSON .*re-run the sweep stage"):
         find_trained_objectives(models)
     (folder / "info.json").write_text("{}")
+    checkpoint = torch.load(tiny_checkpoint, weights_only=True)
+    del checkpoint["meta"]["scale"]
+    torch.save(checkpoint, folder / "best.pt")
+    with pytest.raises(PipelineError, match=r"best.pt' is not a complete srloss checkpoint \(no usable 'scale'\); "
+                                            r"re-run the sweep stage"):
+        find_trained_objectives(models)
+    shutil.copy(tiny_checkpoint, folder / "best.pt")
     shutil.copy(tiny_checkpoint, folder / "seeds" / "best.pt")
     with pytest.raises(PipelineError, match=r"seed checkpoint .*best.pt' is not named <seed>.pt"):
         find_trained_objectives(models)
