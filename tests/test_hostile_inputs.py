@@ -198,6 +198,23 @@ def test_a_full_disk_while_upscaling_is_one_sentence_and_leaves_no_partial_file(
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_a_full_disk_while_preparing_is_one_sentence_and_keeps_the_previous_data(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    data = tmp_path / "data"
+    image(data / "hr" / "train" / "earlier.png")
+    before = snapshot(data)
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(args[0]))
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    refused(capsys, ["prepare", "--set", f"data_dir={data}", "--set", "prepare.benchmarks={}"],
+            r"the disk is full at '.*' \(No space left on device\); free space and run the command again "
+            r"\(finished files are kept, partly written ones were removed\)")
+    assert snapshot(data) == before and sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
 def test_a_full_disk_while_training_is_one_sentence_and_keeps_the_last_checkpoint(tiny_data, tmp_path, capsys,
                                                                                  monkeypatch):
     from pipeline.train import checkpoint as checkpoint_module
