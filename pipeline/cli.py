@@ -14,15 +14,18 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, os_error_sentence
 
 log = logging.getLogger("pipeline")
 
 
 def _load(args: argparse.Namespace):
     from pipeline.config import load_params
+    from pipeline.params_check import check_registries
 
-    return load_params(args.params, args.overrides)
+    params = load_params(args.params, args.overrides)
+    check_registries(params)
+    return params
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
@@ -58,15 +61,25 @@ def _tracking_callbacks(params) -> list:
     return [MLflowCallback()]
 
 
+def default_run_name(params) -> str:
+    """``<model>-<objective>-seed<seed>``: plain ``train`` calls with different settings never share a folder."""
+    return f"{params.model.name}-{params.loss.objective}-seed{params.seed}"
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from pipeline.train.loop import fit
+    from pipeline.train.run_folder import refuse_finished_run
 
     params = _load(args)
-    run_dir = Path(args.run_dir).resolve() if args.run_dir else params.runs_dir / "train"
+    run_dir = Path(args.run_dir).resolve() if args.run_dir else params.runs_dir / default_run_name(params)
     resume = run_dir / "checkpoints" / "last.pt" if args.resume else None
     if resume is not None and not resume.is_file():
         raise PipelineError(f"--resume: no checkpoint at '{resume}'; start without --resume or pass the --run-dir of the run")
-    result = fit(params, run_dir, callbacks=_tracking_callbacks(params), resume=resume)
+    if args.resume and args.overwrite:
+        raise PipelineError("--resume continues a run and --overwrite replaces it; pass only one of them")
+    if resume is None and not args.overwrite:
+        refuse_finished_run(run_dir)  # before the tracking check and run: nothing is started for a refused run
+    result = fit(params, run_dir, callbacks=_tracking_callbacks(params), resume=resume, overwrite=args.overwrite)
     _print_summary({"best_metric": result.best_metric, "best_iteration": result.best_iteration,
                     "final_metrics": result.final_metrics, "best_checkpoint": str(result.best_checkpoint)})
 
@@ -143,14 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--rgb", action="store_true", help="score RGB instead of the Y channel")
     b.add_argument("--per-image", action="store_true", help="include per-image values")
     t = add("train", cmd_train, "train one network with one objective (tracked in MLflow)")
-    t.add_argument("--run-dir", default=None, help="where checkpoints go (default: <runs_dir>/train)")
+    t.add_argument("--run-dir", default=None,
+                   help="where checkpoints go (default: <runs_dir>/<model>-<objective>-seed<seed>)")
     t.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoints/last.pt")
+    t.add_argument("--overwrite", action="store_true", help="replace the checkpoints of an earlier run in --run-dir")
     s = add("sweep", cmd_sweep, "run the Ray Tune sweep declared under 'sweep' in params")
     s.add_argument("--resume", action="store_true", help="resume an interrupted sweep (Tuner.restore)")
     add("evaluate", cmd_evaluate, "score the sweep's best models on the benchmarks; write results/")
     u = add("upscale", cmd_upscale, "super-resolve images or folders with a trained model", params=False)
     u.add_argument("inputs", nargs="+", help="image files or folders")
-    u.add_argument("--model", required=True, help="checkpoint (.pt) or MLflow model URI (runs:/<id>/model)")
+    u.add_argument("--model", required=True,
+                   help="checkpoint (.pt) or MLflow model URI (runs:/<id>/<objective>-seed<seed>)")
     u.add_argument("--scale", type=int, required=True, help="the scale the model was trained for")
     u.add_argument("-o", "--output", required=True, help="output folder for PNGs")
     u.add_argument("--tile", type=int, default=256, help="LR tile side (bounds memory)")
@@ -174,6 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.handler(args)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a read-only folder, a file removed underneath us
+        print(f"error: {os_error_sentence(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished checkpoints and outputs are kept", file=sys.stderr)

@@ -19,6 +19,7 @@ from pipeline.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
+REMOVE = object()  # the value of a ``~key`` override
 
 
 class Strict(BaseModel):
@@ -203,7 +204,7 @@ class TrackingConfig(Strict):
     experiment: str = Field("srloss", description="MLflow experiment name")
     artifact_location: Path = Field(Path("mlartifacts"), description="artifact root of a new local experiment")
     log_images: int = Field(3, ge=0, description="comparison crops logged per validation")
-    log_model: bool = Field(True, description="log the final model with mlflow.pytorch")
+    log_model: bool = Field(True, description="log the final model, weights only, as <objective>-seed<seed>")
 
 
 # ------------------------------------------------------------------- sweep
@@ -313,13 +314,21 @@ def _absolutise(node: Any, root: Path) -> None:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``train.lr=2e-4`` -> (["train", "lr"], 0.0002); the value is read as YAML."""
-    if "=" not in text:
+    """``train.lr=2e-4`` -> (["train", "lr"], 0.0002); the value is read as YAML.
+
+    As in ``dvc exp run -S`` (Hydra's syntax), ``+key=value`` and ``++key=value`` set a key as well
+    and ``~key`` (or ``~key=value``) removes one; a removal has the value ``REMOVE``.
+    """
+    remove = text.startswith("~")
+    body = text[1:] if remove else text.removeprefix("++").removeprefix("+")
+    if "=" not in body and not remove:
         raise ConfigError(f"override '{text}' is not of the form key.path=value; write e.g. train.lr=2e-4")
-    key, raw = text.split("=", 1)
+    key, raw = body.split("=", 1) if "=" in body else (body, "")
     parts = [p for p in key.strip().split(".") if p]
     if not parts:
         raise ConfigError(f"override '{text}' has an empty key; write e.g. train.lr=2e-4")
+    if remove:
+        return parts, REMOVE
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
@@ -328,7 +337,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set each ``key.path=value`` in a copy of ``data``, creating inner mappings as needed."""
+    """Set (or remove) each ``key.path=value`` in a copy of ``data``, creating inner mappings as needed."""
     data = copy.deepcopy(data)
     for text in overrides:
         parts, value = parse_override(text)
@@ -340,7 +349,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             elif not isinstance(child, dict):
                 raise ConfigError(f"override '{text}': '{part}' is a value, not a section")
             node = child
-        node[parts[-1]] = value
+        if value is REMOVE:
+            node.pop(parts[-1], None)
+        else:
+            node[parts[-1]] = value
     return data
 
 
@@ -386,8 +398,14 @@ def load_params(path: Path | str | None = None, overrides: list[str] | None = No
         raise ConfigError(f"params file '{path}' does not exist; pass --params PATH or run from the project folder")
     try:
         data = yaml.safe_load(path.read_text()) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"'{path}' is not a UTF-8 text file ({exc.reason} at byte {exc.start}); "
+                          "pass a YAML params file") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"'{path}' is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"'{path}' is not valid YAML ({problem}{where}); fix the file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"'{path}' must hold a mapping of sections (seed, prepare, train, ...)")
     data = apply_overrides(data, overrides or [])

@@ -1,5 +1,7 @@
 """Errors meant for people: one sentence that names the problem and the fix."""
 
+import errno
+
 
 class PipelineError(Exception):
     """A failure the user can fix (bad params, bad files, unreachable services).
@@ -10,3 +12,13 @@ class PipelineError(Exception):
 
 class ConfigError(PipelineError):
     """``params.yaml`` or a ``--set`` override is invalid."""
+
+
+def os_error_sentence(error: OSError) -> str:
+    """An operating-system failure (full disk, permissions, missing file) as one sentence with its fix."""
+    where = f" at '{error.filename}'" if error.filename else ""
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"the disk is full{where} ({reason}); free space and run the command again "
+                "(finished files are kept, partly written ones were removed)")
+    return f"{reason}{where}; check the path, its permissions and the free space, then run the command again"

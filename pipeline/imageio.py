@@ -35,6 +35,9 @@ def read_image(path: Path) -> np.ndarray:
                 array = np.asarray(img, dtype=np.float64)
                 img = Image.fromarray(np.clip(array / 257.0 + 0.5, 0, 255).astype(np.uint8))
             rgb = img.convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise UnreadableImage(f"'{path}' is refused as a possible decompression bomb ({exc}); split it into "
+                              "smaller images") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UnreadableImage(f"'{path}' is not a readable image ({exc}); replace or remove the file") from None
     return np.asarray(rgb, dtype=np.uint8).copy()

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from pipeline.errors import PipelineError
 from pipeline.metrics.torch_metrics import quantize
+from pipeline.mlflow_model import weights_file
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
 
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
@@ -48,15 +49,18 @@ def load_super_resolver(source: str | Path, device: torch.device | str = "cpu",
                         tracking_uri: str | None = None) -> SuperResolver:
     """A ``SuperResolver`` in eval mode on ``device`` from a checkpoint (``.pt``) or an MLflow model.
 
-    MLflow sources are URIs (``runs:/<run_id>/model``, ``models:/<name>/<version>``, ``file:``,
-    ``http(s):``, ...) or a local folder holding an ``MLmodel`` file; ``runs:/`` and ``models:/`` are
-    resolved against ``tracking_uri`` (also used as the model registry; default: MLflow's own,
-    i.e. ``$MLFLOW_TRACKING_URI``).
+    MLflow sources are URIs (``runs:/<run_id>/<objective>-seed<seed>``, ``models:/<name>/<version>``,
+    ``file:``, ``http(s):``, ...) or a local folder holding an ``MLmodel`` file; ``runs:/`` and
+    ``models:/`` are resolved against ``tracking_uri`` (also used as the model registry; default:
+    MLflow's own, i.e. ``$MLFLOW_TRACKING_URI``). Only models in srloss's weights-only format
+    (``pipeline.mlflow_model``) are accepted; nothing is unpickled.
     Checkpoints are rebuilt with ``pipeline.train.checkpoint.restore_networks``.
     """
     text = str(source)
-    if _URI_SCHEME.match(text) or (Path(text) / "MLmodel").is_file():
+    if _URI_SCHEME.match(text):
         resolver = _load_mlflow_model(text, tracking_uri)
+    elif (Path(text) / "MLmodel").is_file():
+        resolver = _load_checkpoint(weights_file(Path(text), text))
     else:
         resolver = _load_checkpoint(Path(text))
     return resolver.to(device).eval()
@@ -66,15 +70,21 @@ def _load_checkpoint(path: Path) -> SuperResolver:
     if not path.is_file():
         raise PipelineError(
             f"model '{path}' is neither a checkpoint file nor an MLflow model URI; "
-            "pass a .pt file (e.g. runs/<name>/checkpoints/best.pt) or runs:/<run_id>/model"
+            "pass a .pt file (e.g. runs/<name>/checkpoints/best.pt) or runs:/<run_id>/<objective>-seed<seed>"
         )
     checkpoint = load_checkpoint(path, map_location="cpu")
-    meta = checkpoint["meta"]
-    net, objective = restore_networks(checkpoint)
-    return SuperResolver(net, objective, model_name=meta["model"]["name"], objective_name=meta["loss"]["objective"])
+    try:
+        meta = checkpoint["meta"]
+        net, objective = restore_networks(checkpoint)
+        return SuperResolver(net, objective, model_name=meta["model"]["name"],
+                             objective_name=meta["loss"]["objective"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a meta or weights that do not fit
+        raise PipelineError(f"checkpoint '{path}' does not rebuild its networks ({exception_summary(exc)}); use one "
+                            "written by `python -m pipeline train`") from None
 
 
 def _load_mlflow_model(uri: str, tracking_uri: str | None) -> SuperResolver:
+    """Download the model's files (no code runs), then read its weights-only checkpoint."""
     try:  # here, not at the top: checkpoints and tiling need no MLflow (see bench/gpu_check.py)
         import mlflow
         from mlflow.exceptions import MlflowException
@@ -86,18 +96,15 @@ def _load_mlflow_model(uri: str, tracking_uri: str | None) -> SuperResolver:
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder, tracking_uri=tracking_uri,
                                                         registry_uri=tracking_uri)
-            loaded = mlflow.pytorch.load_model(local, map_location="cpu")
         except (MlflowException, OSError) as exc:
             raise PipelineError(
                 f"MLflow model '{uri}' could not be loaded ({exception_summary(exc)}); check the URI and "
                 "MLFLOW_TRACKING_URI, or pass a checkpoint file instead"
             ) from None
-    if not isinstance(loaded, SuperResolver):
-        raise PipelineError(
-            f"MLflow model '{uri}' is a {type(loaded).__name__}, not an srloss SuperResolver; "
-            "pass a model logged by srloss training"
-        )
-    return loaded
+        if not (Path(local) / "MLmodel").is_file():
+            raise PipelineError(f"MLflow model '{uri}' has no MLmodel file; pass the URI of a logged model "
+                                "(runs:/<run_id>/<objective>-seed<seed> or models:/<name>/<version>)")
+        return _load_checkpoint(weights_file(Path(local), uri))
 
 
 def exception_summary(exc: BaseException, limit: int = 300) -> str:

@@ -1,7 +1,7 @@
 """MLflow tracking: where runs are stored, a fail-fast check of the server, and the training callback.
 
 Everything goes through an explicit ``MlflowClient`` and run id, so trials in parallel processes
-cannot log into each other's runs. The one exception is ``mlflow.pytorch.log_model``, which reads
+cannot log into each other's runs. The one exception is ``mlflow.pyfunc.log_model``, which reads
 MLflow's process-wide tracking URI and takes the logged model's experiment from the active run:
 both are set for that call only.
 """
@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import subprocess
+import tempfile
 import time
 import traceback
 import urllib.error
@@ -36,15 +37,18 @@ from mlflow.utils.validation import (MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH
 
 from pipeline.config import PROJECT_ROOT, Params
 from pipeline.errors import PipelineError
-from pipeline.inference import exception_summary, load_super_resolver
+from pipeline.inference import exception_summary
+from pipeline.mlflow_model import (LOADER_MODULE, architecture_params, inference_checkpoint,
+                                  logged_model_name)
 from pipeline.train.callbacks import Callback, RunContext, Sample, TrainResult
+from pipeline.train.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
 # Unless the user chose otherwise, a lost server costs seconds of retries, not MLflow's ~4 minutes.
 HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 FLUSH_SECONDS = 30.0
-EXAMPLE_LR_SIDE = 16
+MODEL_WEIGHTS = "weights.pt"
 RUN_FILE = "mlflow_run.json"
 
 
@@ -247,17 +251,19 @@ def _tolerant(action: str) -> Callable:
 
 class MLflowCallback(Callback):
     """Logs one training run to MLflow: params, git and data tags, metrics, comparison images,
-    checkpoints and the model (``runs:/<run_id>/model``, loadable with ``load_super_resolver``).
+    checkpoints and the model (``runs:/<run_id>/<objective>-seed<seed>``, weights only, loadable with
+    ``load_super_resolver``).
 
     Where and what comes from ``params.tracking`` at ``on_start``; ``parent_run_id`` nests the run
     under a sweep's parent run. The run id is kept in ``<run_dir>/mlflow_run.json``: a resumed ``fit``
     (``start_iteration > 0``) continues that run instead of starting another, and ``continue_run_id``
     continues a given run (a sweep trial restarted elsewhere); a continued run keeps its first params.
+    The model is logged as ``model_name`` (default ``<loss.objective>-seed<seed>``).
     A run that raises ends FAILED with the error in its ``error`` tag and the traceback in
     ``error.txt`` (KILLED, tagged ``stopped_by``, on Ctrl-C or a ``SystemExit``). Each data manifest
     is logged as ``data/<name>_manifest.json`` and tagged ``data.<name>.sha256`` (the file's hash).
-    Training metrics are buffered and sent in batches every ``flush_seconds`` and at each
-    validation; the best checkpoint is uploaded on each improvement, the last one at the end.
+    Training metrics are buffered and sent in batches every ``flush_seconds``, at each
+    validation and at each checkpoint; the best checkpoint is uploaded on each improvement, the last one at the end.
     For HTTP stores it sets, unless already set,
     ``MLFLOW_HTTP_REQUEST_MAX_RETRIES=2`` and ``MLFLOW_HTTP_REQUEST_TIMEOUT=10`` in this process.
     Failures at ``on_start`` raise ``PipelineError``; later ones warn and stop tracking only.
@@ -265,8 +271,9 @@ class MLflowCallback(Callback):
 
     def __init__(self, parent_run_id: str | None = None, run_name: str | None = None,
                  tags: dict[str, str] | None = None, flush_seconds: float = FLUSH_SECONDS,
-                 continue_run_id: str | None = None):
+                 continue_run_id: str | None = None, model_name: str | None = None):
         self.parent_run_id = parent_run_id
+        self.model_name = model_name
         self.continue_run_id = continue_run_id
         self.run_name = run_name
         self.tags = dict(tags or {})
@@ -365,6 +372,8 @@ class MLflowCallback(Callback):
 
     @_tolerant("uploading the best checkpoint")
     def on_checkpoint(self, iteration: int, path: Path, is_best: bool) -> None:
+        """Send the buffered metrics first: a run resumed from this checkpoint keeps every point it covers."""
+        self._flush()
         if is_best:
             self._client.log_artifact(self.run_id, str(path), "checkpoints")
 
@@ -404,18 +413,24 @@ class MLflowCallback(Callback):
         self._last_flush = time.monotonic()
 
     def _log_super_resolver(self, checkpoint: Path, iteration: int) -> None:
-        """Log the checkpoint's networks (EMA weights when kept) as a pickled ``SuperResolver`` named ``model``.
-
-        Spatial sizes are free in the signature; the example is a seeded random LR batch.
+        """Log the checkpoint's networks as model ``<objective>-seed<seed>`` in srloss's weights-only
+        format (``pipeline.mlflow_model``): a checkpoint without optimiser state plus the architecture
+        as the model's params; loading it unpickles nothing.
         """
-        resolver = load_super_resolver(checkpoint, "cpu")
-        example = np.random.default_rng(0).random((1, 3, EXAMPLE_LR_SIDE, EXAMPLE_LR_SIDE), dtype=np.float32)
+        trained = load_checkpoint(checkpoint)
+        meta = trained["meta"]
+        name = self.model_name or logged_model_name(meta["loss"]["objective"], meta["params"]["seed"])
         signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, -1, -1))]),
                                    outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, -1, -1))]))
-        with _process_tracking_uri(self._uri), mlflow.start_run(run_id=self.run_id):
-            mlflow.pytorch.log_model(
-                resolver, name="model", run_id=self.run_id, input_example=example, signature=signature,
-                serialization_format="pickle", step=iteration,
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-                tags={"checkpoint": checkpoint.name, "description": resolver.description},
-            )
+        with tempfile.TemporaryDirectory(prefix="srloss-model-") as folder:
+            weights = Path(folder) / MODEL_WEIGHTS
+            save_checkpoint(weights, inference_checkpoint(trained))
+            with _process_tracking_uri(self._uri), mlflow.start_run(run_id=self.run_id):
+                mlflow.pyfunc.log_model(
+                    name=name, loader_module=LOADER_MODULE, data_path=str(weights), signature=signature,
+                    params=flatten_params(architecture_params(meta)), step=iteration,
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                    tags={"checkpoint": checkpoint.name,
+                          "description": f"{meta['model']['name']} x{meta['scale']} trained with the "
+                                         f"'{meta['loss']['objective']}' objective"},
+                )

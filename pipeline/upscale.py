@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -10,6 +11,7 @@ import torch
 from pipeline.errors import PipelineError
 from pipeline.imageio import UnreadableImage, list_images, read_image, write_png
 from pipeline.inference import SuperResolver, load_super_resolver, upscale_image
+from pipeline.tracking import HTTP_RETRY_DEFAULTS, check_tracking, is_remote
 from pipeline.train.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -20,12 +22,14 @@ def upscale_paths(model: str, scale: int, inputs: list[Path], out_dir: Path, til
                   tracking_uri: str | None = None) -> list[Path]:
     """Upscale every image in ``inputs`` (files, or folders searched recursively) into ``out_dir``.
 
-    Each result is ``out_dir/<path below its input folder>/<stem>.png``. Unreadable images are
+    Each result is ``out_dir/<path below its input folder>/<stem>.png``; a result that would replace
+    an input is refused before any work. Unreadable images are
     skipped with a warning naming each one; the written paths are returned in input order.
     ``model`` is a checkpoint or an MLflow model URI (see ``load_super_resolver``); it must have been
     trained for ``scale`` and, when ``architecture`` is given, be that network.
     """
     jobs = _plan_outputs(inputs, Path(out_dir))
+    _check_tracking_server(model, tracking_uri)
     resolver = load_super_resolver(model, resolve_device(device) if isinstance(device, str) else device,
                                    tracking_uri=tracking_uri)
     _check_model(resolver, model, scale, architecture)
@@ -67,10 +71,27 @@ def _plan_outputs(inputs: list[Path], out_dir: Path) -> dict[Path, Path]:
                 )
             owner[target] = source
             jobs[source] = target
+    inputs_resolved = {source.resolve() for source in jobs}
+    for source, target in jobs.items():
+        if target.resolve() in inputs_resolved:
+            raise PipelineError(f"the output for '{source}' would be written over the input image '{target}'; "
+                                "pass an --output folder that holds none of the inputs")
     if not jobs:
         raise PipelineError(f"no images found in {', '.join(map(str, inputs)) or 'the inputs'}; "
                             "pass PNG/JPEG files or folders holding them")
     return jobs
+
+
+def _check_tracking_server(model: str, tracking_uri: str | None) -> None:
+    """For ``runs:/`` and ``models:/`` models, fail within seconds when the tracking server is down
+    (MLflow's own retries take minutes) and keep MLflow's retries short (``HTTP_RETRY_DEFAULTS``)."""
+    if not model.startswith(("runs:/", "models:/")):
+        return
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if is_remote(uri):
+        for name, value in HTTP_RETRY_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+        check_tracking(uri)
 
 
 def _check_model(resolver: SuperResolver, model: str, scale: int, architecture: str | None) -> None:

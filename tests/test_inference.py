@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from pipeline.errors import PipelineError
 from pipeline.inference import SuperResolver, load_super_resolver, tile_windows, to_uint8, upscale_image
+from pipeline.mlflow_model import LOADER_MODULE
 from pipeline.objectives.regression import Regression
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
 
@@ -145,23 +146,24 @@ def test_load_missing_checkpoint_names_the_fix(tmp_path: Path):
         load_super_resolver(tmp_path / "nope.pt")
 
 
-def test_load_from_an_mlflow_model_folder(tmp_path: Path):
+def test_load_from_an_mlflow_model_folder(tiny_checkpoint: Path, tmp_path: Path):
     import mlflow  # here: the CUDA tests of this file run where MLflow is not installed (bench/gpu_check.py)
 
-    resolver = conv_resolver()
-    mlflow.pytorch.save_model(resolver, tmp_path / "model", serialization_format="pickle", pip_requirements=["torch"])
+    mlflow.pyfunc.save_model(tmp_path / "model", loader_module=LOADER_MODULE, data_path=str(tiny_checkpoint),
+                             pip_requirements=["torch"])
     loaded = load_super_resolver(tmp_path / "model", "cpu")
+    reference = load_super_resolver(tiny_checkpoint)
     image = random_image(9, 9)
-    np.testing.assert_array_equal(upscale_image(loaded, image), upscale_image(resolver, image))
-    assert loaded.model_name == "convstack"
+    np.testing.assert_array_equal(upscale_image(loaded, image), upscale_image(reference, image))
+    assert (loaded.model_name, loaded.objective_name) == ("edsr", "regression")
 
 
-def test_an_mlflow_model_that_is_not_a_super_resolver_is_refused(tmp_path: Path):
+def test_a_pickled_mlflow_model_is_refused_before_unpickling(tmp_path: Path):
     import mlflow
 
     mlflow.pytorch.save_model(nn.Conv2d(3, 3, 1), tmp_path / "model", serialization_format="pickle",
                               pip_requirements=["torch"])
-    with pytest.raises(PipelineError, match="not an srloss SuperResolver"):
+    with pytest.raises(PipelineError, match="not an srloss weights-only model .flavors: python_function, pytorch."):
         load_super_resolver((tmp_path / "model").as_uri())
 
 

@@ -175,14 +175,21 @@ def test_a_logged_run_holds_params_tags_metrics_images_checkpoints_and_the_model
     assert mlflow.Image(str(local_image)).to_array().shape == (12, 3 * 10 + 2 * 4, 3)
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/regression-seed0")  # imports pipeline.mlflow_model
+    assert model.metadata.flavors["python_function"]["loader_module"] == "pipeline.mlflow_model"
+    logged = mlflow.get_logged_model(model.model_id)
+    assert logged.name == "regression-seed0" and logged.params["model.name"] == "edsr"
+    assert logged.params["model.args.n_feats"] == "8" and logged.params["loss.objective"] == "regression"
     reference = load_super_resolver(tiny_checkpoint)
     lr = torch.rand(1, 3, 11, 9, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        assert torch.equal(model(lr), reference(lr))
+        assert torch.equal(torch.from_numpy(model.predict(lr.numpy())), reference(lr))
     image = np.random.default_rng(4).integers(0, 256, (20, 17, 3), dtype=np.uint8)
-    resolver = load_super_resolver(f"runs:/{run.info.run_id}/model", tracking_uri=store)
+    resolver = load_super_resolver(f"runs:/{run.info.run_id}/regression-seed0", tracking_uri=store)
     np.testing.assert_array_equal(upscale_image(resolver, image), upscale_image(reference, image))
+    version = mlflow.register_model(f"runs:/{run.info.run_id}/regression-seed0", "tiny-sr").version
+    registered = load_super_resolver(f"models:/tiny-sr/{version}", tracking_uri=store)
+    np.testing.assert_array_equal(upscale_image(registered, image), upscale_image(reference, image))
 
 
 def test_tracking_failures_mid_run_warn_and_leave_checkpoints(store, tiny_checkpoint, tmp_path, monkeypatch, caplog):
@@ -282,7 +289,7 @@ def test_fit_with_the_callback_logs_a_loadable_model(tiny_data, store, tmp_path,
     assert run.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val/psnr")] == [6, 12]
     assert run.data.metrics["val/psnr"] == pytest.approx(result.final_metrics["val/psnr"])
-    model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+    model = load_super_resolver(f"runs:/{run.info.run_id}/{params.loss.objective}-seed{params.seed}")
     reference = load_super_resolver(result.best_checkpoint)
     lr = torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
@@ -327,6 +334,20 @@ class CrashAt(Callback):
             raise KeyboardInterrupt("simulated crash")
 
 
+def test_a_checkpoint_flushes_the_buffered_training_metrics(store, tiny_checkpoint, tmp_path):
+    """What a checkpoint covers is in MLflow when it is written, so a run killed with -9 and resumed
+    from it loses no train/* point."""
+    callback = MLflowCallback(flush_seconds=3600)
+    callback.on_start(run_context(tracked_params(store, "flush", tmp_path), tiny_checkpoint))
+    client = mlflow.MlflowClient(store)
+    for step in (1, 2, 3):
+        callback.on_train_log(step, {"train/total": float(step)})
+    assert client.get_metric_history(callback.run_id, "train/total") == []  # buffered
+    callback.on_checkpoint(3, tiny_checkpoint, False)
+    assert [(m.step, m.value) for m in client.get_metric_history(callback.run_id, "train/total")] == [
+        (1, 1.0), (2, 2.0), (3, 3.0)]
+
+
 def test_a_resumed_fit_continues_its_run_and_a_new_fit_starts_another(tiny_data, store, tmp_path):
     params = tracked_tiny(tiny_data, store, tmp_path, "resumed")
     first = MLflowCallback()
@@ -346,7 +367,7 @@ def test_a_resumed_fit_continues_its_run_and_a_new_fit_starts_another(tiny_data,
     assert len(client.search_runs([experiment])) == 1
 
     third = MLflowCallback()
-    fit(params, tmp_path / "run", callbacks=[third])  # not a resume: a run of its own
+    fit(params, tmp_path / "run", callbacks=[third], overwrite=True)  # not a resume: a run of its own
     assert third.run_id != first.run_id and len(client.search_runs([experiment])) == 2
 
 

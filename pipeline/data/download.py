@@ -3,7 +3,8 @@
 Cache layout: ``<cache_dir>/<archive name>-<12 hex of sha256(url)>/`` holds the archive and
 ``extracted/``, which carries a marker with the archive's sha256 so a second run is a no-op.
 A download grows in ``<archive>.part`` (resumed with an HTTP Range request) and is renamed
-to the archive only once complete and verified. Extraction refuses absolute member paths,
+to the archive only once complete, verified (sha256 when given) and readable to its end as a
+zip or tar archive. Extraction refuses absolute member paths,
 ``..`` components, links that leave the folder or run through another link, and special
 files, before anything is written.
 """
@@ -92,6 +93,8 @@ def download(url: str, destination: Path, sha256: str | None = None, *,
         if expected and actual != expected:
             raise PipelineError(f"cached archive '{destination}' has sha256 {actual} but {expected} is expected; "
                                 "delete the cached file to download it again, or correct sha256 in params.yaml")
+        if expected is None:
+            _require_archive(destination, f"the cached archive '{destination}'")
     else:
         destination.parent.mkdir(parents=True, exist_ok=True)
         part = destination.with_name(destination.name + ".part")
@@ -101,10 +104,32 @@ def download(url: str, destination: Path, sha256: str | None = None, *,
             part.unlink()
             raise PipelineError(f"'{url}' arrived with sha256 {actual} but {expected} is expected, so it was deleted; "
                                 "correct sha256 in params.yaml if the archive changed upstream, or retry")
+        _require_archive(part, f"the download of '{url}'")
         os.replace(part, destination)
     if expected is None:
         _warn_unpinned(url, actual)
     return actual
+
+
+def _require_archive(path: Path, what: str) -> None:
+    """Delete ``path`` and raise unless it opens as a zip or tar archive and its member list reads
+    to the end: a transfer cut off without a Content-Length is caught before it is cached."""
+    with open(path, "rb") as handle:
+        is_zip = handle.read(2) == b"PK"
+    try:
+        if is_zip:
+            with zipfile.ZipFile(path) as bundle:
+                broken = bundle.testzip()
+                if broken is not None:
+                    raise zipfile.BadZipFile(f"member '{broken}' fails its CRC check")
+            return
+        with tarfile.open(path) as bundle:
+            bundle.getmembers()
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
+        path.unlink(missing_ok=True)
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise SourceUnavailable(f"{what} is not a complete zip or tar archive ({reason}), so it was deleted; run "
+                                "again to download it anew, or check that the url points at an archive") from None
 
 
 def _warn_unpinned(url: str, digest: str) -> None:

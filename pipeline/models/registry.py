@@ -27,21 +27,27 @@ def register_model(name: str):
     return add
 
 
-def build_model(name: str, scale: int, args: dict | None = None) -> nn.Module:
-    """Instantiate a registered network; unknown names or arguments are a ``ConfigError``."""
+def check_model(name: str, args: dict | None = None) -> type[nn.Module]:
+    """The registered class of ``name``; unknown names or arguments are a ``ConfigError``. Builds nothing."""
     import pipeline.models  # noqa: F401  (registers the families)
 
     if name not in MODELS:
         raise ConfigError(f"unknown model '{name}'; choose one of: {', '.join(sorted(MODELS))}")
     cls = MODELS[name]
-    args = dict(args or {})
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "scale"}
-    unknown = sorted(set(args) - accepted)
+    unknown = sorted(set(args or {}) - accepted)
     if unknown:
         raise ConfigError(
             f"model '{name}' has no argument {', '.join(repr(u) for u in unknown)}; "
             f"allowed: {', '.join(sorted(accepted)) or 'none'}"
         )
+    return cls
+
+
+def build_model(name: str, scale: int, args: dict | None = None) -> nn.Module:
+    """Instantiate a registered network; unknown names or arguments are a ``ConfigError``."""
+    cls = check_model(name, args)
+    args = dict(args or {})
     try:
         return cls(scale=scale, **args)
     except (ValueError, TypeError) as exc:

@@ -31,7 +31,7 @@ from pipeline.report.metrics_file import BASELINE, ScoreTable
 from pipeline.report.per_image import PerImageScores
 from pipeline.report.publish import write_report
 from pipeline.report.scoring import ImageScorer, decode_ms_per_megapixel
-from pipeline.report.sweep_outputs import TrainedObjective, find_trained_objectives
+from pipeline.report.sweep_outputs import TrainedObjective, find_trained_objectives, objectives_without_model
 from pipeline.train.device import keep_freed_cpu_memory, resolve_device
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,15 @@ SuperResolve = Callable[[np.ndarray], np.ndarray]
 
 
 def evaluate_all(params: Params) -> dict[str, Any]:
-    """Evaluate, write every report file, log them to the sweep's MLflow parent run; return a summary."""
+    """Evaluate the current sweep's models (``find_trained_objectives``), write every report file, log
+    them to the sweep's MLflow parent run; return a summary whose ``without_model`` names the sweep's
+    objectives that have no model."""
     config = params.evaluate
     trained = find_trained_objectives(params.models_dir)
+    without_model = objectives_without_model(params.models_dir, trained)
+    if without_model:
+        log.warning("the current sweep has no model for %s (all their trials failed); they are not evaluated",
+                    ", ".join(without_model))
     scales = sorted(set(config.scales))
     _check_scales(trained, scales)
     benchmarks = benchmark_names(params)
@@ -78,8 +84,9 @@ def evaluate_all(params: Params) -> dict[str, Any]:
             for objective in here:
                 _evaluate_objective(objective, pairs, scorer, params, device, table, per_image, sets, comparison)
 
-    return write_report(params, trained, table.to_tree(unavailable), per_image, set_level, comparisons,
-                        image_counts, _device_name(device))
+    summary = write_report(params, trained, table.to_tree(unavailable), per_image, set_level, comparisons,
+                           image_counts, _device_name(device))
+    return {**summary, "without_model": without_model}
 
 
 def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], scorer: ImageScorer, params: Params,

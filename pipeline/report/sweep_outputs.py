@@ -5,18 +5,25 @@ checkpoint), ``<models_dir>/<objective>/seeds/<seed>.pt`` (each seed of the best
 when the sweep repeated it) and ``<models_dir>/<objective>/info.json``. Of ``info.json`` the report
 reads ``run_id`` (the child run behind ``best.pt``), ``parent_run_id``, ``experiment_id`` and
 ``seeds: [{"seed", "run_id", ...}]``; all are absent when the sweep was not tracked. Folders
-without ``best.pt`` are not objectives and are skipped.
+without ``best.pt`` are not objectives and are skipped. ``<models_dir>/sweep.json`` names the sweep
+that wrote last (``name``, ``id``, ``objectives``, ``with_model``); each ``info.json`` carries the
+``sweep`` (``name``, ``id``) that made its model, so models of an earlier sweep are told apart.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.train.checkpoint import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+SWEEP_FILE = "sweep.json"
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,11 @@ class TrainedObjective:
     trained_with: dict[str, Any]
     network_parameters: int
     info: dict[str, Any]
+
+    @property
+    def sweep(self) -> dict[str, str]:
+        """The ``{"name", "id"}`` of the sweep that made the model (empty for models of older sweeps)."""
+        return self.info.get("sweep") or {}
 
     @property
     def run_id(self) -> str | None:
@@ -60,13 +72,48 @@ class TrainedObjective:
 
 
 def find_trained_objectives(models_dir: Path) -> list[TrainedObjective]:
-    """Every ``<models_dir>/<objective>/best.pt``, sorted by objective name."""
+    """Every ``<models_dir>/<objective>/best.pt`` of the current sweep, sorted by objective name.
+
+    With ``sweep.json`` (written by every sweep) only folders whose ``info.json`` carries its sweep
+    id count; those of earlier sweeps are skipped with a warning naming them. Without it (models
+    not written by a sweep) every folder counts.
+    """
     models_dir = Path(models_dir)
     found = sorted(path.parent for path in models_dir.glob("*/best.pt")) if models_dir.is_dir() else []
     if not found:
         raise PipelineError(f"no trained models in '{models_dir}' (expected <objective>/best.pt); "
                             "run the sweep stage first (`dvc repro sweep` or `python -m pipeline sweep`)")
-    return [_read_objective(folder) for folder in found]
+    objectives = [_read_objective(folder) for folder in found]
+    sweep = current_sweep(models_dir)
+    if sweep is None:
+        return objectives
+    current = [objective for objective in objectives if objective.sweep.get("id") == sweep["id"]]
+    stale = sorted({objective.name for objective in objectives} - {objective.name for objective in current})
+    if stale:
+        log.warning("skipping %s in '%s': made by an earlier sweep, not by sweep '%s' (id %s)", ", ".join(stale),
+                    models_dir, sweep["name"], sweep["id"])
+    if not current:
+        raise PipelineError(f"none of the models in '{models_dir}' was made by the current sweep '{sweep['name']}' "
+                            f"(id {sweep['id']}); run the sweep stage again")
+    return current
+
+
+def current_sweep(models_dir: Path) -> dict[str, Any] | None:
+    """``<models_dir>/sweep.json``: the last sweep's ``name``, ``id``, ``objectives`` and ``with_model``."""
+    path = Path(models_dir) / SWEEP_FILE
+    if not path.is_file():
+        return None
+    sweep = _read_info(path)
+    if not {"name", "id", "objectives"} <= set(sweep):
+        raise PipelineError(f"'{path}' lacks the sweep's name, id or objectives; re-run the sweep stage to rewrite it")
+    return sweep
+
+
+def objectives_without_model(models_dir: Path, trained: list[TrainedObjective]) -> list[str]:
+    """The current sweep's objectives that have no model in ``trained`` (all their trials failed)."""
+    sweep = current_sweep(models_dir)
+    names = {objective.name for objective in trained}
+    return sorted(name for name in (sweep or {}).get("objectives", []) if name not in names)
 
 
 def _read_objective(folder: Path) -> TrainedObjective:
@@ -77,9 +124,14 @@ def _read_objective(folder: Path) -> TrainedObjective:
         if not path.stem.isdigit():
             raise PipelineError(f"seed checkpoint '{path}' is not named <seed>.pt; re-run the sweep stage")
         seeds[int(path.stem)] = path
-    return TrainedObjective(name=folder.name, scale=int(meta["scale"]), best=folder / "best.pt", seeds=seeds,
-                            trained_with=meta["params"],
-                            network_parameters=sum(weights.numel() for weights in checkpoint["model"].values()),
+    try:
+        scale, trained_with = int(meta["scale"]), dict(meta["params"])
+        network_parameters = sum(weights.numel() for weights in checkpoint["model"].values())
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise PipelineError(f"'{folder / 'best.pt'}' is not a complete srloss checkpoint (no usable {exc}); "
+                            "re-run the sweep stage") from None
+    return TrainedObjective(name=folder.name, scale=scale, best=folder / "best.pt", seeds=seeds,
+                            trained_with=trained_with, network_parameters=network_parameters,
                             info=_read_info(folder / "info.json"))
 
 

@@ -55,6 +55,10 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch reports a failed write (e.g. a full disk) as either
+        reason = getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise PipelineError(f"checkpoint '{path}' could not be written ({reason}); the previous one is intact: "
+                            "free disk space, then continue with --resume") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -46,6 +46,7 @@ from pipeline.train.checkpoint import checkpoint_meta, load_checkpoint, save_che
 from pipeline.train.device import DeviceSetup, configure_determinism, keep_freed_cpu_memory, plan_device
 from pipeline.train.distributed import GradientAverager, broadcast_weights, rank_and_world_size, share_from_rank0
 from pipeline.train.ema import ModelEma
+from pipeline.train.run_folder import refuse_finished_run, remove_orphaned_temp_files, run_folder_lock
 from pipeline.train.rng import rng_state, seed_everything, set_rng_state
 from pipeline.train.schedule import LrSchedule
 from pipeline.train.validation import Sample, Validator
@@ -55,8 +56,24 @@ log = logging.getLogger(__name__)
 RESUME_MUST_MATCH = ("model", "loss", "train.scale")
 
 
-def fit(params: Params, run_dir: Path, callbacks: Sequence[Callback] = (), resume: Path | None = None) -> TrainResult:
+def fit(params: Params, run_dir: Path, callbacks: Sequence[Callback] = (), resume: Path | None = None,
+        overwrite: bool = False) -> TrainResult:
     """Train, validate and checkpoint one run into ``run_dir/checkpoints/{last,best}.pt``.
+
+    The run holds ``run_dir``'s exclusive lock (``pipeline.train.run_folder``) throughout; a run
+    folder that already holds checkpoints is refused unless the run resumes or ``overwrite`` is set.
+    Temporary files of checkpoint writes killed earlier are removed first.
+    """
+    run_dir = Path(run_dir)
+    with run_folder_lock(run_dir):
+        if resume is None and not overwrite:
+            refuse_finished_run(run_dir)
+        remove_orphaned_temp_files(run_dir / "checkpoints")
+        return _fit(params, run_dir, callbacks, resume)
+
+
+def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: Path | None) -> TrainResult:
+    """The training of ``fit``, inside the run folder's lock.
 
     A non-finite total loss stops the run with a ``PipelineError`` naming its iteration; it is
     checked one iteration late (so the host never waits for the device in between) and always
@@ -326,5 +343,9 @@ def read_manifests(data_dir: Path) -> dict[str, Any]:
     for stage in ("hr", "lr"):
         path = data_dir / stage / "manifest.json"
         if path.is_file():
-            manifests[stage] = json.loads(path.read_text())
+            try:
+                manifests[stage] = json.loads(path.read_text())
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise PipelineError(f"data manifest '{path}' is damaged ({exc}); run the prepare and degrade "
+                                    "stages again (`dvc repro degrade`)") from None
     return manifests

@@ -4,7 +4,8 @@ The address is ``sweep.ray.address``, else ``$RAY_ADDRESS``: ``auto`` joins the 
 running on this machine, ``host:6379`` a head node's GCS port, ``ray://host:10001`` goes through
 Ray Client. Without one a new local cluster is started (even when ``ray start`` runs on this
 machine), sized by ``sweep.ray.num_cpus``/``num_gpus`` (default: this machine), and shut down
-when the sweep ends.
+when the sweep ends; should the driver be killed, ``pipeline.tune.reaper`` ends the agents Ray
+itself leaves running.
 
 Token authentication (Ray 2.60): ``ray.init()`` without an address sets ``RAY_AUTH_MODE=token`` in
 this process unless that variable is set, and creates ``~/.ray/auth_token`` when no token exists
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +30,7 @@ import pyarrow.fs
 from pipeline.config import PROJECT_ROOT, RayConfig
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.inference import exception_summary
+from pipeline.tune.reaper import DONE, start_reaper
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +81,12 @@ def ray_cluster(config: RayConfig) -> Iterator[str]:
         yield "existing connection"
         return
     address = cluster_address(config)
+    reaper = None
     if address is None:
         ray.init(address="local", num_cpus=config.num_cpus, num_gpus=config.num_gpus, include_dashboard=False,
                  logging_level=logging.WARNING)  # "local": never attach to a cluster `ray start` left on this machine
         log.info("started a local Ray cluster with %s", ray.cluster_resources())
+        reaper = _start_reaper()
     else:
         if config.num_cpus is not None or config.num_gpus is not None:
             raise ConfigError(f"sweep.ray.num_cpus/num_gpus size a local cluster only; remove them to join '{address}' "
@@ -95,6 +100,23 @@ def ray_cluster(config: RayConfig) -> Iterator[str]:
         yield address or "local"
     finally:
         ray.shutdown()
+        if reaper is not None:  # a clean end: the reaper leaves everything alone
+            reaper.stdin.write(DONE)
+            reaper.stdin.close()
+            reaper.wait(timeout=30)
+
+
+def _start_reaper() -> subprocess.Popen | None:
+    """The reaper (``pipeline.tune.reaper``) of the local cluster's raylet, or None with a warning."""
+    from ray._private import worker
+
+    try:
+        raylet = worker._global_node.all_processes["raylet"][0].process.pid
+    except (AttributeError, KeyError, IndexError):
+        log.warning("could not find the local Ray cluster's raylet; if this sweep is killed, end Ray's leftover "
+                    "agents with `ray stop`")
+        return None
+    return start_reaper(raylet)
 
 
 def _join_failure(address: str, exc: Exception) -> str:

@@ -7,7 +7,8 @@
   configuration, the searched values, the mean and spread of the metric over seeds, the trials.
 - ``<models_dir>/<objective>/best.pt`` (the best seed's ``best.pt``), ``seeds/<seed>.pt`` (every
   seed of the best configuration when ``sweep.seeds`` > 1; ``<seed>`` is the training seed) and
-  ``info.json`` (trial, MLflow run ids, configuration, metrics per seed), as
+  ``info.json`` (the sweep's name and id, trial, MLflow run ids, configuration, metrics per seed), and
+  ``<models_dir>/sweep.json`` (the sweep's name, id, objectives and those with a model), as
   ``pipeline.report.sweep_outputs`` reads them.
 """
 
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 
 from pipeline.config import Params
+from pipeline.report.sweep_outputs import SWEEP_FILE
 from pipeline.tune.results import Selection, TrialRecord
 from pipeline.tune.space import SearchSpace
 
@@ -70,9 +72,12 @@ def write_best_yaml(content: dict[str, Any], path: Path) -> None:
 
 
 def export_models(selections: dict[str, Selection], base: Params, space: SearchSpace, tracking: dict[str, Any],
-                  seeds: int) -> dict[str, Path]:
-    """Write ``<models_dir>/<objective>/`` for each selection (replacing what was there); returns the
-    ``best.pt`` paths. ``tracking`` holds ``parent_run_id``/``experiment_id``/``tracking_uri`` (or nothing)."""
+                  seeds: int, sweep: dict[str, str]) -> dict[str, Path]:
+    """Write ``<models_dir>/<objective>/`` for each selection (replacing what was there) and
+    ``<models_dir>/sweep.json``; returns the ``best.pt`` paths. ``tracking`` holds
+    ``parent_run_id``/``experiment_id``/``tracking_uri`` (or nothing); ``sweep`` is the sweep's
+    ``{"name", "id"}``, which every ``info.json`` and ``sweep.json`` carry so that evaluate can tell
+    this sweep's models from an earlier sweep's."""
     written = {}
     for name, selection in sorted(selections.items()):
         folder = Path(base.models_dir) / name
@@ -91,12 +96,15 @@ def export_models(selections: dict[str, Selection], base: Params, space: SearchS
             shutil.copyfile(folder / "seeds" / f"{base.seed + selection.best.seed}.pt", folder / "best.pt")
         else:
             _fetch_best(selection.best, folder / "best.pt")
-        info = {"objective": name, "trial_id": selection.best.trial_id, "run_id": selection.best.run_id,
+        info = {"objective": name, "sweep": sweep, "trial_id": selection.best.trial_id,
+                "run_id": selection.best.run_id,
                 **tracking, "config": space.fragment(selection.best.choice), "values": selection.best.choice.values,
                 "metric": base.sweep.metric, "mode": base.sweep.mode, "mean": selection.mean, "std": selection.std,
                 "seeds": per_seed}
         (folder / "info.json").write_text(json.dumps(info, indent=2))
         written[name] = folder / "best.pt"
+    current = {**sweep, "objectives": sorted(space.objectives), "with_model": sorted(selections)}
+    (Path(base.models_dir) / SWEEP_FILE).write_text(json.dumps(current, indent=2))
     return written
 
 

@@ -10,7 +10,8 @@ Tune's ``BasicVariantGenerator``, or Optuna TPE; FIFO, ASHA or PBT scheduling on
 The sweep folder is ``<sweep.storage_path>/<sweep.name>``; a new sweep replaces it. ``resume``
 continues it with ``Tuner.restore``: finished trials are kept, unfinished and errored ones go on
 from their last checkpoint, and the MLflow parent run (its id is kept in ``srloss_sweep.json``
-there) and child runs are continued, not duplicated.
+there) and child runs are continued, not duplicated. Each new sweep gets a random id (kept there
+too, so a resumed sweep keeps it) that its exported models carry (``pipeline.tune.outputs``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import logging
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +71,10 @@ def run_sweep(params: Params, resume: bool = False) -> dict[str, Any]:
     with ray_cluster(config.ray) as joined:
         _warn_about_local_tracking(base)
         parent = _parent_run(base, experiment_id, space, state) if experiment_id is not None else None
+        sweep_id = state.get("sweep_id") or uuid.uuid4().hex[:12]  # a resumed sweep keeps its id
         _write_state(folder, {"parent_run_id": parent.run_id if parent else None, "experiment_id": experiment_id,
-                              "tracking_uri": base.tracking.uri, "sweep_digest": params.digest("sweep")})
+                              "tracking_uri": base.tracking.uri, "sweep_digest": params.digest("sweep"),
+                              "sweep_id": sweep_id})
         sweep = SweepRun(base, space, folder, parent.run_id if parent else None, experiment_id)
         try:
             log.info("sweep '%s' on Ray (%s): %s; results in %s", config.name, joined, json.dumps(space.describe()),
@@ -81,7 +85,7 @@ def run_sweep(params: Params, resume: bool = False) -> dict[str, Any]:
             records = [trial_record(result, config.metric, config.mode, filesystem) for result in grid]
             if parent is not None:
                 parent.settle_trials(records, config.name)
-            summary = _write_outputs(base, space, records, parent, experiment_id)
+            summary = _write_outputs(base, space, records, parent, experiment_id, {"name": config.name, "id": sweep_id})
         except BaseException as error:
             if parent is not None:
                 parent.fail(error)
@@ -245,7 +249,7 @@ def _scheduler(space: SearchSpace, config: SweepConfig, max_validations: int) ->
 
 
 def _write_outputs(base: Params, space: SearchSpace, records: list[TrialRecord], parent: ParentRun | None,
-                   experiment_id: str | None) -> dict[str, Any]:
+                   experiment_id: str | None, sweep: dict[str, str]) -> dict[str, Any]:
     config = base.sweep
     folder = Path(base.results_dir) / "sweep"
     trials_csv, best_yaml = folder / "trials.csv", folder / "best.yaml"
@@ -255,13 +259,14 @@ def _write_outputs(base: Params, space: SearchSpace, records: list[TrialRecord],
     write_best_yaml(best_configurations(selections, space, config.metric, config.mode), best_yaml)
     tracking = ({"parent_run_id": parent.run_id, "experiment_id": experiment_id, "tracking_uri": base.tracking.uri}
                 if parent is not None else {})
-    models = export_models(selections, base, space, tracking, config.seeds)
+    models = export_models(selections, base, space, tracking, config.seeds, sweep)
     counts = {"total": len(records), "failed": sum(r.status == FAILED for r in records),
               "stopped_early": sum(r.status == STOPPED for r in records)}
     without_model = sorted(set(space.objectives) - set(selections))
     if parent is not None:
         parent.finish(selections, [best_yaml, trials_csv], config.metric, counts)
-    return {"trials": counts["total"], "failed": counts["failed"], "stopped_early": counts["stopped_early"],
+    return {"sweep_id": sweep["id"], "trials": counts["total"], "failed": counts["failed"],
+            "stopped_early": counts["stopped_early"],
             "metric": config.metric, "mode": config.mode,
             "best": {name: _best_entry(selection) for name, selection in selections.items()},
             "without_model": without_model,

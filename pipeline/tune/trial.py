@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Params, TrainConfig
+from pipeline.mlflow_model import logged_model_name
 from pipeline.tracking import MLflowCallback, find_run, tracking_uri
 from pipeline.train.callbacks import Callback, RunContext, Sample
 from pipeline.train.loop import fit
@@ -111,4 +112,5 @@ def tracking_callbacks(sweep: SweepRun, params: Params, trial_id: str, trial_nam
     earlier = find_run(tracking_uri(params), sweep.experiment_id,
                        {TRIAL_TAG: trial_id, PARENT_TAG: sweep.parent_run_id})
     return [MLflowCallback(parent_run_id=sweep.parent_run_id, run_name=trial_name,
-                           tags=trial_tags(sweep.base.sweep.name, trial_id, choice), continue_run_id=earlier)]
+                           tags=trial_tags(sweep.base.sweep.name, trial_id, choice), continue_run_id=earlier,
+                           model_name=logged_model_name(choice.objective, params.seed))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import socket
 import tarfile
 import time
@@ -219,3 +220,27 @@ def test_not_an_archive_is_reported(tmp_path):
     with pytest.raises(PipelineError, match="neither a zip nor a tar"):
         extract_archive(bogus, tmp_path / "out", "tag")
     assert file_sha256(bogus) == sha(b"<html>login page</html>")
+
+
+@pytest.mark.parametrize("name", ["pack.zip", "pack.tar.gz"])
+def test_a_cut_off_archive_is_deleted_not_cached(server, tmp_path, name):
+    """Served whole but cut off at the source (no Content-Length or sha256 can tell): it must open to its end."""
+    data = make_archive(tmp_path / name, FILES).read_bytes()
+    (server.root / name).write_bytes(data[: len(data) // 2])
+    cache = tmp_path / "cache"
+    with pytest.raises(SourceUnavailable, match=rf"the download of '{re.escape(server.url(name))}' is not a complete "
+                                                r"zip or tar archive \(.*\), so it was deleted; run again to download "
+                                                r"it anew, or check that the url points at an archive"):
+        fetch_archive(server.url(name), cache, progress=False)
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+    (server.root / name).write_bytes(data)  # the server is fixed: the next run downloads and extracts it
+    extracted = fetch_archive(server.url(name), cache, progress=False)
+    assert (extracted / "pack" / "HR" / "a.png").read_bytes() == FILES["pack/HR/a.png"]
+
+
+def test_a_broken_archive_cached_earlier_is_deleted(tmp_path):
+    cached = tmp_path / "pack.zip"
+    cached.write_bytes(b"PK\x03\x04 cut off")
+    with pytest.raises(SourceUnavailable, match=r"the cached archive '.*pack.zip' is not a complete zip or tar"):
+        download("http://127.0.0.1:9/pack.zip", cached, progress=False)
+    assert not cached.exists()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from pipeline.errors import PipelineError
-from pipeline.report.sweep_outputs import find_trained_objectives
+from pipeline.report.sweep_outputs import find_trained_objectives, objectives_without_model
 
 from .conftest import write_info
 
@@ -50,6 +53,34 @@ def test_no_models_or_broken_files_are_errors_with_the_fix(tiny_checkpoint, tmp_
     with pytest.raises(PipelineError, match=r"info.json' is not valid JSON .*re-run the sweep stage"):
         find_trained_objectives(models)
     (folder / "info.json").write_text("{}")
+    checkpoint = torch.load(tiny_checkpoint, weights_only=True)
+    del checkpoint["meta"]["scale"]
+    torch.save(checkpoint, folder / "best.pt")
+    with pytest.raises(PipelineError, match=r"best.pt' is not a complete srloss checkpoint \(no usable 'scale'\); "
+                                            r"re-run the sweep stage"):
+        find_trained_objectives(models)
+    shutil.copy(tiny_checkpoint, folder / "best.pt")
     shutil.copy(tiny_checkpoint, folder / "seeds" / "best.pt")
     with pytest.raises(PipelineError, match=r"seed checkpoint .*best.pt' is not named <seed>.pt"):
+        find_trained_objectives(models)
+
+
+def test_only_the_current_sweeps_models_are_found_and_objectives_without_one_are_named(tiny_checkpoint, tmp_path,
+                                                                                     caplog):
+    models = tmp_path / "models"
+    write_info(_objective(models, "l1", tiny_checkpoint), {"sweep": {"name": "study", "id": "new"}})
+    write_info(_objective(models, "grad2", tiny_checkpoint), {"sweep": {"name": "study", "id": "old"}})
+    (models / "sweep.json").write_text(json.dumps({"name": "study", "id": "new", "objectives": ["grad2", "l1", "tv"],
+                                                   "with_model": ["l1"]}))
+    with caplog.at_level(logging.WARNING):
+        trained = find_trained_objectives(models)
+    assert [objective.name for objective in trained] == ["l1"] and trained[0].sweep == {"name": "study", "id": "new"}
+    assert "skipping grad2" in caplog.text and "earlier sweep, not by sweep 'study' (id new)" in caplog.text
+    assert objectives_without_model(models, trained) == ["grad2", "tv"]
+    (models / "sweep.json").write_text(json.dumps({"name": "study", "id": "newer", "objectives": ["l1"]}))
+    with pytest.raises(PipelineError, match=r"none of the models in '.*models' was made by the current sweep 'study' "
+                                            r"\(id newer\); run the sweep stage again"):
+        find_trained_objectives(models)
+    (models / "sweep.json").write_text(json.dumps({"name": "study"}))
+    with pytest.raises(PipelineError, match=r"sweep.json' lacks the sweep's name, id or objectives; re-run the sweep"):
         find_trained_objectives(models)

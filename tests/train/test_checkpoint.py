@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
@@ -62,10 +63,11 @@ def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypa
 
     def crash(state, handle):
         handle.write(b"half a checkpoint")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpoint_module.torch, "save", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(PipelineError, match=r"^checkpoint '.*last.pt' could not be written \(No space left on device\); "
+                                            r"the previous one is intact: free disk space, then continue with --resume$"):
         save_checkpoint(path, make_state(seed=1))
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["last.pt"]

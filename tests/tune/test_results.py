@@ -87,13 +87,16 @@ def test_outputs_hold_every_trial_and_the_models_the_evaluate_stage_reads(record
     assert best["objectives"]["a"]["trials"] == ["t3", "t2"] and best["objectives"]["a"]["mean"] == 30.5
 
     tracking = {"parent_run_id": "parent", "experiment_id": "1", "tracking_uri": "sqlite:///x.db"}
-    written = export_models(selections, tiny_data, space, tracking, seeds=2)
+    written = export_models(selections, tiny_data, space, tracking, seeds=2, sweep={"name": "s", "id": "abc"})
     assert written == {"a": tmp_path / "models" / "a" / "best.pt", "b": tmp_path / "models" / "b" / "best.pt"}
     found = {objective.name: objective for objective in find_trained_objectives(tmp_path / "models")}
     assert set(found) == {"a", "b"} and sorted(found["a"].seeds) == [0, 1] and sorted(found["b"].seeds) == [0]
     assert found["a"].run_id == "run-t3" and found["a"].parent_run_id == "parent"
     info = json.loads((tmp_path / "models" / "a" / "info.json").read_text())
     assert [seed["trial_id"] for seed in info["seeds"]] == ["t3", "t2"] and info["values"] == {"train.lr": 0.002}
+    assert info["sweep"] == {"name": "s", "id": "abc"} and found["b"].sweep == {"name": "s", "id": "abc"}
+    assert json.loads((tmp_path / "models" / "sweep.json").read_text()) == {
+        "name": "s", "id": "abc", "objectives": ["a", "b"], "with_model": ["a", "b"]}
 
 
 def test_samples_that_drew_the_same_values_count_as_one_seed(tiny_checkpoint):

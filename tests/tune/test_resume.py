@@ -57,11 +57,16 @@ def test_a_killed_sweep_resumes_to_the_uninterrupted_results(tiny_data, tmp_path
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
         end_session(driver.pid)
-    parent_before = json.loads((folder / "srloss_sweep.json").read_text())["parent_run_id"]
+    state = json.loads((folder / "srloss_sweep.json").read_text())
+    parent_before = state["parent_run_id"]
 
     resumed = subprocess.run([*command, "--resume"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads(resumed.stdout)["resumed"] is True
+    assert json.loads(resumed.stdout)["sweep_id"] == state["sweep_id"]  # the resumed sweep keeps its identity
+    for objective in ("l1", "l2", "charbonnier"):
+        info = json.loads((Path(params.models_dir) / objective / "info.json").read_text())
+        assert info["sweep"] == {"name": params.sweep.name, "id": state["sweep_id"]}
 
     rows = list(csv.DictReader((Path(params.results_dir) / "sweep" / "trials.csv").open()))
     assert len(rows) == 3 and {row["status"] for row in rows} == {"COMPLETED"}

@@ -8,6 +8,7 @@ import contextlib
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import mlflow
 import pytest
 import yaml
 
+from pipeline.report.sweep_outputs import find_trained_objectives, objectives_without_model
 from pipeline.train.checkpoint import load_checkpoint
 from pipeline.tune.sweep import run_sweep
 from tests.test_tracking import free_port
@@ -70,6 +72,7 @@ def test_an_asha_sweep_over_two_objectives_picks_the_best_trial_of_each(tiny_dat
         info = json.loads((Path(params.models_dir) / objective / "info.json").read_text())
         assert info["run_id"] == winner["mlflow_run_id"] == runs[winner["trial_id"]].info.run_id
         assert info["parent_run_id"] == summary["parent_run_id"]
+        assert info["sweep"] == {"name": "test", "id": summary["sweep_id"]}
     for row in rows:
         run = runs[row["trial_id"]]
         assert run.info.status == "FINISHED" and run.data.tags["sweep.objective"] == row["objective"]
@@ -127,11 +130,16 @@ def test_the_mlflow_ui_lists_the_sweep_as_a_parent_with_its_child_runs(tiny_data
     assert all(any(m["key"] == "val/psnr" for m in child["data"].get("metrics", [])) for child in children)
 
 
-def test_a_failing_trial_is_retried_then_recorded_failed_while_the_sweep_goes_on(tiny_data, tmp_path):
+def test_a_failing_trial_is_retried_then_recorded_failed_while_the_sweep_goes_on(tiny_data, tiny_checkpoint,
+                                                                                 tmp_path):
     params = sweep_params(tiny_data, tmp_path, {
         "objectives": {"good": {"loss": {"terms": {"l1": 1.0}}}, "diverging": {"loss": {"terms": {"l1": 1.0}}}},
         "space": {"diverging": {"train.lr": {"choice": [1e30]}}}, "reports": 2, "max_failures": 1,
         "max_concurrent": 1})
+    stale = Path(params.models_dir) / "diverging"  # an earlier sweep's model of the objective that fails now
+    stale.mkdir(parents=True)
+    shutil.copy(tiny_checkpoint, stale / "best.pt")
+    (stale / "info.json").write_text(json.dumps({"sweep": {"name": "test", "id": "earlier"}}))
     summary = run_sweep(params)
     rows, best = read_outputs(params)
     by_objective = {row["objective"]: row for row in rows}
@@ -139,7 +147,11 @@ def test_a_failing_trial_is_retried_then_recorded_failed_while_the_sweep_goes_on
     assert by_objective["good"]["status"] == "COMPLETED"
     failed = by_objective["diverging"]
     assert failed["status"] == "FAILED" and "training diverged at iteration 2" in failed["error"]
-    assert list(best["objectives"]) == ["good"] and not (Path(params.models_dir) / "diverging").exists()
+    assert list(best["objectives"]) == ["good"] and (stale / "best.pt").read_bytes() == tiny_checkpoint.read_bytes()
+    trained = find_trained_objectives(params.models_dir)  # what evaluate scores: this sweep's models only
+    assert [objective.name for objective in trained] == ["good"]
+    assert trained[0].sweep == {"name": "test", "id": summary["sweep_id"]} != {"name": "test", "id": "earlier"}
+    assert objectives_without_model(params.models_dir, trained) == ["diverging"]
     runs = child_runs(params, summary["parent_run_id"])
     run = runs[failed["trial_id"]]
     assert run.info.status == "FAILED" and "training diverged" in run.data.tags["error"]
