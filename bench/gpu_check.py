@@ -350,14 +350,14 @@ def check_objectives(sizes: Sizes, device: torch.device) -> dict[str, Any]:
 def check_cpu_vs_device(sizes: Sizes, data_dir: Path, device: torch.device, work: Path) -> dict[str, Any]:
     model_args = {"n_blocks": sizes.compare_blocks, "n_feats": sizes.compare_feats}
 
-    def run(on: torch.device, amp: str) -> tuple[LogClock, dict[str, float]]:
+    def run(role: str, on: torch.device, amp: str) -> tuple[LogClock, dict[str, float]]:
         params = run_params(data_dir, str(on), model_args, sizes.compare_batch, sizes.compare_patch,
                             sizes.compare_iterations, sizes.compare_log_every, 0, {"amp": amp})
-        return fit_run(params, work / f"compare-{on.type}-{amp}")
+        return fit_run(params, work / f"compare-{role}-{on.type}-{amp}")  # role: the smoke run has device == cpu
 
-    device_fp32, psnr_fp32 = run(device, "none")
-    cpu_fp32, _ = run(torch.device("cpu"), "none")
-    _, psnr_bf16 = run(device, "bf16")
+    device_fp32, psnr_fp32 = run("device", device, "none")
+    cpu_fp32, _ = run("reference", torch.device("cpu"), "none")
+    _, psnr_bf16 = run("device", device, "bf16")
     differences = [abs(device_fp32.losses[i] - cpu_fp32.losses[i]) / abs(cpu_fp32.losses[i]) for i in cpu_fp32.losses]
     psnr_difference = abs(psnr_bf16["val/psnr"] - psnr_fp32["val/psnr"])
     return {"model": f"EDSR {sizes.compare_blocks}x{sizes.compare_feats} x2, batch {sizes.compare_batch}, "
