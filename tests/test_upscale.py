@@ -107,3 +107,12 @@ def test_upscale_keeps_freed_cpu_memory_like_training(tiny_checkpoint: Path, tmp
     write_image(tmp_path / "a.png", 8, 8, 0)
     upscale_paths(str(tiny_checkpoint), 2, [tmp_path / "a.png"], tmp_path / "out", device="cpu")
     assert [str(device) for device in devices] == ["cpu"]
+
+
+def test_tiled_edsr_equals_its_whole_image_output_bitwise(tiny_checkpoint: Path):
+    """The tiny EDSR sees at most 6 LR pixels around each output pixel; overlap 8 covers that."""
+    resolver = load_super_resolver(str(tiny_checkpoint), "cpu")
+    image = np.random.default_rng(3).integers(0, 256, size=(50, 37, 3), dtype=np.uint8)
+    whole = upscale_image(resolver, image, tile=64, overlap=0)
+    for tile, batch in ((17, 1), (24, 3), (40, 2)):
+        np.testing.assert_array_equal(upscale_image(resolver, image, tile=tile, overlap=8, batch=batch), whole)
