@@ -249,7 +249,8 @@ class _ClassDecoding:
         one block's 768 logits per pixel exist at a time (about ``PREDICT_BLOCK_ELEMENTS``): a
         1024 x 1024 output needs about 16 MiB of float32 logits at a time instead of 3 GiB.
         The features are made channels-last, so the head writes each pixel's logits contiguously
-        and ``decode_classes`` takes its fused pixel-major path (1.6x faster on one CPU thread).
+        and ``decode_classes`` takes its fused pixel-major path (measured 1.5-2x faster for CS and FCS on
+        one CPU thread, 512 x 512 output from EDSR 4x32 features, on a busy machine).
         """
         batch, _, height, width = features.shape
         features = features.contiguous(memory_format=torch.channels_last)
