@@ -1,11 +1,13 @@
 """Inference: a trained (network, objective) pair as one module, loaded from a checkpoint or MLflow,
 and tiled upscaling of images of any size in bounded memory.
 
-Tiling: the LR image is cut into equal windows of ``tile`` pixels that overlap by ``2 * overlap``;
-each window is super-resolved and only its core (the window minus ``overlap`` LR pixels on every
-side that is not an image border) is kept. When ``overlap`` covers the network's receptive field
-radius (in LR pixels), every kept pixel sees exactly the context it sees in whole-image inference,
-so the tiled result equals the untiled one.
+Tiling: each axis of the LR image is cut into the fewest windows of at most ``tile`` pixels that
+overlap by ``2 * overlap``, all of near-equal size (they differ by at most one pixel); each window is
+super-resolved and only its core (the window minus ``overlap`` LR pixels on every side that is not
+an image border) is kept. An axis of ``L`` pixels in ``n`` windows computes ``L + 2 * overlap * (n - 1)``
+pixels, the least any tiling with that overlap and window bound can. When ``overlap`` covers the
+network's receptive field radius (in LR pixels), every kept pixel sees exactly the context it sees
+in whole-image inference, so the tiled result equals the untiled one.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def _load_checkpoint(path: Path) -> SuperResolver:
 
 def _load_mlflow_model(uri: str, tracking_uri: str | None) -> SuperResolver:
     """Download the model's files (no code runs), then read its weights-only checkpoint."""
-    try:  # here, not at the top: checkpoints and tiling need no MLflow (see bench/gpu_check.py)
+    try:  # here, not at the top: it adds seconds to every checkpoint-only upscale, and GPU images may lack it
         import mlflow
         from mlflow.exceptions import MlflowException
     except ImportError:
@@ -118,36 +120,46 @@ def to_uint8(image: Tensor) -> Tensor:
     return quantize(image.float()).mul_(255).round_().to(torch.uint8)
 
 
-def tile_windows(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
-    """``(start, keep_from, keep_to)`` of equal windows of ``min(tile, length)`` pixels along one axis.
+def tile_windows(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """``(start, stop, keep_from, keep_to)`` of the fewest near-equal windows of at most ``tile`` pixels.
 
-    Kept ranges partition ``[0, length)``; a kept pixel is at least ``overlap`` pixels from
-    every window edge that is not an image border.
+    ``n = ceil((length - 2 * overlap) / (tile - 2 * overlap))`` windows (one when ``length <= tile``)
+    share ``length + 2 * overlap * (n - 1)`` pixels as evenly as integers allow. Kept ranges partition
+    ``[0, length)``; a kept pixel is at least ``overlap`` pixels from every window edge that is not an
+    image border.
     """
     if overlap < 0 or tile <= 2 * overlap:
         raise PipelineError(f"tile {tile} must be larger than twice the overlap {overlap}; "
                             "raise --tile or lower --overlap")
-    size = min(tile, length)
-    if size == length:
-        return [(0, 0, length)]
-    starts = [*range(0, length - size, size - 2 * overlap), length - size]
-    windows: list[tuple[int, int, int]] = []
-    kept_to = 0
-    for start in starts:
-        end = start + size
-        keep_to = length if end == length else end - overlap
-        windows.append((start, kept_to, keep_to))
-        kept_to = keep_to
+    if length <= tile:
+        return [(0, length, 0, length)]
+    count = -(-(length - 2 * overlap) // (tile - 2 * overlap))
+    computed = length + 2 * overlap * (count - 1)
+    windows: list[tuple[int, int, int, int]] = []
+    start = 0
+    for index in range(count):
+        stop = start + computed // count + (index < computed % count)
+        keep_from = 0 if index == 0 else start + overlap
+        keep_to = length if index == count - 1 else stop - overlap
+        windows.append((start, stop, keep_from, keep_to))
+        start = stop - 2 * overlap
     return windows
+
+
+def computed_pixels(height: int, width: int, tile: int, overlap: int) -> int:
+    """LR pixels the network processes to upscale a ``height x width`` image with this tiling."""
+    return (sum(stop - start for start, stop, _, _ in tile_windows(height, tile, overlap))
+            * sum(stop - start for start, stop, _, _ in tile_windows(width, tile, overlap)))
 
 
 @torch.inference_mode()
 def upscale_image(resolver: SuperResolver, image: np.ndarray, tile: int = 256, overlap: int = 16,
                   batch: int = 1) -> np.ndarray:
-    """Super-resolve an ``H x W x 3`` uint8 image to ``(H*s) x (W*s) x 3`` uint8, ``batch`` tiles at a time.
+    """Super-resolve an ``H x W x 3`` uint8 image to ``(H*s) x (W*s) x 3`` uint8.
 
-    Memory beyond the output array is that of ``batch`` forward passes on ``tile x tile`` inputs,
-    whatever the image size. Runs on the resolver's device and dtype.
+    Windows of one shape (at most four shapes: two sizes per axis) go through the network ``batch``
+    at a time, so memory beyond the output array is that of ``batch`` forward passes on inputs of
+    at most ``tile x tile``, whatever the image size. Runs on the resolver's device and dtype.
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"upscale_image expects an H x W x 3 uint8 array, got {image.dtype} {image.shape}")
@@ -155,18 +167,20 @@ def upscale_image(resolver: SuperResolver, image: np.ndarray, tile: int = 256, o
         raise ValueError(f"batch must be >= 1, got {batch}")
     scale = resolver.scale
     height, width = image.shape[:2]
-    tile_h, tile_w = min(tile, height), min(tile, width)
     weights = next(resolver.parameters())
-    windows = [(rows, cols) for rows in tile_windows(height, tile, overlap)
-               for cols in tile_windows(width, tile, overlap)]
+    by_shape: dict[tuple[int, int], list] = {}
+    for rows in tile_windows(height, tile, overlap):
+        for cols in tile_windows(width, tile, overlap):
+            by_shape.setdefault((rows[1] - rows[0], cols[1] - cols[0]), []).append((rows, cols))
     output = np.empty((height * scale, width * scale, 3), dtype=np.uint8)
-    for first in range(0, len(windows), batch):
-        chunk = windows[first:first + batch]
-        lr = np.stack([image[y:y + tile_h, x:x + tile_w] for (y, _, _), (x, _, _) in chunk])
-        lr = torch.from_numpy(lr).to(weights.device).permute(0, 3, 1, 2).to(weights.dtype) / 255
-        sr = resolver(lr)
-        for k, ((y, top, bottom), (x, left, right)) in enumerate(chunk):
-            kept = sr[k, :, (top - y) * scale:(bottom - y) * scale, (left - x) * scale:(right - x) * scale]
-            output[top * scale:bottom * scale, left * scale:right * scale] = (
-                to_uint8(kept).permute(1, 2, 0).cpu().numpy())
+    for windows in by_shape.values():
+        for first in range(0, len(windows), batch):
+            chunk = windows[first:first + batch]
+            lr = np.stack([image[y:y_end, x:x_end] for (y, y_end, _, _), (x, x_end, _, _) in chunk])
+            lr = torch.from_numpy(lr).to(weights.device).permute(0, 3, 1, 2).to(weights.dtype) / 255
+            sr = resolver(lr)
+            for k, ((y, _, top, bottom), (x, _, left, right)) in enumerate(chunk):
+                kept = sr[k, :, (top - y) * scale:(bottom - y) * scale, (left - x) * scale:(right - x) * scale]
+                output[top * scale:bottom * scale, left * scale:right * scale] = (
+                    to_uint8(kept).permute(1, 2, 0).cpu().numpy())
     return output

@@ -11,8 +11,8 @@ import torch
 from pipeline.errors import PipelineError
 from pipeline.imageio import UnreadableImage, list_images, read_image, write_png
 from pipeline.inference import SuperResolver, load_super_resolver, upscale_image
-from pipeline.tracking import HTTP_RETRY_DEFAULTS, check_tracking, is_remote
-from pipeline.train.device import resolve_device
+from pipeline.train.cpus import use_available_cpus
+from pipeline.train.device import keep_freed_cpu_memory, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,10 @@ def upscale_paths(model: str, scale: int, inputs: list[Path], out_dir: Path, til
     """
     jobs = _plan_outputs(inputs, Path(out_dir))
     _check_tracking_server(model, tracking_uri)
-    resolver = load_super_resolver(model, resolve_device(device) if isinstance(device, str) else device,
-                                   tracking_uri=tracking_uri)
+    device = resolve_device(device) if isinstance(device, str) else device
+    keep_freed_cpu_memory(device)
+    use_available_cpus()
+    resolver = load_super_resolver(model, device, tracking_uri=tracking_uri)
     _check_model(resolver, model, scale, architecture)
     log.info("upscaling %d images with %s", len(jobs), resolver.description)
     written: list[Path] = []
@@ -87,6 +89,8 @@ def _check_tracking_server(model: str, tracking_uri: str | None) -> None:
     (MLflow's own retries take minutes) and keep MLflow's retries short (``HTTP_RETRY_DEFAULTS``)."""
     if not model.startswith(("runs:/", "models:/")):
         return
+    from pipeline.tracking import HTTP_RETRY_DEFAULTS, check_tracking, is_remote  # only here: it imports MLflow
+
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
     if is_remote(uri):
         for name, value in HTTP_RETRY_DEFAULTS.items():

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from pipeline.errors import PipelineError
-from pipeline.inference import SuperResolver, load_super_resolver, tile_windows, to_uint8, upscale_image
+from pipeline.inference import (SuperResolver, computed_pixels, load_super_resolver, tile_windows, to_uint8,
+                                upscale_image)
 from pipeline.mlflow_model import LOADER_MODULE
 from pipeline.objectives.regression import Regression
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
@@ -68,21 +69,34 @@ def test_to_uint8_rounds_like_the_validation_quantiser():
 
 @given(length=st.integers(1, 300), tile=st.integers(1, 128), overlap=st.integers(0, 40))
 @settings(max_examples=300, deadline=None)
-def test_tile_windows_partition_the_axis_and_keep_overlap_from_inner_edges(length, tile, overlap):
+def test_tile_windows_partition_the_axis_in_the_fewest_near_equal_windows(length, tile, overlap):
     if tile <= 2 * overlap:
         with pytest.raises(PipelineError, match="larger than twice the overlap"):
             tile_windows(length, tile, overlap)
         return
     windows = tile_windows(length, tile, overlap)
-    size = min(tile, length)
     kept = 0
-    for start, keep_from, keep_to in windows:
-        assert 0 <= start and start + size <= length
+    for start, stop, keep_from, keep_to in windows:
+        assert 0 <= start < stop <= length and stop - start <= tile
         assert keep_from == kept and keep_from < keep_to
         assert start == 0 or keep_from - start >= overlap
-        assert start + size == length or start + size - keep_to >= overlap
+        assert stop == length or stop - keep_to >= overlap
         kept = keep_to
     assert kept == length
+    sizes = [stop - start for start, stop, _, _ in windows]
+    assert max(sizes) - min(sizes) <= 1
+    # fewest windows: one fewer could not cover the axis, each interior one keeping at most tile - 2 * overlap
+    assert len(windows) == 1 or (len(windows) - 1) * (tile - 2 * overlap) + 2 * overlap < length
+    assert sum(sizes) == length + 2 * overlap * (len(windows) - 1)
+
+
+@pytest.mark.parametrize(("height", "width", "tile", "overlap", "expected"), [
+    (2000, 2000, 512, 16, 2128 * 2128),  # the README's case: five windows per axis (was 2560^2, 1.64x)
+    (264, 264, 256, 16, 296 * 296),  # a 264-pixel side: two windows of 148 (was two of 256, 3.03x with both axes)
+    (100, 70, 256, 16, 100 * 70),  # fits in one tile: no extra work
+])
+def test_computed_pixels_are_the_image_plus_one_overlap_per_seam(height, width, tile, overlap, expected):
+    assert computed_pixels(height, width, tile, overlap) == expected
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -115,13 +129,20 @@ def test_whole_image_path_equals_direct_forward():
     np.testing.assert_array_equal(upscale_image(resolver, image, tile=64, overlap=8), expected)
 
 
-def test_every_forward_pass_sees_at_most_batch_tiles_of_tile_size():
+def test_every_forward_pass_sees_at_most_batch_windows_of_one_shape_within_the_tile():
     resolver = conv_resolver()
     shapes: list[tuple[int, ...]] = []
     resolver.register_forward_pre_hook(lambda module, args: shapes.append(tuple(args[0].shape)))
     upscale_image(resolver, random_image(100, 70), tile=32, overlap=4, batch=3)
     assert shapes and all(b <= 3 and h <= 32 and w <= 32 for b, _, h, w in shapes)
-    assert len(shapes) == -(-len(tile_windows(100, 32, 4)) * len(tile_windows(70, 32, 4)) // 3)
+    rows, cols = tile_windows(100, 32, 4), tile_windows(70, 32, 4)
+    per_shape: dict[tuple[int, int], int] = {}
+    for y, y_end, _, _ in rows:
+        for x, x_end, _, _ in cols:
+            per_shape[(y_end - y, x_end - x)] = per_shape.get((y_end - y, x_end - x), 0) + 1
+    assert len(per_shape) > 1  # the case exercises windows of different sizes
+    assert len(shapes) == sum(-(-count // 3) for count in per_shape.values())
+    assert sum(b * h * w for b, _, h, w in shapes) == computed_pixels(100, 70, 32, 4)
 
 
 def test_upscale_image_rejects_non_uint8_rgb():

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +80,39 @@ def test_two_inputs_for_one_output_are_refused_before_any_work(tiny_checkpoint: 
     with pytest.raises(PipelineError, match="would both be written to"):
         upscale_paths(str(tiny_checkpoint), 2, [tmp_path], tmp_path / "out", device="cpu")
     assert not (tmp_path / "out").exists()
+
+
+def test_upscale_command_imports_neither_mlflow_nor_torchvision_nor_the_report(tiny_checkpoint: Path, tmp_path: Path):
+    """Those imports cost seconds at every start; a checkpoint upscale needs none of them."""
+    write_image(tmp_path / "a.png", 8, 8, 0)
+    probe = ("import sys; from pipeline.cli import main; "
+             f"code = main(['upscale', {str(tmp_path / 'a.png')!r}, '--model', {str(tiny_checkpoint)!r}, "
+             f"'--scale', '2', '-o', {str(tmp_path / 'out')!r}, '--device', 'cpu']); "
+             "print(code, sorted({m.split('.')[0] if m.split('.')[0] != 'pipeline' else '.'.join(m.split('.')[:2]) "
+             "for m in sys.modules}))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    code, modules = result.stdout.splitlines()[-1].split(" ", 1)
+    assert code == "0" and (tmp_path / "out" / "a.png").is_file()
+    for heavy in ("mlflow", "torchvision", "pipeline.report", "pipeline.tracking"):
+        assert f"'{heavy}'" not in modules
+    assert "'torch'" in modules  # the probe saw the imports of a real run
+
+
+def test_upscale_keeps_freed_cpu_memory_like_training(tiny_checkpoint: Path, tmp_path: Path, monkeypatch):
+    import pipeline.upscale
+
+    devices = []
+    monkeypatch.setattr(pipeline.upscale, "keep_freed_cpu_memory", devices.append)
+    write_image(tmp_path / "a.png", 8, 8, 0)
+    upscale_paths(str(tiny_checkpoint), 2, [tmp_path / "a.png"], tmp_path / "out", device="cpu")
+    assert [str(device) for device in devices] == ["cpu"]
+
+
+def test_tiled_edsr_equals_its_whole_image_output_bitwise(tiny_checkpoint: Path):
+    """The tiny EDSR sees at most 6 LR pixels around each output pixel; overlap 8 covers that."""
+    resolver = load_super_resolver(str(tiny_checkpoint), "cpu")
+    image = np.random.default_rng(3).integers(0, 256, size=(50, 37, 3), dtype=np.uint8)
+    whole = upscale_image(resolver, image, tile=64, overlap=0)
+    for tile, batch in ((17, 1), (24, 3), (40, 2)):
+        np.testing.assert_array_equal(upscale_image(resolver, image, tile=tile, overlap=8, batch=batch), whole)

@@ -33,6 +33,7 @@ LEVELS = 256
 DEFAULT_CHUNK_ELEMENTS = 1 << 22
 DECODE_BLOCK_ELEMENTS = 1 << 19
 PREDICT_BLOCK_ELEMENTS = 1 << 22
+PIXEL_MAJOR_BLOCK_ELEMENTS = 1 << 20
 DecodeMode = Literal["argmax", "expectation", "annealed"]
 
 
@@ -139,6 +140,8 @@ def decode_classes(logits: Tensor, values: Tensor, mode: DecodeMode, temperature
     classes = values.numel()
     batch, height, width = logits.shape[0], logits.shape[2], logits.shape[3]
     channels = logits.shape[1] // classes
+    if logits.permute(0, 2, 3, 1).is_contiguous():
+        return _decode_pixel_major(logits, values, mode, temperature).permute(0, 3, 1, 2)
     grouped = logits.reshape(batch, channels, classes, height * width)
     if mode == "argmax":
         return values[grouped.max(dim=2).indices].view(batch, channels, height, width)  # argmax is 4x slower on CPU
@@ -154,6 +157,30 @@ def decode_classes(logits: Tensor, values: Tensor, mode: DecodeMode, temperature
             weights = (scaled - scaled.detach().amax(dim=2, keepdim=True)).exp_()
             blocks.append(torch.matmul(row, weights) / weights.sum(dim=2, keepdim=True))
         return torch.cat(blocks, dim=3).view(batch, channels, height, width)
+
+
+def _decode_pixel_major(logits: Tensor, values: Tensor, mode: DecodeMode, temperature: float) -> Tensor:
+    """``decode_classes`` for channels-last logits, returned as ``[B, H, W, C]``.
+
+    Each pixel's ``C*K`` logits are contiguous, so the class axis is the innermost one and every
+    value is one fused ``softmax`` row plus a dot product: two passes over the logits instead of
+    five strided ones. Rows go ``PIXEL_MAJOR_BLOCK_ELEMENTS`` logits at a time, so the
+    probabilities stay in cache.
+    """
+    classes = values.numel()
+    batch, height, width = logits.shape[0], logits.shape[2], logits.shape[3]
+    rows = logits.permute(0, 2, 3, 1).reshape(-1, classes)
+    if mode == "argmax":
+        return values[rows.argmax(dim=1)].view(batch, height, width, -1)
+    with torch.autocast(logits.device.type, enabled=False):
+        dtype = torch.promote_types(logits.dtype, torch.float32)
+        column = values.to(dtype)
+        step = max(1, PIXEL_MAJOR_BLOCK_ELEMENTS // classes) if logits.device.type == "cpu" else rows.shape[0]
+        decoded = []
+        for block in rows.split(step):
+            block = block.to(dtype) / temperature if mode == "annealed" else block.to(dtype)
+            decoded.append(torch.softmax(block, dim=1) @ column)
+        return torch.cat(decoded).view(batch, height, width, -1)
 
 
 class ResidualQuantizer(nn.Module):
@@ -221,8 +248,12 @@ class _ClassDecoding:
         Heads are 1x1 or 3x3 convolutions, so each block's rows equal those of the whole; only
         one block's 768 logits per pixel exist at a time (about ``PREDICT_BLOCK_ELEMENTS``): a
         1024 x 1024 output needs about 16 MiB of float32 logits at a time instead of 3 GiB.
+        The features are made channels-last, so the head writes each pixel's logits contiguously
+        and ``decode_classes`` takes its fused pixel-major path (measured 1.5-2x faster for CS and FCS on
+        one CPU thread, 512 x 512 output from EDSR 4x32 features, on a busy machine).
         """
         batch, _, height, width = features.shape
+        features = features.contiguous(memory_format=torch.channels_last)
         rows = max(1, PREDICT_BLOCK_ELEMENTS // (batch * 3 * LEVELS * width))
         parts = []
         for top in range(0, height, rows):

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 import torch
-import torchvision
 from torch import Tensor, nn
 
 from pipeline.errors import ConfigError, PipelineError
@@ -25,10 +24,7 @@ from pipeline.objectives.base import FrozenModule
 
 Arch = Literal["vgg19", "vgg16"]
 
-_ARCHS = {
-    "vgg19": (torchvision.models.vgg19, torchvision.models.VGG19_Weights.IMAGENET1K_V1),
-    "vgg16": (torchvision.models.vgg16, torchvision.models.VGG16_Weights.IMAGENET1K_V1),
-}
+_ARCHS = {"vgg19": "VGG19_Weights", "vgg16": "VGG16_Weights"}  # torchvision.models weights enums, by builder name
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DOWNLOAD_TIMEOUT_S = 30.0
@@ -39,10 +35,18 @@ def _check_arch(arch: str) -> None:
         raise ConfigError(f"unknown VGG architecture '{arch}'; choose one of: {', '.join(_ARCHS)}")
 
 
+def _torchvision_arch(arch: Arch):
+    """The torchvision builder and ImageNet weights of ``arch``, imported on first use (torchvision
+    costs about a second to import, which commands that never build a VGG should not pay)."""
+    import torchvision
+
+    return getattr(torchvision.models, arch), getattr(torchvision.models, _ARCHS[arch]).IMAGENET1K_V1
+
+
 def official_filename(arch: Arch) -> str:
     """The file name torchvision gives the ImageNet weights, e.g. ``vgg19-dcbb9e9d.pth``."""
     _check_arch(arch)
-    return _ARCHS[arch][1].url.rsplit("/", 1)[-1]
+    return _torchvision_arch(arch)[1].url.rsplit("/", 1)[-1]
 
 
 def hub_checkpoint_path(arch: Arch) -> Path:
@@ -53,7 +57,7 @@ def hub_checkpoint_path(arch: Arch) -> Path:
 def _empty_features(arch: Arch) -> nn.Sequential:
     """The ``features`` part of the architecture, built on the meta device (no memory, no random init)."""
     with torch.device("meta"):
-        return _ARCHS[arch][0](weights=None).features
+        return _torchvision_arch(arch)[0](weights=None).features
 
 
 def layer_names(arch: Arch) -> list[str]:
@@ -146,7 +150,7 @@ def load_vgg(arch: Arch = "vgg19", weights: str | Path | None = None, *,
         path = hub_checkpoint_path(arch)
         if not path.is_file():
             try:
-                _download(_ARCHS[arch][1].url, path)
+                _download(_torchvision_arch(arch)[1].url, path)
             except (OSError, http.client.HTTPException) as exc:
                 raise _missing_weights_error(arch, setting, f"download failed: {exc}") from None
     features = _empty_features(arch)

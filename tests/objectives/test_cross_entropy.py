@@ -189,6 +189,35 @@ def test_blocked_decode_equals_one_pass_softmax_mean(monkeypatch, mode):
     torch.testing.assert_close(blocked, expected)
 
 
+@pytest.mark.parametrize("mode", ["argmax", "expectation", "annealed"])
+def test_channels_last_logits_decode_through_the_pixel_major_path_to_the_same_values(monkeypatch, mode):
+    torch.manual_seed(0)
+    logits = 4 * torch.randn(2, 3 * LEVELS, 9, 11)
+    values = torch.linspace(-0.5, 0.5, LEVELS)
+    channel_first = decode_classes(logits, values, mode, temperature=0.5)
+    monkeypatch.setattr("pipeline.objectives.cross_entropy_loss.PIXEL_MAJOR_BLOCK_ELEMENTS", LEVELS * 7)
+    pixel_major = decode_classes(logits.contiguous(memory_format=torch.channels_last), values, mode, temperature=0.5)
+    if mode == "argmax":
+        assert torch.equal(pixel_major, channel_first)
+        return
+    grouped = logits.double().view(2, 3, LEVELS, 9, 11) / (0.5 if mode == "annealed" else 1.0)
+    exact = (grouped.softmax(dim=2) * values.double().view(1, 1, -1, 1, 1)).sum(dim=2)
+    assert (pixel_major.double() - exact).abs().max() < 1e-6
+    assert (channel_first.double() - exact).abs().max() < 1e-6
+
+
+def test_pixel_major_decode_gradient_matches_softmax_expectation():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3 * 7, 3, 2, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    logits.requires_grad_(True)
+    values = torch.linspace(-1, 2, 7, dtype=torch.float64)
+    weights = torch.randn(2, 3, 3, 2, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((decode_classes(logits, values, "annealed", 0.6) * weights).sum(), logits)
+    expected = (torch.softmax(logits.view(2, 3, 7, 3, 2) / 0.6, dim=2) * values.view(1, 1, 7, 1, 1)).sum(dim=2)
+    (grad_expected,) = torch.autograd.grad((expected * weights).sum(), logits)
+    torch.testing.assert_close(grad, grad_expected)
+
+
 @pytest.mark.parametrize("objective", ["cs", "fcs"])
 @pytest.mark.parametrize("kernel_size", [1, 3])
 def test_predict_in_row_blocks_equals_decoding_the_whole_head_output(monkeypatch, objective, kernel_size):
