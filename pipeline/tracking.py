@@ -46,6 +46,11 @@ HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQU
 FLUSH_SECONDS = 30.0
 EXAMPLE_LR_SIDE = 16
 RUN_FILE = "mlflow_run.json"
+# Written by the pipeline itself, so they do not make the code "dirty": DVC's lock file and the evaluate stage's outputs.
+GIT_STATE_EXCLUDED = ("dvc.lock", "dvc_plots", "results/metrics.json", "results/leaderboard.md")
+DIRTY_FILES_SHOWN = 5
+# The MLflow UI opens an experiment tagged so in its model-training view, not the GenAI one.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def artifact_root(params: Params) -> Path:
@@ -94,6 +99,7 @@ def ensure_experiment(uri: str, name: str, artifact_location: Path | None = None
     """The id of experiment ``name``, created (with its SQLite file) when missing.
 
     ``artifact_location`` only applies to a new experiment in a local store; a server decides its own.
+    The experiment is tagged ``EXPERIMENT_KIND``, so the MLflow UI shows its runs as model training.
     """
     client = mlflow.MlflowClient(uri)
     location = artifact_location.as_uri() if artifact_location and not is_remote(uri) else None
@@ -103,7 +109,7 @@ def ensure_experiment(uri: str, name: str, artifact_location: Path | None = None
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             try:
-                return client.create_experiment(name, artifact_location=location)
+                return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
@@ -118,7 +124,19 @@ def ensure_experiment(uri: str, name: str, artifact_location: Path | None = None
             f"MLflow experiment '{name}' is deleted in {uri}; restore it with `mlflow experiments restore "
             f"--experiment-id {experiment.experiment_id}` or set tracking.experiment to a new name"
         )
+    _mark_model_training(client, experiment)
     return experiment.experiment_id
+
+
+def _mark_model_training(client: mlflow.MlflowClient, experiment: Any) -> None:
+    """Tag an experiment made before ``EXPERIMENT_KIND`` existed, unless the user chose another kind."""
+    for key, value in EXPERIMENT_KIND.items():
+        if key not in experiment.tags:
+            try:
+                client.set_experiment_tag(experiment.experiment_id, key, value)
+            except MlflowException as exc:
+                log.warning("could not tag MLflow experiment '%s' as model training (%s)", experiment.name,
+                            exception_summary(exc))
 
 
 def start_run(uri: str, experiment_id: str, run_name: str | None = None, tags: dict[str, str] | None = None,
@@ -166,16 +184,33 @@ def flatten_params(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def git_tags(folder: Path) -> dict[str, str]:
-    """Commit and dirty flag of the code in ``folder``; empty without git or a commit."""
+    """Commit and dirty flag of the code in ``folder``; empty without git or a commit.
+
+    The tree is dirty when a file that is not in ``GIT_STATE_EXCLUDED`` (DVC's lock file and the
+    evaluate stage's outputs, which a run itself writes) differs from the commit or is untracked and
+    not ignored; ``git.dirty_files`` then names the first ``DIRTY_FILES_SHOWN`` of them.
+    """
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
+                              check=True).stdout.rstrip()
 
     try:
-        commit, status = git("rev-parse", "HEAD"), git("status", "--porcelain")
+        commit = git("rev-parse", "HEAD").strip()
+        status = git("status", "--porcelain", "--", ".", *(f":(exclude,top){path}" for path in GIT_STATE_EXCLUDED))
     except (OSError, subprocess.SubprocessError):
         return {}
-    return {"mlflow.source.git.commit": commit, "git.dirty": str(bool(status)).lower()}
+    tags = {"mlflow.source.git.commit": commit, "git.dirty": str(bool(status)).lower()}
+    if status:
+        changed = [line[3:] for line in status.splitlines()]
+        shown = ", ".join(changed[:DIRTY_FILES_SHOWN]) + (", ..." if len(changed) > DIRTY_FILES_SHOWN else "")
+        tags["git.dirty_files"] = shown[:MAX_TAG_VAL_LENGTH]
+    return tags
+
+
+def objective_tags(kind: str, name: str | None = None) -> dict[str, str]:
+    """``objective``: the sweep's name for it (``l1``, ``grad2``), else its kind; ``objective.kind``:
+    the ``loss.objective`` it trains (``regression``, ``tlw``, ...)."""
+    return {"objective": name or kind, "objective.kind": kind}
 
 
 def manifest_texts(manifests: dict[str, Any]) -> dict[str, str]:
@@ -296,7 +331,7 @@ class MLflowCallback(Callback):
         experiment_id = ensure_experiment(self._uri, config.experiment, artifact_root(ctx.params))
         manifests = manifest_texts(ctx.data_manifest)
         tags = {**git_tags(PROJECT_ROOT), **data_tags(manifests),
-                "model": ctx.params.model.name, "objective": ctx.params.loss.objective,
+                "model": ctx.params.model.name, **objective_tags(ctx.params.loss.objective),
                 "scale": str(ctx.params.train.scale), **self.tags}
         run_name = self.run_name or ctx.run_dir.name
         try:

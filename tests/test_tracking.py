@@ -25,7 +25,7 @@ from pipeline.config import Params, validate
 from pipeline.errors import PipelineError
 from pipeline.inference import load_super_resolver, upscale_image
 from pipeline.tracking import (MLflowCallback, check_tracking, ensure_experiment, find_run, flatten_params, git_tags,
-                               side_by_side, start_run, tracking_uri)
+                               objective_tags, side_by_side, start_run, tracking_uri)
 from pipeline.train.callbacks import Callback, RunContext, Sample, TrainResult
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
 from pipeline.train.loop import fit
@@ -121,8 +121,28 @@ def test_git_tags_name_the_commit_and_whether_the_tree_is_dirty(tmp_path):
         subprocess.run(["git", *command], cwd=repo, check=True)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True)
     assert git_tags(repo) == {"mlflow.source.git.commit": head.stdout.strip(), "git.dirty": "false"}
+    (repo / "dvc.lock").write_text("schema: '2.0'\n")  # written by `dvc repro` itself: not a code change
+    (repo / "results").mkdir()
+    (repo / "results" / "metrics.json").write_text("{}\n")
+    assert git_tags(repo)["git.dirty"] == "false"
     (repo / "new.py").write_text("x = 1\n")
-    assert git_tags(repo)["git.dirty"] == "true"
+    tags = git_tags(repo)
+    assert tags["git.dirty"] == "true" and tags["git.dirty_files"] == "new.py"
+
+
+def test_objective_tags_name_the_sweep_objective_and_its_kind():
+    assert objective_tags("regression", "grad2") == {"objective": "grad2", "objective.kind": "regression"}
+    assert objective_tags("tlw") == {"objective": "tlw", "objective.kind": "tlw"}
+
+
+def test_a_new_experiment_opens_in_the_model_training_view_and_an_old_one_is_tagged(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    old = client.create_experiment("old", artifact_location=(tmp_path / "art").as_uri())
+    assert ensure_experiment(uri, "old") == old
+    new = ensure_experiment(uri, "new", tmp_path / "art")
+    for experiment_id in (old, new):
+        assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_side_by_side_keeps_each_image_in_its_columns():

@@ -68,5 +68,5 @@ def _train_worker(setup: dict[str, Any]) -> None:
         resume = restore_checkpoints(train.get_checkpoint(), run_dir)
         callbacks: list[Callback] = [TuneReporter(params.train, report)]
         if rank == 0:  # rank 0 alone tracks; the MLflow callback goes first (see TuneReporter)
-            callbacks = [*tracking_callbacks(sweep, params, setup["trial_id"], setup["trial_name"], choice), *callbacks]
+            callbacks = [*tracking_callbacks(sweep, params, setup["trial_id"], choice), *callbacks]
         fit(params, run_dir, callbacks, resume)

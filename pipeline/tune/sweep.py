@@ -80,7 +80,7 @@ def run_sweep(params: Params, resume: bool = False) -> dict[str, Any]:
             filesystem, _ = storage_filesystem(folder)
             records = [trial_record(result, config.metric, config.mode, filesystem) for result in grid]
             if parent is not None:
-                parent.settle_trials(records, config.name)
+                parent.settle_trials(records, config.name, base.seed)
             summary = _write_outputs(base, space, records, parent, experiment_id)
         except BaseException as error:
             if parent is not None:

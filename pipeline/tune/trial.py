@@ -75,7 +75,7 @@ def run_trial(config: dict[str, Any], sweep: SweepRun) -> None:
     with tempfile.TemporaryDirectory(prefix=f"srloss-{context.get_trial_id()}-") as folder:
         run_dir = Path(folder)
         resume = restore_checkpoints(tune.get_checkpoint(), run_dir)
-        callbacks = [*tracking_callbacks(sweep, params, context.get_trial_id(), context.get_trial_name(), choice),
+        callbacks = [*tracking_callbacks(sweep, params, context.get_trial_id(), choice),
                      TuneReporter(params.train, _report_to_tune)]
         fit(params, run_dir, callbacks, resume)
 
@@ -98,17 +98,28 @@ def restore_checkpoints(checkpoint: Any, run_dir: Path) -> Path | None:
 
 
 def trial_tags(sweep_name: str, trial_id: str, choice: TrialChoice) -> dict[str, str]:
-    """The tags of a trial's MLflow child run; ``sweep.trial_id`` finds it again."""
+    """The tags of a trial's MLflow child run; ``sweep.trial_id`` finds it again, ``objective`` is the
+    sweep's name for the objective (``l1``, ``grad2``)."""
     return {TRIAL_TAG: trial_id, "sweep.name": sweep_name, "sweep.objective": choice.objective,
-            "sweep.seed_index": str(choice.seed_index)}
+            "sweep.seed_index": str(choice.seed_index), "objective": choice.objective}
 
 
-def tracking_callbacks(sweep: SweepRun, params: Params, trial_id: str, trial_name: str,
-                       choice: TrialChoice) -> list[Callback]:
+def run_name(choice: TrialChoice, seed: int) -> str:
+    """What a trial trains, as its MLflow run name: ``<objective> [<key>=<value> ...] seed<seed>``, each
+    searched key shortened to its last part (``loss.terms.grad2`` -> ``grad2``), e.g. ``grad2 grad2=0.3 seed1``."""
+    values = [f"{key.rsplit('.', 1)[-1]}={_short(value)}" for key, value in choice.values.items()]
+    return " ".join([choice.objective, *values, f"seed{seed}"])
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def tracking_callbacks(sweep: SweepRun, params: Params, trial_id: str, choice: TrialChoice) -> list[Callback]:
     """The trial's MLflow callback, continuing its child run when an earlier attempt made one."""
     if sweep.parent_run_id is None or sweep.experiment_id is None:
         return []
     earlier = find_run(tracking_uri(params), sweep.experiment_id,
                        {TRIAL_TAG: trial_id, PARENT_TAG: sweep.parent_run_id})
-    return [MLflowCallback(parent_run_id=sweep.parent_run_id, run_name=trial_name,
+    return [MLflowCallback(parent_run_id=sweep.parent_run_id, run_name=run_name(choice, params.seed),
                            tags=trial_tags(sweep.base.sweep.name, trial_id, choice), continue_run_id=earlier)]
