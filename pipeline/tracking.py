@@ -47,7 +47,8 @@ FLUSH_SECONDS = 30.0
 EXAMPLE_LR_SIDE = 16
 RUN_FILE = "mlflow_run.json"
 # Written by the pipeline itself, so they do not make the code "dirty": DVC's lock file and the evaluate stage's outputs.
-GIT_STATE_EXCLUDED = ("dvc.lock", "dvc_plots", "results/metrics.json", "results/leaderboard.md")
+GIT_STATE_EXCLUDED = ("dvc.lock", "dvc_plots", "results/metrics.json", "results/scores.json",
+                      "results/leaderboard.md")
 DIRTY_FILES_SHOWN = 5
 # The MLflow UI opens an experiment tagged so in its model-training view, not the GenAI one.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}

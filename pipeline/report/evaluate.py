@@ -1,17 +1,19 @@
 """The evaluate stage: score the sweep's models and the bicubic baseline on the benchmarks, then
-write ``results/metrics.json``, ``results/leaderboard.md`` and ``results/plots/``.
+write ``results/metrics.json``, ``results/scores.json``, ``results/leaderboard.md`` and ``results/plots/``.
 
 For every scale in ``evaluate.scales`` and every benchmark, each LR image
 (``<data>/lr/<train.degradation>/x<s>/<benchmark>``) is super-resolved by MATLAB bicubic and by
 every model trained at that scale (tiled: ``evaluate.tile``/``tile_overlap``), and scored against
 its modcropped HR image (``pipeline.report.scoring``). A model is only evaluated at the scale it
-was trained for. Decode time per megapixel is measured on a window of each benchmark's first image
+was trained for. Each model's scores are kept by the MLflow run that trained it, to be logged there
+as ``<benchmark>/x<s>/<metric>``. Decode time per megapixel is measured on a window of each benchmark's first image
 (``pipeline.report.scoring.decode_ms_per_megapixel``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from pipeline.train.device import keep_freed_cpu_memory, resolve_device
 log = logging.getLogger(__name__)
 
 SuperResolve = Callable[[np.ndarray], np.ndarray]
+RunScores = dict[str, dict[str, float]]  # MLflow run id -> {"<benchmark>/x<s>/<metric>": value}
 
 
 def evaluate_all(params: Params) -> dict[str, Any]:
@@ -51,6 +54,7 @@ def evaluate_all(params: Params) -> dict[str, Any]:
     lpips_metric = None if isinstance(lpips, Unavailable) else lpips.to(device)
 
     table = ScoreTable()
+    run_scores: RunScores = defaultdict(dict)
     comparisons: list[Comparison] = []
     image_counts: dict[str, int] = {}
     for scale in scales:
@@ -66,25 +70,38 @@ def evaluate_all(params: Params) -> dict[str, Any]:
             scores, comparison.outputs[BASELINE] = _score(pairs, scorer, lambda lr, s=scale: imresize_uint8(lr, s))
             table.add(benchmark, scale, BASELINE, scores)
             for objective in here:
-                _evaluate_objective(objective, pairs, scorer, params, device, table, comparison)
+                _evaluate_objective(objective, pairs, scorer, params, device, table, comparison, run_scores)
 
-    return write_report(params, trained, table.to_tree(unavailable), comparisons, image_counts, _device_name(device))
+    return write_report(params, trained, table.to_tree(unavailable), comparisons, image_counts, _device_name(device),
+                        dict(run_scores))
 
 
 def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], scorer: ImageScorer, params: Params,
-                        device: torch.device, table: ScoreTable, comparison: Comparison) -> None:
-    """Score every model of ``objective`` (one value per model and metric) and keep ``best.pt``'s
-    output of the first image for the comparison."""
+                        device: torch.device, table: ScoreTable, comparison: Comparison, run_scores: RunScores) -> None:
+    """Score every model of ``objective`` (one value per model and metric), file the scores under the
+    model's MLflow run, and keep ``best.pt``'s output of the first image for the comparison."""
+    runs = checkpoint_runs(objective)
     for checkpoint in objective.checkpoints:
         resolver = load_super_resolver(checkpoint, device)
         scores, first = _score(pairs, scorer, _tiled(resolver, params))
         scores["decode_ms_per_mp"] = decode_ms_per_megapixel(resolver, pairs[0].lr)
         table.add(comparison.benchmark, comparison.scale, objective.name, scores)
+        if checkpoint in runs:
+            run_scores[runs[checkpoint]].update({f"{comparison.benchmark}/x{comparison.scale}/{metric}": value
+                                                 for metric, value in scores.items()})
         if checkpoint == objective.best:
             comparison.outputs[objective.name] = first
     if objective.name not in comparison.outputs:
         _, comparison.outputs[objective.name] = _score(pairs[:1], scorer,
                                                        _tiled(load_super_resolver(objective.best, device), params))
+
+
+def checkpoint_runs(objective: TrainedObjective) -> dict[Path, str]:
+    """Each of ``objective.checkpoints`` -> the MLflow run that trained it, where the sweep recorded one."""
+    by_seed = objective.seed_run_ids
+    if objective.seeds:
+        return {path: by_seed[seed] for seed, path in objective.seeds.items() if seed in by_seed}
+    return {objective.best: objective.run_id} if objective.run_id else {}
 
 
 def _tiled(resolver: SuperResolver, params: Params) -> SuperResolve:

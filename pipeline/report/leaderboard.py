@@ -60,7 +60,8 @@ def render_leaderboard(tree: dict[str, Any], statement: str, links: dict[str, st
     one per unavailable metric), then one table per benchmark and scale. ``model_scales`` maps each
     objective to the scale its models were trained at, so a scale without models says so."""
     lines = ["# Leaderboard", "", statement, ""]
-    lines += [f"- {metric.upper()} is unavailable: {reason}" for metric, reason in unavailable_reasons(tree).items()]
+    lines += [f"- {metric.upper()} is unavailable: {reason.removeprefix(f'{metric.upper()} unavailable: ')}"
+              for metric, reason in unavailable_reasons(tree).items()]
     lines += [f"- {note}" for note in notes] + [""]
     trained_at = sorted({f"x{scale}" for scale in model_scales.values()})
     for benchmark, scales in tree.items():

@@ -1,5 +1,7 @@
-"""Writing an evaluation's results: ``metrics.json``, ``plots/``, ``leaderboard.md``, and a copy of
-them in the sweep's MLflow parent run.
+"""Writing an evaluation's results: ``metrics.json`` and ``scores.json`` (``pipeline.report.metrics_file``),
+``plots/``, ``leaderboard.md``; in MLflow, each model's benchmark scores on the run that trained it
+(``Set5/x2/psnr``), and the report files and the per-objective means (``Set5/x2/l1/psnr``, as in
+``metrics.json``) on the sweep's parent run.
 
 ``plots/`` is rebuilt from scratch on every run, so no plot of a removed benchmark survives:
 ``perception_distortion_<benchmark>_x<s>.png``, ``psnr_x<s>.png``, ``comparison_<benchmark>_x<s>.png``,
@@ -19,7 +21,7 @@ from pipeline.report.comparison import Comparison
 from pipeline.report.curves import CurvePoint, plot_training_curves, write_curves_csv
 from pipeline.report.figures import file_stem
 from pipeline.report.leaderboard import render_leaderboard
-from pipeline.report.metrics_file import write_metrics, write_text
+from pipeline.report.metrics_file import flat_metrics, write_metrics, write_text
 from pipeline.report.plots import perception_distortion_plot, psnr_bars
 from pipeline.report.run_store import RunStore
 from pipeline.report.statement import study_statement
@@ -32,14 +34,18 @@ ARTIFACT_PATH = "evaluate"
 
 
 def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str, Any],
-                 comparisons: list[Comparison], image_counts: dict[str, int], device: str) -> dict[str, Any]:
-    """Write every result file, log them to MLflow when tracking is enabled, and return a summary."""
+                 comparisons: list[Comparison], image_counts: dict[str, int], device: str,
+                 run_scores: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+    """Write every result file, log them to MLflow when tracking is enabled, and return a summary.
+
+    ``run_scores`` maps an MLflow run id to the benchmark scores of the model it trained."""
     results_dir = Path(params.results_dir)
     plots_dir = results_dir / "plots"
     if plots_dir.is_dir():
         shutil.rmtree(plots_dir)
-    metrics_path = results_dir / "metrics.json"
-    write_metrics(metrics_path, tree)
+    metrics_path, scores_path = results_dir / "metrics.json", results_dir / "scores.json"
+    write_metrics(scores_path, tree)
+    write_metrics(metrics_path, flat_metrics(tree))
     store = RunStore(tracking_uri(params)) if params.tracking.enabled else None
     if store is not None and not store.usable:
         log.warning("the report cannot use MLflow: %s", store.problem)
@@ -54,8 +60,12 @@ def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str
 
     leaderboard_path = results_dir / "leaderboard.md"
     write_text(leaderboard_path, _leaderboard(params, evaluated, tree, store, curves_problem, image_counts, device))
-    logged = _log_to_parent_runs(store, evaluated, [metrics_path, leaderboard_path], plots)
-    return {"metrics": str(metrics_path), "leaderboard": str(leaderboard_path), "plots": sorted(map(str, plots)),
+    logged = _log_to_parent_runs(store, evaluated, [metrics_path, scores_path, leaderboard_path], plots,
+                                 flat_metrics(tree))
+    if store is not None and store.usable:
+        for run_id, scores in (run_scores or {}).items():
+            store.log_metrics(run_id, scores)
+    return {"metrics": str(metrics_path), "scores": str(scores_path), "leaderboard": str(leaderboard_path), "plots": sorted(map(str, plots)),
             "objectives": [o.name for o in evaluated], "benchmarks": list(tree),
             "psnr": {benchmark: {scale: {name: entry["psnr"]["mean"] for name, entry in objectives.items()}
                                  for scale, objectives in scales.items()} for benchmark, scales in tree.items()},
@@ -84,15 +94,17 @@ def _run_cell(store: RunStore, objective: TrainedObjective) -> str:
 
 
 def _log_to_parent_runs(store: RunStore | None, evaluated: list[TrainedObjective], files: list[Path],
-                        plots: list[Path]) -> list[str]:
-    """Upload the report to each sweep parent run named in the models' info.json; the runs that got it."""
+                        plots: list[Path], summary: dict[str, float]) -> list[str]:
+    """Upload the report and log ``summary`` (the metrics.json columns) to each sweep parent run named in the
+    models' info.json; the runs that got them."""
     if store is None or not store.usable:
         return []
     parents = sorted({objective.parent_run_id for objective in evaluated if objective.parent_run_id})
     if not parents:
         log.warning("the models' info.json name no MLflow parent run; the report is not logged to MLflow")
     return [run for run in parents
-            if store.log_files(run, files, ARTIFACT_PATH) and store.log_files(run, plots, f"{ARTIFACT_PATH}/plots")]
+            if store.log_files(run, files, ARTIFACT_PATH) and store.log_files(run, plots, f"{ARTIFACT_PATH}/plots")
+            and store.log_metrics(run, summary)]
 
 
 def result_plots(tree: dict[str, Any], plots_dir: Path) -> list[Path]:

@@ -17,7 +17,7 @@ from pipeline.errors import PipelineError
 from pipeline.inference import load_super_resolver, upscale_image
 from pipeline.metrics import reference
 from pipeline.report.evaluate import evaluate_all
-from pipeline.report.metrics_file import HIGHER_IS_BETTER
+from pipeline.report.metrics_file import HIGHER_IS_BETTER, flat_metrics
 
 from .conftest import study_params
 
@@ -26,10 +26,10 @@ LPIPS_OFF = "LPIPS disabled in params (metrics.lpips.enabled is false)"
 
 @pytest.fixture(scope="module")
 def report(study: Path, tmp_path_factory) -> tuple[dict, dict, str]:
-    """The summary, metrics.json and leaderboard.md of one evaluation of the study."""
+    """The summary, scores.json and leaderboard.md of one evaluation of the study."""
     results = tmp_path_factory.mktemp("results")
     summary = evaluate_all(study_params(study, results_dir=str(results)))
-    return summary, json.loads((results / "metrics.json").read_text()), (results / "leaderboard.md").read_text()
+    return summary, json.loads((results / "scores.json").read_text()), (results / "leaderboard.md").read_text()
 
 
 def test_metrics_nest_benchmark_scale_objective_metric(report):
@@ -148,3 +148,11 @@ def test_missing_models_benchmarks_and_lr_images_are_errors_with_the_fix(study, 
         evaluate_all(study_params(study, evaluate={"scales": [3], "device": "cpu"}))
     with pytest.raises(PipelineError, match=r"LR folder .*x4/Tiny' does not exist; run `dvc repro degrade`"):
         evaluate_all(study_params(study, evaluate={"scales": [2, 4], "device": "cpu"}))
+
+
+def test_metrics_json_holds_the_flat_dvc_columns_of_the_scores(report):
+    summary, tree, _ = report
+    flat = json.loads(Path(summary["metrics"]).read_text())
+    assert flat == flat_metrics(tree)
+    assert flat["Tiny/x2/l1/psnr"] == round(tree["Tiny"]["x2"]["l1"]["psnr"]["mean"], 3)
+    assert not any(key.endswith("/lpips") for key in flat)  # LPIPS is off: no column, its reason is in the leaderboard
