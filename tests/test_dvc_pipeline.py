@@ -70,12 +70,20 @@ def project(tmp_path_factory) -> Path:
 def test_repro_builds_the_study_and_a_second_repro_does_nothing(project):
     run(["dvc", "repro"], project)
     metrics = json.loads((project / "results" / "metrics.json").read_text())
-    assert set(metrics["Tiny"]["x2"]) == {"bicubic", "l1", "grad2"}
+    assert sorted(metrics) == sorted(f"Tiny/x2/{name}/{metric}" for name in ("bicubic", "l1", "grad2")
+                                     for metric in ("psnr", "ssim"))
     assert (project / "results" / "leaderboard.md").is_file()
-    assert any((project / "results" / "plots").glob("*.png"))
+    assert {path.suffix for path in (project / "results" / "plots").iterdir()} == {".png"}
     again = run(["dvc", "repro"], project)
     assert "Running stage" not in again
     assert "up to date" in run(["dvc", "status"], project)
+    # what the README asks for: the results are committed with dvc.lock, the rest is ignored
+    run(["git", "add", "dvc.lock", "results"], project)
+    committed = run(["git", "diff", "--cached", "--name-only"], project).split()
+    assert sorted(committed) == ["dvc.lock", "results/.gitignore", "results/curves.csv", "results/leaderboard.md",
+                                 "results/metrics.json", "results/scores.json"]
+    run(["git", "commit", "-qm", "baseline results"], project)
+    assert run(["git", "status", "--porcelain"], project) == ""
 
 
 def test_changing_one_loss_weight_changes_only_the_sweep_stage(project):
@@ -109,3 +117,9 @@ def test_exp_run_samples_a_loss_weight_rerunning_only_sweep_and_evaluate(project
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project))
     names = [exp.get("name") for commit in shown for exp in (commit.get("experiments") or [])]
     assert "grad2-weights" in names
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], project))["results/metrics.json"]
+    assert "Tiny/x2/grad2/psnr" in diff and diff["Tiny/x2/grad2/psnr"]["old"] is not None
+    table = run(["dvc", "exp", "show", "--no-pager", "--only-changed", "--drop", ".*", "--keep",
+                 "Experiment|Tiny/x2/.*/psnr"], project)
+    assert "grad2-weights" in table and "Tiny/x2/grad2/psnr" in table and " ! " not in table
+    assert max(len(line) for line in table.splitlines()) <= 120

@@ -91,6 +91,7 @@ def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], sco
                                                  for metric, value in scores.items()})
         if checkpoint == objective.best:
             comparison.outputs[objective.name] = first
+    comparison.seeds[objective.name] = int(objective.trained_with["seed"])
     if objective.name not in comparison.outputs:
         _, comparison.outputs[objective.name] = _score(pairs[:1], scorer,
                                                        _tiled(load_super_resolver(objective.best, device), params))

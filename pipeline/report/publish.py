@@ -3,9 +3,12 @@
 (``Set5/x2/psnr``), and the report files and the per-objective means (``Set5/x2/l1/psnr``, as in
 ``metrics.json``) on the sweep's parent run.
 
-``plots/`` is rebuilt from scratch on every run, so no plot of a removed benchmark survives:
-``perception_distortion_<benchmark>_x<s>.png``, ``psnr_x<s>.png``, ``comparison_<benchmark>_x<s>.png``,
-``curves_<objective>.png`` and ``curves.csv``.
+``plots/`` holds only PNGs (``dvc plots show`` renders images offline; its charts of tables load their
+renderer from a CDN) and is rebuilt from scratch on every run, so no plot of a removed benchmark
+survives: ``psnr_x<s>.png`` (gains over bicubic), ``psnr_vs_l1_x<s>.png`` (gains over L1, when it was
+trained), ``perception_distortion_<benchmark>_x<s>.png`` (only with LPIPS), ``comparison_<benchmark>_x<s>.png``,
+``validation_psnr.png`` (one line per objective) and ``curves_<objective>.png``. The curves' numbers
+are in ``curves.csv`` beside ``plots/``.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from typing import Any
 from pipeline.config import Params
 from pipeline.imageio import list_images
 from pipeline.report.comparison import Comparison
-from pipeline.report.curves import CurvePoint, plot_training_curves, write_curves_csv
+from pipeline.report.curves import CurvePoint, plot_training_curves, plot_validation_curves, write_curves_csv
 from pipeline.report.figures import file_stem
 from pipeline.report.leaderboard import render_leaderboard
 from pipeline.report.metrics_file import flat_metrics, write_metrics, write_text
-from pipeline.report.plots import perception_distortion_plot, psnr_bars
+from pipeline.report.plots import has_perceptual_metric, perception_distortion_plot, psnr_gain_bars
 from pipeline.report.run_store import RunStore
 from pipeline.report.statement import study_statement
 from pipeline.report.sweep_outputs import TrainedObjective
@@ -31,6 +34,7 @@ from pipeline.tracking import tracking_uri
 log = logging.getLogger(__name__)
 
 ARTIFACT_PATH = "evaluate"
+L1 = "l1"  # the sweep objective the losses under study are usually compared with
 
 
 def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str, Any],
@@ -55,17 +59,17 @@ def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str
     for comparison in comparisons:
         stem = file_stem("comparison", comparison.benchmark, f"x{comparison.scale}")
         plots.append(comparison.save(params.evaluate.crop_size, plots_dir / f"{stem}.png"))
-    curves_problem, curve_files = training_curves(evaluated, store, plots_dir)
+    curves_problem, curve_files, curves_csv = training_curves(evaluated, store, plots_dir)
     plots += curve_files
 
     leaderboard_path = results_dir / "leaderboard.md"
     write_text(leaderboard_path, _leaderboard(params, evaluated, tree, store, curves_problem, image_counts, device))
-    logged = _log_to_parent_runs(store, evaluated, [metrics_path, scores_path, leaderboard_path], plots,
+    logged = _log_to_parent_runs(store, evaluated, [metrics_path, scores_path, leaderboard_path, curves_csv], plots,
                                  flat_metrics(tree))
     if store is not None and store.usable:
         for run_id, scores in (run_scores or {}).items():
             store.log_metrics(run_id, scores)
-    return {"metrics": str(metrics_path), "scores": str(scores_path), "leaderboard": str(leaderboard_path), "plots": sorted(map(str, plots)),
+    return {"metrics": str(metrics_path), "scores": str(scores_path), "curves": str(curves_csv), "leaderboard": str(leaderboard_path), "plots": sorted(map(str, plots)),
             "objectives": [o.name for o in evaluated], "benchmarks": list(tree),
             "psnr": {benchmark: {scale: {name: entry["psnr"]["mean"] for name, entry in objectives.items()}
                                  for scale, objectives in scales.items()} for benchmark, scales in tree.items()},
@@ -108,25 +112,33 @@ def _log_to_parent_runs(store: RunStore | None, evaluated: list[TrainedObjective
 
 
 def result_plots(tree: dict[str, Any], plots_dir: Path) -> list[Path]:
-    """A perception-distortion plot per benchmark and scale, and a PSNR bar chart per scale."""
+    """Per scale, PSNR gains over bicubic and over L1 (when trained); per benchmark and scale, the
+    perception-distortion plane where LPIPS was measured."""
     written = []
     by_scale: dict[str, dict[str, dict[str, Any]]] = {}
     for benchmark, scales in tree.items():
         for scale, objectives in scales.items():
-            written.append(perception_distortion_plot(
-                objectives, f"{benchmark} {scale}: perception-distortion plane",
-                plots_dir / f"{file_stem('perception_distortion', benchmark, scale)}.png"))
+            if has_perceptual_metric(objectives):
+                written.append(perception_distortion_plot(
+                    objectives, f"{benchmark} {scale}: perception-distortion plane",
+                    plots_dir / f"{file_stem('perception_distortion', benchmark, scale)}.png"))
             by_scale.setdefault(scale, {})[benchmark] = objectives
     for scale, benchmarks in by_scale.items():
-        written.append(psnr_bars(benchmarks, f"PSNR per benchmark at {scale}",
-                                 plots_dir / f"{file_stem('psnr', scale)}.png"))
+        if any(len(objectives) > 1 for objectives in benchmarks.values()):
+            written.append(psnr_gain_bars(benchmarks, f"PSNR gain over bicubic at {scale}",
+                                          plots_dir / f"{file_stem('psnr', scale)}.png"))
+        with_l1 = {name: objectives for name, objectives in benchmarks.items() if L1 in objectives}
+        if any(len(objectives) > 2 for objectives in with_l1.values()):
+            written.append(psnr_gain_bars(with_l1, f"PSNR gain over {L1} at {scale}",
+                                          plots_dir / f"{file_stem('psnr_vs', L1, scale)}.png", reference=L1))
     return written
 
 
 def training_curves(trained: list[TrainedObjective], store: RunStore | None,
-                    plots_dir: Path) -> tuple[str | None, list[Path]]:
-    """``curves.csv`` (always, possibly header-only) and a PNG per objective with a logged history, from
-    the MLflow runs that trained ``best.pt``; returns why curves are missing (None when none are) and the files."""
+                    plots_dir: Path) -> tuple[str | None, list[Path], Path]:
+    """A PNG per objective with a logged history and ``validation_psnr.png`` in ``plots_dir``, and
+    ``curves.csv`` beside it (always, possibly header-only), from the MLflow runs that trained ``best.pt``;
+    returns why curves are missing (None when none are), the PNGs and the CSV."""
     if store is None:
         problem = "tracking was disabled (tracking.enabled false), so no training history was recorded"
     elif not store.usable:
@@ -145,10 +157,12 @@ def training_curves(trained: list[TrainedObjective], store: RunStore | None,
         points += mine
         path = plots_dir / f"{file_stem('curves', objective.name)}.png"
         files.append(plot_training_curves(objective.name, mine, path))
-    files.append(write_curves_csv(points, plots_dir / "curves.csv"))
+    if points:
+        files.append(plot_validation_curves(points, plots_dir / "validation_psnr.png"))
+    csv_path = write_curves_csv(points, plots_dir.parent / "curves.csv")
     if missing:
         problem = f"no MLflow metric history for {', '.join(missing)} (no run id in info.json, or nothing logged)"
-    return problem, files
+    return problem, files, csv_path
 
 
 def _tracking_note(params: Params, store: RunStore | None) -> str:
