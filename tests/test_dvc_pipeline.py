@@ -80,7 +80,7 @@ def test_repro_builds_the_study_and_a_second_repro_does_nothing(project):
     # what the README asks for: the results are committed with dvc.lock, the rest is ignored
     run(["git", "add", "dvc.lock", "results"], project)
     committed = run(["git", "diff", "--cached", "--name-only"], project).split()
-    assert sorted(committed) == ["dvc.lock", "results/.gitignore", "results/curves.csv", "results/leaderboard.md",
+    assert sorted(committed) == ["dvc.lock", "results/curves.csv", "results/leaderboard.md",
                                  "results/metrics.json", "results/scores.json"]
     run(["git", "commit", "-qm", "baseline results"], project)
     assert run(["git", "status", "--porcelain"], project) == ""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,8 @@ from pipeline.tune.cluster import cluster_address, ray_cluster, storage_filesyst
 from pipeline.tune.ddp import run_ddp_trial
 from pipeline.tune.outputs import best_configurations, export_models, write_best_yaml, write_trials_csv
 from pipeline.tune.parent_run import ParentRun, describe_algorithms
+from pipeline.tune.log_file import log_to_file
+from pipeline.tune.progress import SweepProgress
 from pipeline.tune.results import (FAILED, STOPPED, Selection, TrialRecord, require_some_success, select_best,
                                    trial_record)
 from pipeline.tune.space import SearchSpace, trial_choice
@@ -40,11 +43,21 @@ from pipeline.tune.trial import SweepRun, run_trial
 log = logging.getLogger(__name__)
 
 STATE_FILE = "srloss_sweep.json"
+LOG_FILE = "sweep.log"
 DDP_DRIVER_MEMORY = 2**28  # bytes reserved by a data-parallel trial's own process; its workers hold the CPUs/GPUs
 
 
 def run_sweep(params: Params, resume: bool = False) -> dict[str, Any]:
-    """Run the sweep declared in ``params.sweep`` (continue it with ``resume``); returns a summary."""
+    """Run the sweep declared in ``params.sweep`` (continue it with ``resume``); returns a summary.
+
+    The console shows one line per trial event (``pipeline.tune.progress``); the driver's full log is
+    ``<results_dir>/sweep/sweep.log`` and each trial's ``<results_dir>/sweep/logs/<trial>.log``."""
+    with log_to_file(Path(params.results_dir) / "sweep" / LOG_FILE) as path:
+        log.info("sweep log: %s", path)
+        return _run_sweep(params, resume)
+
+
+def _run_sweep(params: Params, resume: bool) -> dict[str, Any]:
     started = time.perf_counter()
     config = params.sweep
     space = SearchSpace(config)
@@ -193,8 +206,12 @@ def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool) ->
                                   scheduler=_scheduler(sweep.space, config, max_validations), num_samples=samples,
                                   trial_name_creator=trial_name, trial_dirname_creator=trial_name,
                                   reuse_actors=True)  # a finished trial's process (torch imported) runs the next
-    verbose = 1 if log.isEnabledFor(logging.INFO) else 0  # Tune's progress tables, silenced by `-q`
-    run_config = tune.RunConfig(name=config.name, storage_path=storage, verbose=verbose,
+    total = samples if config.search == "optuna" else samples * len(sweep.space.grid_variants()) * config.seeds
+    progress = [SweepProgress(total, config.metric, config.mode, sweep.base.seed)] if log.isEnabledFor(logging.INFO) \
+        else []  # the live view instead of Tune's tables; `-q` silences it
+    # Tune warns whenever it snapshots its state soon after the last time, which short trials always do
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    run_config = tune.RunConfig(name=config.name, storage_path=storage, verbose=0, callbacks=progress,
                                 failure_config=tune.FailureConfig(max_failures=config.max_failures),
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)

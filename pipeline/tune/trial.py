@@ -23,6 +23,7 @@ from pipeline.tracking import MLflowCallback, find_run, tracking_uri
 from pipeline.train.callbacks import Callback, RunContext, Sample
 from pipeline.train.loop import fit
 from pipeline.tune.space import SearchSpace, TrialChoice, trial_choice
+from pipeline.tune.log_file import log_to_file
 
 TRIAL_TAG = "sweep.trial_id"
 PARENT_TAG = "mlflow.parentRunId"
@@ -72,7 +73,8 @@ def run_trial(config: dict[str, Any], sweep: SweepRun) -> None:
     context = tune.get_context()
     choice = trial_choice(config)
     params = sweep.space.trial_params(sweep.base, choice)
-    with tempfile.TemporaryDirectory(prefix=f"srloss-{context.get_trial_id()}-") as folder:
+    logs = Path(sweep.base.results_dir) / "sweep" / "logs" / f"{context.get_trial_name()}.log"
+    with tempfile.TemporaryDirectory(prefix=f"srloss-{context.get_trial_id()}-") as folder, log_to_file(logs):
         run_dir = Path(folder)
         resume = restore_checkpoints(tune.get_checkpoint(), run_dir)
         callbacks = [*tracking_callbacks(sweep, params, context.get_trial_id(), choice),
