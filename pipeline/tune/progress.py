@@ -16,6 +16,7 @@ from typing import Any, Callable, TextIO
 
 from ray import tune
 
+from pipeline.tune.log_file import FILE_ONLY
 from pipeline.tune.space import trial_choice
 from pipeline.tune.trial import run_name
 
@@ -94,5 +95,5 @@ class SweepProgress(tune.Callback):
 
     def emit(self, event: str) -> None:
         line = f"{self.status()} | {event}"
-        log.debug("%s", line)
+        log.log(FILE_ONLY, "%s", line)
         print(line, file=self.stream or sys.stderr, flush=True)

@@ -209,8 +209,10 @@ def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool) ->
     total = samples if config.search == "optuna" else samples * len(sweep.space.grid_variants()) * config.seeds
     progress = [SweepProgress(total, config.metric, config.mode, sweep.base.seed)] if log.isEnabledFor(logging.INFO) \
         else []  # the live view instead of Tune's tables; `-q` silences it
-    # Tune warns whenever it snapshots its state soon after the last time, which short trials always do
+    # Tune warns whenever it snapshots its state soon after the last time, which short trials always do;
+    # its new output engine prints a configuration box and TensorBoard advice even at verbose=0
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     run_config = tune.RunConfig(name=config.name, storage_path=storage, verbose=0, callbacks=progress,
                                 failure_config=tune.FailureConfig(max_failures=config.max_failures),
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1))

@@ -58,6 +58,7 @@ def test_the_log_file_gets_info_while_a_quiet_console_stays_quiet(tmp_path):
     try:
         with log_to_file(tmp_path / "logs" / "sweep.log") as path:
             logging.getLogger("pipeline.tune.x").info("details")
+            SweepProgress(1, "val/psnr", "max", stream=io.StringIO()).emit("a trial started")
             logging.getLogger("ray.tune").warning("a warning")  # Ray's and MLflow's loggers do not reach the root
             logging.getLogger("mlflow.store").warning("another")
             logging.getLogger("pipeline.tune.x").warning("mine")
@@ -67,5 +68,5 @@ def test_the_log_file_gets_info_while_a_quiet_console_stays_quiet(tmp_path):
         root.setLevel(saved)
     text = path.read_text()
     assert "INFO pipeline.tune.x: details" in text and "WARNING ray.tune: a warning" in text and "after" not in text
-    assert "WARNING mlflow.store: another" in text
+    assert "WARNING mlflow.store: another" in text and "| a trial started" in text
     assert console.getvalue() == "mine\nafter\n"
