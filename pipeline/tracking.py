@@ -33,6 +33,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 from mlflow.utils.validation import (MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH,
                                      MAX_TAG_VAL_LENGTH)
+from PIL import Image, ImageDraw, ImageFont
 
 from pipeline.config import PROJECT_ROOT, Params
 from pipeline.errors import PipelineError
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 FLUSH_SECONDS = 30.0
 EXAMPLE_LR_SIDE = 16
+LABEL_PIXELS = 14  # text height of the labels on logged image strips
 RUN_FILE = "mlflow_run.json"
 # Written by the pipeline itself, so they do not make the code "dirty": DVC's lock file and the evaluate stage's outputs.
 GIT_STATE_EXCLUDED = ("dvc.lock", "dvc_plots", "results/metrics.json", "results/scores.json",
@@ -231,6 +233,19 @@ def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
+def labelled_strip(panels: Sequence[tuple[str, np.ndarray]], zoom: int = 2, gap: int = 4) -> np.ndarray:
+    """Equal-height uint8 images side by side, each enlarged ``zoom`` times (nearest neighbour, so pixels
+    stay visible) under a white band that names it, e.g. ``[("bicubic", ...), ("SR", ...), ("HR", ...)]``."""
+    images = [np.repeat(np.repeat(image, zoom, axis=0), zoom, axis=1) for _, image in panels]
+    font = ImageFont.load_default(size=LABEL_PIXELS)
+    bands = []
+    for (label, _), image in zip(panels, images):
+        band = Image.new("RGB", (image.shape[1], LABEL_PIXELS + 6), "white")
+        ImageDraw.Draw(band).text((2, 2), label, fill="black", font=font)
+        bands.append(np.concatenate([np.asarray(band), image], axis=0))
+    return side_by_side(*bands, gap=gap)
+
+
 def _mlflow_name(key: str) -> str:
     """Metric, param and image names may hold ASCII letters, digits and ``_ - . / space``; the rest becomes ``_``."""
     return re.sub(r"[^A-Za-z0-9_./\- ]", "_", key)
@@ -314,6 +329,7 @@ class MLflowCallback(Callback):
         self._log_images = 0
         self._log_model = False
         self._select_metric = ""
+        self._objective_name = ""
         self._pending: list[Metric] = []
         self._last_flush = 0.0
 
@@ -334,6 +350,7 @@ class MLflowCallback(Callback):
         tags = {**git_tags(PROJECT_ROOT), **data_tags(manifests),
                 "model": ctx.params.model.name, **objective_tags(ctx.params.loss.objective),
                 "scale": str(ctx.params.train.scale), **self.tags}
+        self._objective_name = tags["objective"]
         run_name = self.run_name or ctx.run_dir.name
         try:
             self._client = mlflow.MlflowClient(self._uri)
@@ -396,8 +413,8 @@ class MLflowCallback(Callback):
         self._queue(iteration, metrics)
         self._flush()
         for name, bicubic, sr, hr in samples[: self._log_images]:
-            self._client.log_image(self.run_id, side_by_side(bicubic, sr, hr),
-                                   key=_mlflow_name(f"bicubic-sr-hr/{name}"), step=iteration)
+            strip = labelled_strip([("bicubic", bicubic), (f"SR ({self._objective_name})", sr), ("HR", hr)])
+            self._client.log_image(self.run_id, strip, key=_mlflow_name(f"bicubic-sr-hr/{name}"), step=iteration)
 
     @_tolerant("uploading the best checkpoint")
     def on_checkpoint(self, iteration: int, path: Path, is_best: bool) -> None:

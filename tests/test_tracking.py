@@ -24,8 +24,9 @@ import torch
 from pipeline.config import Params, validate
 from pipeline.errors import PipelineError
 from pipeline.inference import load_super_resolver, upscale_image
-from pipeline.tracking import (MLflowCallback, check_tracking, ensure_experiment, find_run, flatten_params, git_tags,
-                               objective_tags, side_by_side, start_run, tracking_uri)
+from pipeline.tracking import (LABEL_PIXELS, MLflowCallback, check_tracking, ensure_experiment, find_run,
+                               flatten_params, git_tags, labelled_strip, objective_tags, side_by_side, start_run,
+                               tracking_uri)
 from pipeline.train.callbacks import Callback, RunContext, Sample, TrainResult
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
 from pipeline.train.loop import fit
@@ -152,6 +153,15 @@ def test_side_by_side_keeps_each_image_in_its_columns():
     assert (strip[:, :3] == 0).all() and (strip[:, 3:5] == 255).all() and (strip[:, 5:] == 7).all()
 
 
+def test_a_labelled_strip_enlarges_each_image_under_a_band_with_its_name():
+    a, b = np.zeros((4, 3, 3), np.uint8), np.full((4, 5, 3), 7, np.uint8)
+    strip = labelled_strip([("bicubic", a), ("HR", b)], zoom=2, gap=2)
+    band = strip.shape[0] - 8
+    assert strip.shape == (band + 8, 6 + 2 + 10, 3) and band >= 14
+    assert (strip[band:, :6] == 0).all() and (strip[:, 6:8] == 255).all() and (strip[band:, 8:] == 7).all()
+    assert (strip[:band, :6] < 128).any() and (strip[:band, 8:] < 128).any()  # dark text on each white band
+
+
 def test_ensure_experiment_is_idempotent_and_refuses_a_deleted_one(store, tmp_path):
     first = ensure_experiment(store, "twice", tmp_path / "art")
     assert ensure_experiment(store, "twice", tmp_path / "art") == first
@@ -192,7 +202,7 @@ def test_a_logged_run_holds_params_tags_metrics_images_checkpoints_and_the_model
     assert sorted(path.split("+")[0] for path in images) == ["images/bicubic-sr-hr~img0"] * 2 + [
         "images/bicubic-sr-hr~img1"] * 2
     local_image = Path(client.download_artifacts(run.info.run_id, images[0], str(tmp_path)))
-    assert mlflow.Image(str(local_image)).to_array().shape == (12, 3 * 10 + 2 * 4, 3)
+    assert mlflow.Image(str(local_image)).to_array().shape == (LABEL_PIXELS + 6 + 2 * 12, 3 * 2 * 10 + 2 * 4, 3)  # zoom 2
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
