@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from pipeline.errors import PipelineError
 from pipeline.imageio import UnreadableImage, list_images, read_image, write_png
@@ -17,8 +18,9 @@ log = logging.getLogger(__name__)
 
 def upscale_paths(model: str, scale: int, inputs: list[Path], out_dir: Path, tile: int = 256, overlap: int = 16,
                   device: str | torch.device = "auto", architecture: str | None = None,
-                  tracking_uri: str | None = None) -> list[Path]:
-    """Upscale every image in ``inputs`` (files, or folders searched recursively) into ``out_dir``.
+                  tracking_uri: str | None = None, progress: bool = True) -> list[Path]:
+    """Upscale every image in ``inputs`` (files, or folders searched recursively) into ``out_dir``,
+    with a progress bar on stderr unless ``progress`` is false.
 
     Each result is ``out_dir/<path below its input folder>/<stem>.png``. Unreadable images are
     skipped with a warning naming each one; the written paths are returned in input order.
@@ -32,7 +34,7 @@ def upscale_paths(model: str, scale: int, inputs: list[Path], out_dir: Path, til
     log.info("upscaling %d images with %s", len(jobs), resolver.description)
     written: list[Path] = []
     skipped = 0
-    for source, target in jobs.items():
+    for source, target in tqdm(jobs.items(), desc="upscale", unit="img", disable=not progress):
         try:
             image = read_image(source)
         except UnreadableImage as exc:
@@ -40,7 +42,7 @@ def upscale_paths(model: str, scale: int, inputs: list[Path], out_dir: Path, til
             skipped += 1
             continue
         write_png(target, upscale_image(resolver, image, tile=tile, overlap=overlap))
-        log.info("%s -> %s", source, target)
+        log.debug("%s -> %s", source, target)
         written.append(target)
     if not written:
         raise PipelineError(f"none of the {len(jobs)} input images could be read; check the files given to upscale")

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from pipeline.config import Params
 from pipeline.data.paired import ImagePair, load_pairs
@@ -40,8 +41,9 @@ SuperResolve = Callable[[np.ndarray], np.ndarray]
 RunScores = dict[str, dict[str, float]]  # MLflow run id -> {"<benchmark>/x<s>/<metric>": value}
 
 
-def evaluate_all(params: Params) -> dict[str, Any]:
-    """Evaluate, write every report file, log them to the sweep's MLflow parent run; return a summary."""
+def evaluate_all(params: Params, progress: bool = False) -> dict[str, Any]:
+    """Evaluate, write every report file, log them to the sweep's MLflow parent run; return a summary.
+    ``progress`` shows a bar on stderr, one step per model (and bicubic) scored on a benchmark."""
     config = params.evaluate
     trained = find_trained_objectives(params.models_dir)
     scales = sorted(set(config.scales))
@@ -57,27 +59,32 @@ def evaluate_all(params: Params) -> dict[str, Any]:
     run_scores: RunScores = defaultdict(dict)
     comparisons: list[Comparison] = []
     image_counts: dict[str, int] = {}
+    models = sum(len(objective.checkpoints) for objective in trained if objective.scale in scales)
+    bar = tqdm(total=len(benchmarks) * (len(scales) + models), desc="evaluate", unit="model", disable=not progress)
     for scale in scales:
         here = [objective for objective in trained if objective.scale == scale]
         scorer = ImageScorer.for_scale(params.metrics, scale, lpips_metric, device)
         for benchmark in benchmarks:
             pairs = load_pairs(params.data_dir, params.train.degradation, scale, benchmark)
             image_counts[benchmark] = len(pairs)
-            log.info("evaluating %s x%d (%d images): bicubic and %d objective(s)", benchmark, scale, len(pairs),
+            log.debug("evaluating %s x%d (%d images): bicubic and %d objective(s)", benchmark, scale, len(pairs),
                      len(here))
             comparison = Comparison(benchmark, scale, pairs[0].name, pairs[0].hr)
             comparisons.append(comparison)
             scores, comparison.outputs[BASELINE] = _score(pairs, scorer, lambda lr, s=scale: imresize_uint8(lr, s))
             table.add(benchmark, scale, BASELINE, scores)
+            bar.update()
             for objective in here:
-                _evaluate_objective(objective, pairs, scorer, params, device, table, comparison, run_scores)
+                _evaluate_objective(objective, pairs, scorer, params, device, table, comparison, run_scores, bar)
+    bar.close()
 
     return write_report(params, trained, table.to_tree(unavailable), comparisons, image_counts, _device_name(device),
                         dict(run_scores))
 
 
 def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], scorer: ImageScorer, params: Params,
-                        device: torch.device, table: ScoreTable, comparison: Comparison, run_scores: RunScores) -> None:
+                        device: torch.device, table: ScoreTable, comparison: Comparison, run_scores: RunScores,
+                        bar: tqdm) -> None:
     """Score every model of ``objective`` (one value per model and metric), file the scores under the
     model's MLflow run, and keep ``best.pt``'s output of the first image for the comparison."""
     runs = checkpoint_runs(objective)
@@ -91,6 +98,7 @@ def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], sco
                                                  for metric, value in scores.items()})
         if checkpoint == objective.best:
             comparison.outputs[objective.name] = first
+        bar.update()
     comparison.seeds[objective.name] = int(objective.trained_with["seed"])
     if objective.name not in comparison.outputs:
         _, comparison.outputs[objective.name] = _score(pairs[:1], scorer,
