@@ -34,13 +34,14 @@ def duration(seconds: float) -> str:
 
 
 class SweepProgress(tune.Callback):
-    """Counts trials (``total`` expected), keeps the best ``metric`` reported so far, and prints a line
-    when a trial starts, finishes or fails."""
+    """Counts trials (``total`` expected), keeps the best ``metric`` reported so far, and logs a line
+    when a trial starts, finishes or fails (printed too when ``show``)."""
 
-    def __init__(self, total: int, metric: str, mode: str, base_seed: int = 0, stream: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, total: int, metric: str, mode: str, base_seed: int = 0, show: bool = True,
+                 stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic):
         self.total = total
         self.base_seed = base_seed
+        self.show = show
         self.metric = metric
         self.sign = 1.0 if mode == "max" else -1.0
         self.stream = stream
@@ -96,4 +97,5 @@ class SweepProgress(tune.Callback):
     def emit(self, event: str) -> None:
         line = f"{self.status()} | {event}"
         log.log(FILE_ONLY, "%s", line)
-        print(line, file=self.stream or sys.stderr, flush=True)
+        if self.show:
+            print(line, file=self.stream or sys.stderr, flush=True)
