@@ -127,8 +127,20 @@ def ensure_experiment(uri: str, name: str, artifact_location: Path | None = None
             f"MLflow experiment '{name}' is deleted in {uri}; restore it with `mlflow experiments restore "
             f"--experiment-id {experiment.experiment_id}` or set tracking.experiment to a new name"
         )
+    _check_artifact_location(experiment, uri)
     _mark_model_training(client, experiment)
     return experiment.experiment_id
+
+
+def _check_artifact_location(experiment: Any, uri: str) -> None:
+    """MLflow stores a local experiment's artifact folder as an absolute path: refuse one whose parent
+    folder is gone (the project was moved without its store being told)."""
+    location = urlparse(experiment.artifact_location)
+    if location.scheme == "file" and not Path(location.path).parent.is_dir():
+        raise PipelineError(
+            f"MLflow experiment '{experiment.name}' in {uri} keeps its artifacts in {location.path}, whose folder "
+            "no longer exists (was the project moved?); move the artifact folder back there, or set "
+            "tracking.experiment to a new name to start a new experiment here")
 
 
 def _mark_model_training(client: mlflow.MlflowClient, experiment: Any) -> None:

@@ -162,6 +162,15 @@ def test_a_labelled_strip_enlarges_each_image_under_a_band_with_its_name():
     assert (strip[:band, :6] < 128).any() and (strip[:band, 8:] < 128).any()  # dark text on each white band
 
 
+def test_an_experiment_whose_artifact_folder_moved_away_is_refused_with_the_fix(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.MlflowClient(uri).create_experiment("moved", artifact_location=(tmp_path / "old" / "art").as_uri())
+    with pytest.raises(PipelineError, match="no longer exists .was the project moved.*tracking.experiment"):
+        ensure_experiment(uri, "moved")
+    (tmp_path / "old").mkdir()
+    assert ensure_experiment(uri, "moved")
+
+
 def test_ensure_experiment_is_idempotent_and_refuses_a_deleted_one(store, tmp_path):
     first = ensure_experiment(store, "twice", tmp_path / "art")
     assert ensure_experiment(store, "twice", tmp_path / "art") == first
