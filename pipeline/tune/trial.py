@@ -5,7 +5,9 @@ The trial builds its ``Params`` from the driver's base params and its Tune confi
 ``ray.tune.report`` and its ``checkpoints`` folder (``last.pt`` + ``best.pt``), which Tune copies
 to the sweep folder: that copy is the only one kept. Restarted (a retry after a failure,
 ``--resume``, a PBT exploit) it continues from ``ray.tune.get_checkpoint()``, and its MLflow child
-run, found by its ``sweep.trial_id`` tag, is continued rather than duplicated.
+run, found by its ``sweep.trial_id`` tag, is continued rather than duplicated. The run is named by
+what the trial trains (``run_name``), and the trial's log records go to
+``<results_dir>/sweep/logs/<trial name>.log``.
 """
 
 from __future__ import annotations
