@@ -50,7 +50,7 @@ LABEL_PIXELS = 14  # text height of the labels on logged image strips
 RUN_FILE = "mlflow_run.json"
 # Written by the pipeline itself, so they do not make the code "dirty": DVC's lock file and the evaluate stage's outputs.
 GIT_STATE_EXCLUDED = ("dvc.lock", "dvc_plots", "results/metrics.json", "results/scores.json",
-                      "results/leaderboard.md")
+                      "results/leaderboard.md", "results/curves.csv")
 DIRTY_FILES_SHOWN = 5
 # The MLflow UI opens an experiment tagged so in its model-training view, not the GenAI one.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}

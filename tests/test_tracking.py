@@ -125,6 +125,7 @@ def test_git_tags_name_the_commit_and_whether_the_tree_is_dirty(tmp_path):
     (repo / "dvc.lock").write_text("schema: '2.0'\n")  # written by `dvc repro` itself: not a code change
     (repo / "results").mkdir()
     (repo / "results" / "metrics.json").write_text("{}\n")
+    (repo / "results" / "curves.csv").write_text("objective,step,metric,value\n")
     assert git_tags(repo)["git.dirty"] == "false"
     (repo / "new.py").write_text("x = 1\n")
     tags = git_tags(repo)
