@@ -31,7 +31,7 @@ def _load(args: argparse.Namespace):
 def cmd_prepare(args: argparse.Namespace) -> None:
     from pipeline.data.prepare import prepare_all
 
-    _print_summary(prepare_all(_load(args)))
+    _print_summary(prepare_all(_load(args), progress=not args.quiet))
 
 
 def cmd_degrade(args: argparse.Namespace) -> None:
@@ -93,7 +93,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from pipeline.report.evaluate import evaluate_all
 
-    _print_summary(evaluate_all(_load(args)))
+    _print_summary(evaluate_all(_load(args), progress=not args.quiet))
 
 
 def cmd_upscale(args: argparse.Namespace) -> None:
@@ -101,7 +101,7 @@ def cmd_upscale(args: argparse.Namespace) -> None:
 
     written = upscale_paths(args.model, args.scale, [Path(p) for p in args.inputs], Path(args.output),
                             tile=args.tile, overlap=args.overlap, device=args.device,
-                            architecture=args.architecture, tracking_uri=args.tracking_uri)
+                            architecture=args.architecture, tracking_uri=args.tracking_uri, progress=not args.quiet)
     print(f"wrote {len(written)} image(s) to {args.output}")
 
 
@@ -127,7 +127,8 @@ def cmd_config(args: argparse.Namespace) -> None:
 
 
 def _print_summary(summary: dict) -> None:
-    print(json.dumps(summary, indent=2, default=str))
+    """The command's result as one line of JSON on stdout (people read the log on stderr and the files)."""
+    print(json.dumps(summary, default=str))
 
 
 def _with_params(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

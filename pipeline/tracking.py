@@ -34,6 +34,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 from mlflow.utils.validation import (MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH,
                                      MAX_TAG_VAL_LENGTH)
+from PIL import Image, ImageDraw, ImageFont
 
 from pipeline.config import PROJECT_ROOT, Params
 from pipeline.errors import PipelineError
@@ -49,7 +50,14 @@ log = logging.getLogger(__name__)
 HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 FLUSH_SECONDS = 30.0
 MODEL_WEIGHTS = "weights.pt"
+LABEL_PIXELS = 14  # text height of the labels on logged image strips
 RUN_FILE = "mlflow_run.json"
+# Written by the pipeline itself, so they do not make the code "dirty": DVC's lock file and the evaluate stage's outputs.
+GIT_STATE_EXCLUDED = ("dvc.lock", "dvc_plots", "results/metrics.json", "results/scores.json",
+                      "results/image_scores.csv", "results/leaderboard.md", "results/claims.md", "results/curves.csv")
+DIRTY_FILES_SHOWN = 5
+# The MLflow UI opens an experiment tagged so in its model-training view, not the GenAI one.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def artifact_root(params: Params) -> Path:
@@ -98,6 +106,7 @@ def ensure_experiment(uri: str, name: str, artifact_location: Path | None = None
     """The id of experiment ``name``, created (with its SQLite file) when missing.
 
     ``artifact_location`` only applies to a new experiment in a local store; a server decides its own.
+    The experiment is tagged ``EXPERIMENT_KIND``, so the MLflow UI shows its runs as model training.
     """
     client = mlflow.MlflowClient(uri)
     location = artifact_location.as_uri() if artifact_location and not is_remote(uri) else None
@@ -107,7 +116,7 @@ def ensure_experiment(uri: str, name: str, artifact_location: Path | None = None
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             try:
-                return client.create_experiment(name, artifact_location=location)
+                return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
@@ -122,7 +131,31 @@ def ensure_experiment(uri: str, name: str, artifact_location: Path | None = None
             f"MLflow experiment '{name}' is deleted in {uri}; restore it with `mlflow experiments restore "
             f"--experiment-id {experiment.experiment_id}` or set tracking.experiment to a new name"
         )
+    _check_artifact_location(experiment, uri)
+    _mark_model_training(client, experiment)
     return experiment.experiment_id
+
+
+def _check_artifact_location(experiment: Any, uri: str) -> None:
+    """MLflow stores a local experiment's artifact folder as an absolute path: refuse one whose parent
+    folder is gone (the project was moved without its store being told)."""
+    location = urlparse(experiment.artifact_location)
+    if location.scheme == "file" and not Path(location.path).parent.is_dir():
+        raise PipelineError(
+            f"MLflow experiment '{experiment.name}' in {uri} keeps its artifacts in {location.path}, whose folder "
+            "no longer exists (was the project moved?); move the artifact folder back there, or set "
+            "tracking.experiment to a new name to start a new experiment here")
+
+
+def _mark_model_training(client: mlflow.MlflowClient, experiment: Any) -> None:
+    """Tag an experiment made before ``EXPERIMENT_KIND`` existed, unless the user chose another kind."""
+    for key, value in EXPERIMENT_KIND.items():
+        if key not in experiment.tags:
+            try:
+                client.set_experiment_tag(experiment.experiment_id, key, value)
+            except MlflowException as exc:
+                log.warning("could not tag MLflow experiment '%s' as model training (%s)", experiment.name,
+                            exception_summary(exc))
 
 
 def start_run(uri: str, experiment_id: str, run_name: str | None = None, tags: dict[str, str] | None = None,
@@ -170,16 +203,33 @@ def flatten_params(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def git_tags(folder: Path) -> dict[str, str]:
-    """Commit and dirty flag of the code in ``folder``; empty without git or a commit."""
+    """Commit and dirty flag of the code in ``folder``; empty without git or a commit.
+
+    The tree is dirty when a file that is not in ``GIT_STATE_EXCLUDED`` (DVC's lock file and the
+    evaluate stage's outputs, which a run itself writes) differs from the commit or is untracked and
+    not ignored; ``git.dirty_files`` then names the first ``DIRTY_FILES_SHOWN`` of them.
+    """
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
+                              check=True).stdout.rstrip()
 
     try:
-        commit, status = git("rev-parse", "HEAD"), git("status", "--porcelain")
+        commit = git("rev-parse", "HEAD").strip()
+        status = git("status", "--porcelain", "--", ".", *(f":(exclude,top){path}" for path in GIT_STATE_EXCLUDED))
     except (OSError, subprocess.SubprocessError):
         return {}
-    return {"mlflow.source.git.commit": commit, "git.dirty": str(bool(status)).lower()}
+    tags = {"mlflow.source.git.commit": commit, "git.dirty": str(bool(status)).lower()}
+    if status:
+        changed = [line[3:] for line in status.splitlines()]
+        shown = ", ".join(changed[:DIRTY_FILES_SHOWN]) + (", ..." if len(changed) > DIRTY_FILES_SHOWN else "")
+        tags["git.dirty_files"] = shown[:MAX_TAG_VAL_LENGTH]
+    return tags
+
+
+def objective_tags(kind: str, name: str | None = None) -> dict[str, str]:
+    """``objective``: the sweep's name for it (``l1``, ``grad2``), else its kind; ``objective.kind``:
+    the ``loss.objective`` it trains (``regression``, ``tlw``, ...)."""
+    return {"objective": name or kind, "objective.kind": kind}
 
 
 def manifest_texts(manifests: dict[str, Any]) -> dict[str, str]:
@@ -197,6 +247,19 @@ def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
     white = np.full((images[0].shape[0], gap, 3), 255, dtype=np.uint8)
     parts = [part for image in images for part in (white, image)][1:]
     return np.concatenate(parts, axis=1)
+
+
+def labelled_strip(panels: Sequence[tuple[str, np.ndarray]], zoom: int = 2, gap: int = 4) -> np.ndarray:
+    """Equal-height uint8 images side by side, each enlarged ``zoom`` times (nearest neighbour, so pixels
+    stay visible) under a white band that names it, e.g. ``[("bicubic", ...), ("SR", ...), ("HR", ...)]``."""
+    images = [np.repeat(np.repeat(image, zoom, axis=0), zoom, axis=1) for _, image in panels]
+    font = ImageFont.load_default(size=LABEL_PIXELS)
+    bands = []
+    for (label, _), image in zip(panels, images):
+        band = Image.new("RGB", (image.shape[1], LABEL_PIXELS + 6), "white")
+        ImageDraw.Draw(band).text((2, 2), label, fill="black", font=font)
+        bands.append(np.concatenate([np.asarray(band), image], axis=0))
+    return side_by_side(*bands, gap=gap)
 
 
 def _mlflow_name(key: str) -> str:
@@ -285,6 +348,7 @@ class MLflowCallback(Callback):
         self._log_images = 0
         self._log_model = False
         self._select_metric = ""
+        self._objective_name = ""
         self._pending: list[Metric] = []
         self._last_flush = 0.0
 
@@ -303,8 +367,9 @@ class MLflowCallback(Callback):
         experiment_id = ensure_experiment(self._uri, config.experiment, artifact_root(ctx.params))
         manifests = manifest_texts(ctx.data_manifest)
         tags = {**git_tags(PROJECT_ROOT), **data_tags(manifests),
-                "model": ctx.params.model.name, "objective": ctx.params.loss.objective,
+                "model": ctx.params.model.name, **objective_tags(ctx.params.loss.objective),
                 "scale": str(ctx.params.train.scale), **self.tags}
+        self._objective_name = tags["objective"]
         run_name = self.run_name or ctx.run_dir.name
         try:
             self._client = mlflow.MlflowClient(self._uri)
@@ -367,8 +432,8 @@ class MLflowCallback(Callback):
         self._queue(iteration, metrics)
         self._flush()
         for name, bicubic, sr, hr in samples[: self._log_images]:
-            self._client.log_image(self.run_id, side_by_side(bicubic, sr, hr),
-                                   key=_mlflow_name(f"bicubic-sr-hr/{name}"), step=iteration)
+            strip = labelled_strip([("bicubic", bicubic), (f"SR ({self._objective_name})", sr), ("HR", hr)])
+            self._client.log_image(self.run_id, strip, key=_mlflow_name(f"bicubic-sr-hr/{name}"), step=iteration)
 
     @_tolerant("uploading the best checkpoint")
     def on_checkpoint(self, iteration: int, path: Path, is_best: bool) -> None:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from pipeline.errors import PipelineError
 from pipeline.imageio import UnreadableImage, list_images, read_image, write_png
@@ -19,8 +20,9 @@ log = logging.getLogger(__name__)
 
 def upscale_paths(model: str, scale: int, inputs: list[Path], out_dir: Path, tile: int = 256, overlap: int = 16,
                   device: str | torch.device = "auto", architecture: str | None = None,
-                  tracking_uri: str | None = None) -> list[Path]:
-    """Upscale every image in ``inputs`` (files, or folders searched recursively) into ``out_dir``.
+                  tracking_uri: str | None = None, progress: bool = True) -> list[Path]:
+    """Upscale every image in ``inputs`` (files, or folders searched recursively) into ``out_dir``,
+    with a progress bar on stderr unless ``progress`` is false.
 
     Each result is ``out_dir/<path below its input folder>/<stem>.png``; a result that would replace
     an input is refused before any work. Unreadable images are
@@ -38,7 +40,7 @@ def upscale_paths(model: str, scale: int, inputs: list[Path], out_dir: Path, til
     log.info("upscaling %d images with %s", len(jobs), resolver.description)
     written: list[Path] = []
     skipped = 0
-    for source, target in jobs.items():
+    for source, target in tqdm(jobs.items(), desc="upscale", unit="img", disable=not progress):
         try:
             image = read_image(source)
         except UnreadableImage as exc:
@@ -46,7 +48,7 @@ def upscale_paths(model: str, scale: int, inputs: list[Path], out_dir: Path, til
             skipped += 1
             continue
         write_png(target, upscale_image(resolver, image, tile=tile, overlap=overlap))
-        log.info("%s -> %s", source, target)
+        log.debug("%s -> %s", source, target)
         written.append(target)
     if not written:
         raise PipelineError(f"none of the {len(jobs)} input images could be read; check the files given to upscale")

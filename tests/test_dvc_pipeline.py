@@ -71,16 +71,24 @@ def test_repro_builds_the_study_offline_and_a_second_repro_does_nothing(project)
     log = run(["dvc", "repro"], project)
     assert log.count("optional benchmarks Set14, Set5 skipped (used when available): could not reach") == 1
     metrics = json.loads((project / "results" / "metrics.json").read_text())
-    assert list(metrics) == ["Builtin"] and set(metrics["Builtin"]["x2"]) == {"bicubic", "l1", "grad2"}
+    assert sorted(metrics) == sorted(f"Builtin/x2/{name}/{metric}" for name in ("bicubic", "l1", "grad2")
+                                     for metric in ("psnr", "ssim"))
     leaderboard = (project / "results" / "leaderboard.md").read_text()
     assert "## Builtin x2" in leaderboard and "ΔPSNR vs l1 [95% CI]" in leaderboard
     claims = (project / "results" / "claims.md").read_text()
     assert "## 1. Trainable loss weights beat unweighted L1" in claims
     assert "not testable here: the study evaluated no `tlw` at Builtin x2" in claims
-    assert any((project / "results" / "plots").glob("*.png"))
+    assert {path.suffix for path in (project / "results" / "plots").iterdir()} == {".png"}
     again = run(["dvc", "repro"], project)
     assert "Running stage" not in again
     assert "up to date" in run(["dvc", "status"], project)
+    # what the README asks for: the results are committed with dvc.lock, the rest is ignored
+    run(["git", "add", "dvc.lock", "results"], project)
+    committed = run(["git", "diff", "--cached", "--name-only"], project).split()
+    assert sorted(committed) == ["dvc.lock", "results/curves.csv", "results/leaderboard.md",
+                                 "results/metrics.json", "results/scores.json"]
+    run(["git", "commit", "-qm", "baseline results"], project)
+    assert run(["git", "status", "--porcelain"], project) == ""
 
 
 def test_changing_one_loss_weight_changes_only_the_sweep_stage(project):
@@ -114,3 +122,9 @@ def test_exp_run_samples_a_loss_weight_rerunning_only_sweep_and_evaluate(project
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project))
     names = [exp.get("name") for commit in shown for exp in (commit.get("experiments") or [])]
     assert "grad2-weights" in names
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], project))["results/metrics.json"]
+    assert "Tiny/x2/grad2/psnr" in diff and diff["Tiny/x2/grad2/psnr"]["old"] is not None
+    table = run(["dvc", "exp", "show", "--no-pager", "--drop", ".*", "--keep",
+                 "Experiment|Tiny/x2/(bicubic|l1|grad2)/psnr"], project)  # the README's command
+    assert "grad2-weights" in table and "Tiny/x2/grad2/psnr" in table and " ! " not in table
+    assert max(len(line) for line in table.splitlines()) <= 120

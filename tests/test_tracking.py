@@ -24,8 +24,9 @@ import torch
 from pipeline.config import Params, validate
 from pipeline.errors import PipelineError
 from pipeline.inference import load_super_resolver, upscale_image
-from pipeline.tracking import (MLflowCallback, check_tracking, ensure_experiment, find_run, flatten_params, git_tags,
-                               side_by_side, start_run, tracking_uri)
+from pipeline.tracking import (LABEL_PIXELS, MLflowCallback, check_tracking, ensure_experiment, find_run,
+                               flatten_params, git_tags, labelled_strip, objective_tags, side_by_side, start_run,
+                               tracking_uri)
 from pipeline.train.callbacks import Callback, RunContext, Sample, TrainResult
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
 from pipeline.train.loop import fit
@@ -121,8 +122,29 @@ def test_git_tags_name_the_commit_and_whether_the_tree_is_dirty(tmp_path):
         subprocess.run(["git", *command], cwd=repo, check=True)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True)
     assert git_tags(repo) == {"mlflow.source.git.commit": head.stdout.strip(), "git.dirty": "false"}
+    (repo / "dvc.lock").write_text("schema: '2.0'\n")  # written by `dvc repro` itself: not a code change
+    (repo / "results").mkdir()
+    (repo / "results" / "metrics.json").write_text("{}\n")
+    (repo / "results" / "curves.csv").write_text("objective,step,metric,value\n")
+    assert git_tags(repo)["git.dirty"] == "false"
     (repo / "new.py").write_text("x = 1\n")
-    assert git_tags(repo)["git.dirty"] == "true"
+    tags = git_tags(repo)
+    assert tags["git.dirty"] == "true" and tags["git.dirty_files"] == "new.py"
+
+
+def test_objective_tags_name_the_sweep_objective_and_its_kind():
+    assert objective_tags("regression", "grad2") == {"objective": "grad2", "objective.kind": "regression"}
+    assert objective_tags("tlw") == {"objective": "tlw", "objective.kind": "tlw"}
+
+
+def test_a_new_experiment_opens_in_the_model_training_view_and_an_old_one_is_tagged(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    old = client.create_experiment("old", artifact_location=(tmp_path / "art").as_uri())
+    assert ensure_experiment(uri, "old") == old
+    new = ensure_experiment(uri, "new", tmp_path / "art")
+    for experiment_id in (old, new):
+        assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_side_by_side_keeps_each_image_in_its_columns():
@@ -130,6 +152,24 @@ def test_side_by_side_keeps_each_image_in_its_columns():
     strip = side_by_side(a, b, gap=2)
     assert strip.shape == (4, 10, 3)
     assert (strip[:, :3] == 0).all() and (strip[:, 3:5] == 255).all() and (strip[:, 5:] == 7).all()
+
+
+def test_a_labelled_strip_enlarges_each_image_under_a_band_with_its_name():
+    a, b = np.zeros((4, 3, 3), np.uint8), np.full((4, 5, 3), 7, np.uint8)
+    strip = labelled_strip([("bicubic", a), ("HR", b)], zoom=2, gap=2)
+    band = strip.shape[0] - 8
+    assert strip.shape == (band + 8, 6 + 2 + 10, 3) and band >= 14
+    assert (strip[band:, :6] == 0).all() and (strip[:, 6:8] == 255).all() and (strip[band:, 8:] == 7).all()
+    assert (strip[:band, :6] < 128).any() and (strip[:band, 8:] < 128).any()  # dark text on each white band
+
+
+def test_an_experiment_whose_artifact_folder_moved_away_is_refused_with_the_fix(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.MlflowClient(uri).create_experiment("moved", artifact_location=(tmp_path / "old" / "art").as_uri())
+    with pytest.raises(PipelineError, match="no longer exists .was the project moved.*tracking.experiment"):
+        ensure_experiment(uri, "moved")
+    (tmp_path / "old").mkdir()
+    assert ensure_experiment(uri, "moved")
 
 
 def test_ensure_experiment_is_idempotent_and_refuses_a_deleted_one(store, tmp_path):
@@ -172,7 +212,7 @@ def test_a_logged_run_holds_params_tags_metrics_images_checkpoints_and_the_model
     assert sorted(path.split("+")[0] for path in images) == ["images/bicubic-sr-hr~img0"] * 2 + [
         "images/bicubic-sr-hr~img1"] * 2
     local_image = Path(client.download_artifacts(run.info.run_id, images[0], str(tmp_path)))
-    assert mlflow.Image(str(local_image)).to_array().shape == (12, 3 * 10 + 2 * 4, 3)
+    assert mlflow.Image(str(local_image)).to_array().shape == (LABEL_PIXELS + 6 + 2 * 12, 3 * 2 * 10 + 2 * 4, 3)  # zoom 2
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/regression-seed0")  # imports pipeline.mlflow_model

@@ -28,20 +28,28 @@ class Panel:
 
 @dataclass
 class Comparison:
-    """The first image of one benchmark at one scale: its HR image and each method's output with its PSNR."""
+    """The first image of one benchmark at one scale: its HR image and each method's output with its
+    PSNR, and the training seed of each model (``seeds``; bicubic has none)."""
 
     benchmark: str
     scale: int
     image: str
     hr: np.ndarray
     outputs: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict)
+    seeds: dict[str, int] = field(default_factory=dict)
+
+    def panels(self, window: tuple[slice, slice]) -> list[Panel]:
+        """HR, then the outputs in insertion order (bicubic first), cropped to ``window``; a model's label names its seed."""
+        panels = [Panel("HR", self.hr[window], "ground truth")]
+        for name, (image, psnr) in self.outputs.items():
+            label = f"{name}, seed {self.seeds[name]}" if name in self.seeds else name
+            panels.append(Panel(label, image[window], f"PSNR {psnr:.2f} dB"))
+        return panels
 
     def save(self, crop_size: int, path: Path) -> Path:
         """HR, then the outputs in insertion order (bicubic first), all cropped to the same window."""
         top, left, side = highest_variance_crop(self.hr, crop_size)
-        window = np.s_[top:top + side, left:left + side]
-        panels = [Panel("HR", self.hr[window], "ground truth")]
-        panels += [Panel(name, image[window], f"PSNR {psnr:.2f} dB") for name, (image, psnr) in self.outputs.items()]
+        panels = self.panels(np.s_[top:top + side, left:left + side])
         title = (f"{self.benchmark} x{self.scale}, image {self.image}: {side}x{side} crop at row {top}, column {left}; "
                  "PSNR of the whole image")
         return save_comparison(panels, title, path)

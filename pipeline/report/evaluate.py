@@ -1,23 +1,28 @@
 """The evaluate stage: score the sweep's models and the bicubic baseline on the benchmarks, then
-write ``results/metrics.json``, ``results/leaderboard.md`` and ``results/plots/``.
+write ``results/{metrics.json,scores.json,image_scores.csv,leaderboard.md,claims.md}`` and ``results/plots/``
+(``pipeline.report.publish``).
 
 For every scale in ``evaluate.scales`` and every benchmark, each LR image
 (``<data>/lr/<train.degradation>/x<s>/<benchmark>``) is super-resolved by MATLAB bicubic and by
 every model trained at that scale (tiled: ``evaluate.tile``/``tile_overlap``), and scored against
 its modcropped HR image (``pipeline.report.scoring``). A model is only evaluated at the scale it
-was trained for. Decode time per megapixel is measured on a window of each benchmark's first image
+was trained for. Each model's scores are kept by the MLflow run that trained it, to be logged there
+as ``<benchmark>/x<s>/<metric>``. Decode time per megapixel is measured on a window of each benchmark's first image
 (``pipeline.report.scoring.decode_ms_per_megapixel``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from pipeline.config import Params
 from pipeline.data.paired import ImagePair, load_pairs
@@ -27,7 +32,7 @@ from pipeline.inference import SuperResolver, load_super_resolver, upscale_image
 from pipeline.metrics.fid_metric import FidMetric
 from pipeline.metrics.lpips_metric import LpipsMetric, Unavailable
 from pipeline.report.comparison import Comparison
-from pipeline.report.metrics_file import BASELINE, ScoreTable
+from pipeline.report.metrics_file import BASELINE, METRICS, ScoreTable
 from pipeline.report.per_image import PerImageScores
 from pipeline.report.publish import write_report
 from pipeline.report.scoring import ImageScorer, decode_ms_per_megapixel
@@ -38,12 +43,37 @@ from pipeline.train.device import keep_freed_cpu_memory, resolve_device
 log = logging.getLogger(__name__)
 
 SuperResolve = Callable[[np.ndarray], np.ndarray]
+RunScores = dict[str, dict[str, float]]  # MLflow run id -> {"<benchmark>/x<s>/<metric>": value}
 
 
-def evaluate_all(params: Params) -> dict[str, Any]:
+@dataclass
+class Results:
+    """What an evaluation collects: per-model means (``table``), every image's scores, the scores of whole
+    benchmarks (FID), and each model's scores filed under the MLflow run that trained it."""
+
+    table: ScoreTable = field(default_factory=ScoreTable)
+    per_image: PerImageScores = field(default_factory=PerImageScores)
+    set_level: PerImageScores = field(default_factory=PerImageScores)
+    run_scores: RunScores = field(default_factory=lambda: defaultdict(dict))
+
+    def record(self, comparison: Comparison, method: str, seed: int | None, run_id: str | None,
+               pairs: list[ImagePair], scores: list[dict[str, float]], **model_scores: float) -> None:
+        """Keep one model's per-image scores, their means over the images, and (with ``run_id``) the
+        means as ``<benchmark>/x<s>/<metric>`` for its run."""
+        for pair, image_scores in zip(pairs, scores, strict=True):
+            self.per_image.add(comparison.benchmark, comparison.scale, method, seed, pair.name, image_scores)
+        means = {metric: float(np.mean([image[metric] for image in scores])) for metric in scores[0]}
+        self.table.add(comparison.benchmark, comparison.scale, method, {**means, **model_scores})
+        if run_id:
+            self.run_scores[run_id].update({f"{comparison.benchmark}/x{comparison.scale}/{metric}": value
+                                            for metric, value in {**means, **model_scores}.items()
+                                            if metric in METRICS})
+
+
+def evaluate_all(params: Params, progress: bool = False) -> dict[str, Any]:
     """Evaluate the current sweep's models (``find_trained_objectives``), write every report file, log
-    them to the sweep's MLflow parent run; return a summary whose ``without_model`` names the sweep's
-    objectives that have no model."""
+    them to MLflow; return a summary whose ``without_model`` names the sweep's objectives that have no
+    model. ``progress`` shows a bar on stderr, one step per model (and bicubic) scored on a benchmark."""
     config = params.evaluate
     trained = find_trained_objectives(params.models_dir)
     without_model = objectives_without_model(params.models_dir, trained)
@@ -64,49 +94,61 @@ def evaluate_all(params: Params) -> dict[str, Any]:
         unavailable["fid"] = fid.reason
     fid_metric = None if isinstance(fid, Unavailable) else fid.to(device)
 
-    table = ScoreTable()
-    per_image = PerImageScores()
-    set_level = PerImageScores()
+    results = Results()
     comparisons: list[Comparison] = []
     image_counts: dict[str, int] = {}
+    models = sum(len(objective.checkpoints) for objective in trained if objective.scale in scales)
+    bar = tqdm(total=len(benchmarks) * (len(scales) + models), desc="evaluate", unit="model", disable=not progress)
     for scale in scales:
         here = [objective for objective in trained if objective.scale == scale]
         scorer = ImageScorer.for_scale(params.metrics, scale, lpips_metric, device, fid_metric)
         for benchmark in benchmarks:
             pairs = load_pairs(params.data_dir, params.train.degradation, scale, benchmark)
             image_counts[benchmark] = len(pairs)
-            log.info("evaluating %s x%d (%d images): bicubic and %d objective(s)", benchmark, scale, len(pairs),
-                     len(here))
+            log.debug("evaluating %s x%d (%d images): bicubic and %d objective(s)", benchmark, scale, len(pairs),
+                      len(here))
             comparison = Comparison(benchmark, scale, pairs[0].name, pairs[0].hr)
             comparisons.append(comparison)
-            sets = SetScores(scorer, pairs, set_level, comparison)
+            sets = SetScores(scorer, pairs, results.set_level, comparison)
             scores, comparison.outputs[BASELINE] = _score(pairs, scorer, lambda lr, s=scale: imresize_uint8(lr, s),
                                                           sets)
-            _record(table, per_image, comparison, BASELINE, None, pairs, scores, **sets.take(BASELINE, None))
+            results.record(comparison, BASELINE, None, None, pairs, scores, **sets.take(BASELINE, None))
+            bar.update()
             for objective in here:
-                _evaluate_objective(objective, pairs, scorer, params, device, table, per_image, sets, comparison)
+                _evaluate_objective(objective, pairs, scorer, params, device, results, sets, comparison, bar)
+    bar.close()
 
-    summary = write_report(params, trained, table.to_tree(unavailable), per_image, set_level, comparisons,
-                           image_counts, _device_name(device))
+    summary = write_report(params, trained, results.table.to_tree(unavailable), results.per_image,
+                           results.set_level, comparisons, image_counts, _device_name(device),
+                           dict(results.run_scores))
     return {**summary, "without_model": without_model}
 
 
 def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], scorer: ImageScorer, params: Params,
-                        device: torch.device, table: ScoreTable, per_image: PerImageScores, sets: SetScores,
-                        comparison: Comparison) -> None:
-    """Score every model of ``objective`` (per image, and one mean per model and metric) and keep
-    ``best.pt``'s output of the first image for the comparison."""
+                        device: torch.device, results: Results, sets: SetScores, comparison: Comparison,
+                        bar: tqdm) -> None:
+    """Score every model of ``objective`` (per image, and one mean per model and metric, filed under the
+    model's MLflow run) and keep ``best.pt``'s output of the first image for the comparison."""
     for seed, checkpoint in objective.checkpoints.items():
         resolver = load_super_resolver(checkpoint, device)
         scores, first = _score(pairs, scorer, _tiled(resolver, params), sets)
         decode_ms = decode_ms_per_megapixel(resolver, pairs[0].lr)
-        _record(table, per_image, comparison, objective.name, seed, pairs, scores, decode_ms_per_mp=decode_ms,
-                **sets.take(objective.name, seed))
+        results.record(comparison, objective.name, seed, run_of(objective, seed), pairs, scores,
+                       decode_ms_per_mp=decode_ms, **sets.take(objective.name, seed))
         if checkpoint == objective.best:
             comparison.outputs[objective.name] = first
+        bar.update()
+    comparison.seeds[objective.name] = int(objective.trained_with["seed"])
     if objective.name not in comparison.outputs:
         _, comparison.outputs[objective.name] = _score(pairs[:1], scorer,
                                                        _tiled(load_super_resolver(objective.best, device), params))
+
+
+def run_of(objective: TrainedObjective, seed: int) -> str | None:
+    """The MLflow run that trained ``objective``'s model of ``seed``, where the sweep recorded one."""
+    if objective.seeds:
+        return objective.seed_run_ids.get(seed)
+    return objective.run_id
 
 
 def _tiled(resolver: SuperResolver, params: Params) -> SuperResolve:
@@ -152,15 +194,6 @@ def _score(pairs: list[ImagePair], scorer: ImageScorer, super_resolve: SuperReso
         if first is None:
             first = (sr, per_image[0]["psnr"])
     return per_image, first
-
-
-def _record(table: ScoreTable, per_image: PerImageScores, comparison: Comparison, method: str, seed: int | None,
-            pairs: list[ImagePair], scores: list[dict[str, float]], **model_scores: float) -> None:
-    """Keep one model's per-image scores and, in ``table``, their means over the images."""
-    for pair, image_scores in zip(pairs, scores, strict=True):
-        per_image.add(comparison.benchmark, comparison.scale, method, seed, pair.name, image_scores)
-    means = {metric: float(np.mean([image[metric] for image in scores])) for metric in scores[0]}
-    table.add(comparison.benchmark, comparison.scale, method, {**means, **model_scores})
 
 
 def benchmark_names(params: Params) -> list[str]:

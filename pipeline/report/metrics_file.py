@@ -1,4 +1,7 @@
-"""``results/metrics.json``: benchmark -> scale (``"x2"``) -> objective -> metric -> ``{mean, std, n}``.
+"""The evaluation's numbers in two files.
+
+``results/scores.json`` (the tree the leaderboard and plots read): benchmark -> scale (``"x2"``) ->
+objective -> metric -> ``{mean, std, n}``.
 
 A metric's value for one model is its mean over the benchmark's images; ``mean`` and ``std``
 are then taken over the ``n`` models of an objective (one per seed when the sweep repeated its
@@ -6,6 +9,11 @@ best configuration). ``std`` is the sample standard deviation (``ddof = 1``), ``
 ``n = 1``. A metric that could not be computed is ``{"unavailable": "<reason>"}`` instead.
 Keys are ordered: benchmarks and scales ascending, the bicubic baseline first and then the
 objectives by name, metrics as in ``METRICS``.
+
+``results/metrics.json`` (for ``dvc metrics show/diff`` and ``dvc exp show``): one flat number per
+column, ``<benchmark>/<scale>/<objective>/<metric>`` -> the mean over seeds, for the quality metrics
+in ``DVC_METRICS`` that could be computed (the reasons for the others are in the leaderboard), e.g.
+``"Set5/x2/grad2/psnr": 31.254``.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any
 BASELINE = "bicubic"
 METRICS = ("psnr", "ssim", "lpips", "fid", "decode_ms_per_mp")
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fid": False, "decode_ms_per_mp": False}
+DVC_METRICS = {"psnr": 3, "ssim": 4, "lpips": 4, "fid": 2}  # metric -> decimals kept in metrics.json
 
 
 def scale_key(scale: int) -> str:
@@ -55,6 +64,14 @@ class ScoreTable:
         return tree
 
 
+def flat_metrics(tree: dict[str, Any]) -> dict[str, float]:
+    """``metrics.json``: ``{"<benchmark>/<scale>/<objective>/<metric>": mean}`` from the scores tree, in its order."""
+    return {f"{benchmark}/{scale}/{objective}/{metric}": round(entry[metric]["mean"], digits)
+            for benchmark, scales in tree.items() for scale, objectives in scales.items()
+            for objective, entry in objectives.items()
+            for metric, digits in DVC_METRICS.items() if "mean" in entry.get(metric, {})}
+
+
 def summarize(values: list[float]) -> dict[str, float | int | None]:
     """``{"mean", "std" (sample, None for one value), "n"}`` of per-model values."""
     n = len(values)
@@ -64,7 +81,7 @@ def summarize(values: list[float]) -> dict[str, float | int | None]:
 
 
 def write_metrics(path: Path, tree: dict[str, Any]) -> None:
-    """Write ``tree`` as indented JSON, atomically (temp file + rename), keeping its key order."""
+    """Write ``tree`` (or flat metrics) as indented JSON, atomically (temp file + rename), keeping its key order."""
     write_text(path, json.dumps(tree, indent=2, allow_nan=False) + "\n")
 
 

@@ -1,4 +1,4 @@
-"""Every score of every image: ``results/scores.csv`` and the paired arrays the verdicts need.
+"""Every score of every image: ``results/image_scores.csv`` and the paired arrays the verdicts need.
 
 One row per benchmark, scale, method (``bicubic`` or an objective), training seed (empty for
 bicubic) and image, with one column per metric. The per-model means in ``metrics.json`` are the

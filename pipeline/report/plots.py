@@ -1,9 +1,15 @@
-"""Result plots drawn from the ``metrics.json`` tree: the perception-distortion plane and PSNR bars.
+"""Result plots drawn from the ``scores.json`` tree: PSNR gains over a reference, and the
+perception-distortion plane.
+
+The gains are ``mean PSNR(objective) - mean PSNR(reference)`` per benchmark (the reference is the
+bicubic baseline, or L1), so differences of a tenth of a dB are visible; each bar carries an error
+bar given by the caller (e.g. a paired bootstrap confidence interval of the difference), by
+default one standard deviation of the objective's PSNR over seeds.
 
 The perception-distortion plane (Blau & Michaeli 2018, "The Perception-Distortion Tradeoff") puts
-distortion (PSNR, x) against perceptual distance (LPIPS, y, lower is better): one labelled point
-per objective, error bars spanning one standard deviation over seeds. Without LPIPS the y axis
-is SSIM, which is a distortion measure too; the axis label says so.
+distortion (PSNR, x) against perceptual distance (LPIPS, y, lower is better): one point per
+objective, error bars spanning one standard deviation over seeds, named in the legend (labels
+beside the points would collide). It is drawn only where every objective has an LPIPS value.
 """
 
 from __future__ import annotations
@@ -18,57 +24,83 @@ from pipeline.report.metrics_file import BASELINE
 
 LABELS = {"psnr": "PSNR (dB, higher is better)", "ssim": "SSIM (higher is better)",
           "lpips": "LPIPS (lower is better)"}
+Interval = tuple[float, float]  # (low, high) of a PSNR difference, in dB
 
 
 def has_values(entry: dict[str, Any], metric: str) -> bool:
     return "mean" in entry.get(metric, {})
 
 
-def perception_axis(objectives: dict[str, dict[str, Any]]) -> str:
-    """The y metric of the plane: LPIPS when every objective has a value, else SSIM."""
-    return "lpips" if all(has_values(entry, "lpips") for entry in objectives.values()) else "ssim"
+def has_perceptual_metric(objectives: dict[str, dict[str, Any]]) -> bool:
+    """Whether every objective of one benchmark and scale has an LPIPS value."""
+    return all(has_values(entry, "lpips") for entry in objectives.values())
 
 
 def perception_distortion_plot(objectives: dict[str, dict[str, Any]], title: str, path: Path) -> Path:
-    """``objectives`` maps a name to its metric entries (one benchmark and scale of ``metrics.json``)."""
-    y_metric = perception_axis(objectives)
-    figure = new_figure(6.0, 4.5)
+    """``objectives`` maps a name to its metric entries (one benchmark and scale of ``scores.json``),
+    each with an LPIPS value (see ``has_perceptual_metric``)."""
+    figure = new_figure(6.5, 4.5)
     axis = figure.subplots()
     for name, entry in objectives.items():
-        x, y = entry["psnr"], entry[y_metric]
-        marker = "s" if name == BASELINE else "o"
-        axis.errorbar(x["mean"], y["mean"], xerr=x["std"] or 0.0, yerr=y["std"] or 0.0, fmt=marker, capsize=3)
-        axis.annotate(name, (x["mean"], y["mean"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        x, y = entry["psnr"], entry["lpips"]
+        axis.errorbar(x["mean"], y["mean"], xerr=x["std"] or 0.0, yerr=y["std"] or 0.0,
+                      fmt="s" if name == BASELINE else "o", capsize=3, label=name)
     axis.set_xlabel(LABELS["psnr"])
-    axis.set_ylabel(LABELS[y_metric])
-    axis.set_title(title if y_metric == "lpips" else f"{title} (LPIPS unavailable: SSIM instead)", fontsize=10)
+    axis.set_ylabel(LABELS["lpips"])
+    axis.set_title(title, fontsize=10)
     axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return save_figure(figure, path)
 
 
-def psnr_bars(benchmarks: dict[str, dict[str, dict[str, Any]]], title: str, path: Path) -> Path:
-    """Grouped bars: one group per benchmark, one bar per objective (mean PSNR, one-std error bars).
+def psnr_gains(benchmarks: dict[str, dict[str, dict[str, Any]]], reference: str) -> dict[tuple[str, str], float]:
+    """``(benchmark, objective) -> mean PSNR(objective) - mean PSNR(reference)`` for every objective but the reference."""
+    return {(benchmark, name): entry["psnr"]["mean"] - objectives[reference]["psnr"]["mean"]
+            for benchmark, objectives in benchmarks.items() for name, entry in objectives.items() if name != reference}
 
-    ``benchmarks`` maps a benchmark to ``{objective: metric entries}`` at one scale; an objective
-    missing from a benchmark leaves a gap.
+
+def psnr_gain_bars(benchmarks: dict[str, dict[str, dict[str, Any]]], title: str, path: Path,
+                   reference: str = BASELINE, errors: dict[tuple[str, str], Interval] | None = None,
+                   error_label: str = "±1 std over seeds") -> Path:
+    """Grouped bars of PSNR gain over ``reference``: one group per benchmark, one bar per other objective.
+
+    ``benchmarks`` maps a benchmark to ``{objective: metric entries}`` at one scale, each holding
+    ``reference``. ``errors`` maps ``(benchmark, objective)`` to the interval of the gain drawn as its
+    error bar (described by ``error_label``); without it, one std of the objective's PSNR over seeds.
+    An objective missing from a benchmark leaves a gap.
     """
-    names = sorted({name for objectives in benchmarks.values() for name in objectives},
+    names = sorted({name for objectives in benchmarks.values() for name in objectives} - {reference},
                    key=lambda name: (name != BASELINE, name))
-    width = 0.8 / len(names)
-    figure = new_figure(max(5.0, 1.0 + 0.35 * len(names) * len(benchmarks)), 4.0)
+    width = 0.8 / max(1, len(names))
+    figure = new_figure(max(5.5, 1.5 + 0.4 * len(names) * len(benchmarks)), 4.0)
     axis = figure.subplots()
     positions = np.arange(len(benchmarks))
-    lowest = min(entry["psnr"]["mean"] for objectives in benchmarks.values() for entry in objectives.values())
+    all_gains = psnr_gains(benchmarks, reference)
     for index, name in enumerate(names):
-        entries = [objectives.get(name) for objectives in benchmarks.values()]
-        means = [entry["psnr"]["mean"] if entry else np.nan for entry in entries]
-        errors = [(entry["psnr"]["std"] or 0.0) if entry else 0.0 for entry in entries]
-        axis.bar(positions + (index - (len(names) - 1) / 2) * width, means, width, yerr=errors, capsize=2,
+        gains, below, above = [], [], []
+        for benchmark, objectives in benchmarks.items():
+            entry = objectives.get(name)
+            gain = all_gains.get((benchmark, name), np.nan)
+            low, high = _interval(errors, benchmark, name, entry, gain)
+            gains.append(gain)
+            below.append(max(0.0, gain - low) if entry else 0.0)
+            above.append(max(0.0, high - gain) if entry else 0.0)
+        axis.bar(positions + (index - (len(names) - 1) / 2) * width, gains, width, yerr=[below, above], capsize=2,
                  label=name)
+    axis.axhline(0.0, color="black", linewidth=1.0)
     axis.set_xticks(positions, list(benchmarks))
-    axis.set_ylim(bottom=np.floor(lowest - 1.0))
-    axis.set_ylabel(LABELS["psnr"])
-    axis.set_title(title, fontsize=10)
-    axis.legend(fontsize=8, ncols=min(4, len(names)))
+    axis.set_ylabel(f"PSNR gain over {reference} (dB)")
+    axis.set_title(f"{title}; error bars: {error_label}", fontsize=10)
+    axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     axis.grid(axis="y", alpha=0.3)
     return save_figure(figure, path)
+
+
+def _interval(errors: dict[tuple[str, str], Interval] | None, benchmark: str, name: str,
+              entry: dict[str, Any] | None, gain: float) -> Interval:
+    if not entry:
+        return gain, gain
+    if errors is not None:
+        return errors.get((benchmark, name), (gain, gain))
+    spread = entry["psnr"]["std"] or 0.0
+    return gain - spread, gain + spread

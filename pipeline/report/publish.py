@@ -1,9 +1,15 @@
-"""Writing an evaluation's results: ``metrics.json``, ``scores.csv`` (every image's scores),
-``leaderboard.md``, ``claims.md``, ``plots/``, and a copy of them in the sweep's MLflow parent run.
+"""Writing an evaluation's results: ``metrics.json`` and ``scores.json`` (``pipeline.report.metrics_file``),
+``image_scores.csv`` (every image's scores, ``pipeline.report.per_image``), ``leaderboard.md``,
+``claims.md``, ``plots/``; in MLflow, each model's benchmark scores on the run that trained it
+(``Set5/x2/psnr``), and the report files and the per-objective means (``Set5/x2/l1/psnr``, as in
+``metrics.json``) on the sweep's parent run.
 
-``plots/`` is rebuilt from scratch on every run, so no plot of a removed benchmark survives:
-``perception_distortion_<benchmark>_x<s>.png``, ``psnr_x<s>.png``, ``comparison_<benchmark>_x<s>.png``,
-``curves_<objective>.png`` and ``curves.csv``.
+``plots/`` holds only PNGs (``dvc plots show`` renders images offline; its charts of tables load their
+renderer from a CDN) and is rebuilt from scratch on every run, so no plot of a removed benchmark
+survives: ``psnr_x<s>.png`` (gains over bicubic), ``psnr_vs_l1_x<s>.png`` (gains over L1, when it was
+trained), ``perception_distortion_<benchmark>_x<s>.png`` (only with LPIPS), ``comparison_<benchmark>_x<s>.png``,
+``validation_psnr.png`` (one line per objective) and ``curves_<objective>.png``. The curves' numbers
+are in ``curves.csv`` beside ``plots/``.
 """
 
 from __future__ import annotations
@@ -17,13 +23,13 @@ from typing import Any
 from pipeline.config import PROJECT_ROOT, Params
 from pipeline.imageio import list_images
 from pipeline.report.comparison import Comparison
-from pipeline.report.curves import CurvePoint, plot_training_curves, write_curves_csv
+from pipeline.report.curves import CurvePoint, plot_training_curves, plot_validation_curves, write_curves_csv
 from pipeline.report.figures import file_stem
 from pipeline.report.claims import render_claims
-from pipeline.report.leaderboard import render_leaderboard, unavailable_reasons
-from pipeline.report.metrics_file import write_metrics, write_text
+from pipeline.report.leaderboard import render_leaderboard, unavailable_reasons, versus
+from pipeline.report.metrics_file import BASELINE, flat_metrics, write_metrics, write_text
 from pipeline.report.per_image import PerImageScores
-from pipeline.report.plots import perception_distortion_plot, psnr_bars
+from pipeline.report.plots import has_perceptual_metric, perception_distortion_plot, psnr_gain_bars
 from pipeline.report.run_store import RunStore
 from pipeline.report.statement import study_statement
 from pipeline.report.sweep_outputs import TrainedObjective
@@ -32,42 +38,55 @@ from pipeline.tracking import git_tags, tracking_uri
 log = logging.getLogger(__name__)
 
 ARTIFACT_PATH = "evaluate"
+L1 = "l1"  # the sweep objective the losses under study are usually compared with
+CI = "paired 95% bootstrap interval (images x seeds)"
 
 
 def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str, Any], scores: PerImageScores,
-                 set_scores: PerImageScores, comparisons: list[Comparison], image_counts: dict[str, int], device: str) -> dict[str, Any]:
-    """Write every result file, log them to MLflow when tracking is enabled, and return a summary."""
+                 set_scores: PerImageScores, comparisons: list[Comparison], image_counts: dict[str, int],
+                 device: str, run_scores: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+    """Write every result file, log them to MLflow when tracking is enabled, and return a summary.
+
+    ``scores`` holds every image's scores and ``set_scores`` those of whole benchmarks (FID), for the
+    paired verdicts; ``run_scores`` maps an MLflow run id to the benchmark scores of the model it trained."""
     results_dir = Path(params.results_dir)
     plots_dir = results_dir / "plots"
     if plots_dir.is_dir():
         shutil.rmtree(plots_dir)
-    metrics_path = results_dir / "metrics.json"
-    write_metrics(metrics_path, tree)
-    scores_path = results_dir / "scores.csv"
-    scores.write_csv(scores_path)
+    metrics_path, scores_path = results_dir / "metrics.json", results_dir / "scores.json"
+    write_metrics(scores_path, tree)
+    write_metrics(metrics_path, flat_metrics(tree))
+    image_scores_path = results_dir / "image_scores.csv"
+    scores.write_csv(image_scores_path)
     store = RunStore(tracking_uri(params)) if params.tracking.enabled else None
     if store is not None and not store.usable:
         log.warning("the report cannot use MLflow: %s", store.problem)
 
     evaluated = [objective for objective in trained if objective.scale in params.evaluate.scales]
-    plots = result_plots(tree, plots_dir)
+    plots = result_plots(tree, scores, plots_dir)
     for comparison in comparisons:
         stem = file_stem("comparison", comparison.benchmark, f"x{comparison.scale}")
         plots.append(comparison.save(params.evaluate.crop_size, plots_dir / f"{stem}.png"))
-    curves_problem, curve_files = training_curves(evaluated, store, plots_dir)
+    curves_problem, curve_files, curves_csv = training_curves(evaluated, store, plots_dir)
     plots += curve_files
 
     leaderboard_path = results_dir / "leaderboard.md"
     write_text(leaderboard_path,
                _leaderboard(params, evaluated, tree, scores, store, curves_problem, image_counts, device))
     claims_path = results_dir / "claims.md"
+    trained_scales = {objective.scale for objective in evaluated}
     evaluated_sets = [(benchmark, int(scale.removeprefix("x"))) for benchmark, scales in tree.items()
-                      for scale in scales if int(scale.removeprefix("x")) in {o.scale for o in evaluated}]
-    write_text(claims_path, render_claims(scores, set_scores, evaluated_sets, unavailable_reasons(tree), provenance()) + "\n")
-    files = [metrics_path, scores_path, leaderboard_path, claims_path]
-    logged = _log_to_parent_runs(store, evaluated, files, plots)
-    return {"metrics": str(metrics_path), "leaderboard": str(leaderboard_path), "claims": str(claims_path),
-            "scores": str(scores_path), "plots": sorted(map(str, plots)),
+                      for scale in scales if int(scale.removeprefix("x")) in trained_scales]
+    write_text(claims_path, render_claims(scores, set_scores, evaluated_sets, unavailable_reasons(tree),
+                                          provenance()) + "\n")
+    files = [metrics_path, scores_path, image_scores_path, leaderboard_path, claims_path, curves_csv]
+    logged = _log_to_parent_runs(store, evaluated, files, plots, flat_metrics(tree))
+    if store is not None and store.usable:
+        for run_id, model_scores in (run_scores or {}).items():
+            store.log_metrics(run_id, model_scores)
+    return {"metrics": str(metrics_path), "scores": str(scores_path), "image_scores": str(image_scores_path),
+            "claims": str(claims_path), "curves": str(curves_csv), "leaderboard": str(leaderboard_path),
+            "plots": sorted(map(str, plots)),
             "objectives": [o.name for o in evaluated], "benchmarks": list(tree),
             "psnr": {benchmark: {scale: {name: entry["psnr"]["mean"] for name, entry in objectives.items()}
                                  for scale, objectives in scales.items()} for benchmark, scales in tree.items()},
@@ -107,37 +126,61 @@ def _run_cell(store: RunStore, objective: TrainedObjective) -> str:
 
 
 def _log_to_parent_runs(store: RunStore | None, evaluated: list[TrainedObjective], files: list[Path],
-                        plots: list[Path]) -> list[str]:
-    """Upload the report to each sweep parent run named in the models' info.json; the runs that got it."""
+                        plots: list[Path], summary: dict[str, float]) -> list[str]:
+    """Upload the report and log ``summary`` (the metrics.json columns) to each sweep parent run named in the
+    models' info.json; the runs that got them."""
     if store is None or not store.usable:
         return []
     parents = sorted({objective.parent_run_id for objective in evaluated if objective.parent_run_id})
     if not parents:
         log.warning("the models' info.json name no MLflow parent run; the report is not logged to MLflow")
     return [run for run in parents
-            if store.log_files(run, files, ARTIFACT_PATH) and store.log_files(run, plots, f"{ARTIFACT_PATH}/plots")]
+            if store.log_files(run, files, ARTIFACT_PATH) and store.log_files(run, plots, f"{ARTIFACT_PATH}/plots")
+            and store.log_metrics(run, summary)]
 
 
-def result_plots(tree: dict[str, Any], plots_dir: Path) -> list[Path]:
-    """A perception-distortion plot per benchmark and scale, and a PSNR bar chart per scale."""
+def result_plots(tree: dict[str, Any], scores: PerImageScores, plots_dir: Path) -> list[Path]:
+    """Per scale, PSNR gains over bicubic and over L1 (when trained) with their paired 95% intervals;
+    per benchmark and scale, the perception-distortion plane where LPIPS was measured."""
     written = []
     by_scale: dict[str, dict[str, dict[str, Any]]] = {}
     for benchmark, scales in tree.items():
         for scale, objectives in scales.items():
-            written.append(perception_distortion_plot(
-                objectives, f"{benchmark} {scale}: perception-distortion plane",
-                plots_dir / f"{file_stem('perception_distortion', benchmark, scale)}.png"))
+            if has_perceptual_metric(objectives):
+                written.append(perception_distortion_plot(
+                    objectives, f"{benchmark} {scale}: perception-distortion plane",
+                    plots_dir / f"{file_stem('perception_distortion', benchmark, scale)}.png"))
             by_scale.setdefault(scale, {})[benchmark] = objectives
     for scale, benchmarks in by_scale.items():
-        written.append(psnr_bars(benchmarks, f"PSNR per benchmark at {scale}",
-                                 plots_dir / f"{file_stem('psnr', scale)}.png"))
+        if any(len(objectives) > 1 for objectives in benchmarks.values()):
+            written.append(psnr_gain_bars(benchmarks, f"PSNR gain over bicubic at {scale}",
+                                          plots_dir / f"{file_stem('psnr', scale)}.png",
+                                          errors=_intervals(scores, benchmarks, scale, BASELINE), error_label=CI))
+        with_l1 = {name: objectives for name, objectives in benchmarks.items() if L1 in objectives}
+        if any(len(objectives) > 2 for objectives in with_l1.values()):
+            written.append(psnr_gain_bars(with_l1, f"PSNR gain over {L1} at {scale}",
+                                          plots_dir / f"{file_stem('psnr_vs', L1, scale)}.png", reference=L1,
+                                          errors=_intervals(scores, with_l1, scale, L1), error_label=CI))
     return written
 
 
+def _intervals(scores: PerImageScores, benchmarks: dict[str, dict[str, Any]], scale: str,
+               reference: str) -> dict[tuple[str, str], tuple[float, float]]:
+    """``(benchmark, objective)`` -> the paired 95% interval of its PSNR gain over ``reference``."""
+    intervals = {}
+    for benchmark, objectives in benchmarks.items():
+        for name in objectives:
+            delta = versus(scores, benchmark, int(scale.removeprefix("x")), name, reference)
+            if delta is not None:
+                intervals[benchmark, name] = (delta.low, delta.high)
+    return intervals
+
+
 def training_curves(trained: list[TrainedObjective], store: RunStore | None,
-                    plots_dir: Path) -> tuple[str | None, list[Path]]:
-    """``curves.csv`` (always, possibly header-only) and a PNG per objective with a logged history, from
-    the MLflow runs that trained ``best.pt``; returns why curves are missing (None when none are) and the files."""
+                    plots_dir: Path) -> tuple[str | None, list[Path], Path]:
+    """A PNG per objective with a logged history and ``validation_psnr.png`` in ``plots_dir``, and
+    ``curves.csv`` beside it (always, possibly header-only), from the MLflow runs that trained ``best.pt``;
+    returns why curves are missing (None when none are), the PNGs and the CSV."""
     if store is None:
         problem = "tracking was disabled (tracking.enabled false), so no training history was recorded"
     elif not store.usable:
@@ -156,10 +199,12 @@ def training_curves(trained: list[TrainedObjective], store: RunStore | None,
         points += mine
         path = plots_dir / f"{file_stem('curves', objective.name)}.png"
         files.append(plot_training_curves(objective.name, mine, path))
-    files.append(write_curves_csv(points, plots_dir / "curves.csv"))
+    if points:
+        files.append(plot_validation_curves(points, plots_dir / "validation_psnr.png"))
+    csv_path = write_curves_csv(points, plots_dir.parent / "curves.csv")
     if missing:
         problem = f"no MLflow metric history for {', '.join(missing)} (no run id in info.json, or nothing logged)"
-    return problem, files
+    return problem, files, csv_path
 
 
 def _tracking_note(params: Params, store: RunStore | None) -> str:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
 import mlflow
+from mlflow.entities import Metric
+from mlflow.utils.validation import MAX_METRICS_PER_BATCH
 
 from pipeline.errors import PipelineError
 from pipeline.inference import exception_summary
@@ -91,6 +94,17 @@ class RunStore:
             return True
 
         return bool(self._call(f"logging the report to run {run_id}", upload))
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> bool:
+        """Log ``metrics`` (name -> value, step 0) to ``run_id``; False (with a warning) when that failed."""
+        def send(client: mlflow.MlflowClient) -> bool:
+            now = int(time.time() * 1000)
+            batch = [Metric(name, float(value), now, 0) for name, value in metrics.items()]
+            for start in range(0, len(batch), MAX_METRICS_PER_BATCH):
+                client.log_batch(run_id, metrics=batch[start:start + MAX_METRICS_PER_BATCH])
+            return True
+
+        return bool(self._call(f"logging benchmark metrics to run {run_id}", send))
 
     def _call(self, action: str, request: Callable[[mlflow.MlflowClient], T]) -> T | None:
         if self._client is None:

@@ -5,7 +5,9 @@ running on this machine, ``host:6379`` a head node's GCS port, ``ray://host:1000
 Ray Client. Without one a new local cluster is started (even when ``ray start`` runs on this
 machine), sized by ``sweep.ray.num_cpus``/``num_gpus`` (default: this machine), and shut down
 when the sweep ends; should the driver be killed, ``pipeline.tune.reaper`` ends the agents Ray
-itself leaves running.
+itself leaves running. The trials' output stays out of the driver's console (``log_to_driver=False``):
+each trial logs to its own file (``pipeline.tune.trial``), and their raw output is in Ray's session
+logs (``/tmp/ray/session_latest/logs`` on each node).
 
 Token authentication (Ray 2.60): ``ray.init()`` without an address sets ``RAY_AUTH_MODE=token`` in
 this process unless that variable is set, and creates ``~/.ray/auth_token`` when no token exists
@@ -83,8 +85,9 @@ def ray_cluster(config: RayConfig) -> Iterator[str]:
     address = cluster_address(config)
     reaper = None
     if address is None:
+        # "local": never attach to a cluster `ray start` left on this machine
         ray.init(address="local", num_cpus=config.num_cpus, num_gpus=config.num_gpus, include_dashboard=False,
-                 logging_level=logging.WARNING)  # "local": never attach to a cluster `ray start` left on this machine
+                 logging_level=logging.WARNING, log_to_driver=False)
         log.info("started a local Ray cluster with %s", ray.cluster_resources())
         reaper = _start_reaper()
     else:
@@ -92,7 +95,7 @@ def ray_cluster(config: RayConfig) -> Iterator[str]:
             raise ConfigError(f"sweep.ray.num_cpus/num_gpus size a local cluster only; remove them to join '{address}' "
                               "(its nodes declare their resources with `ray start --num-cpus/--num-gpus`)")
         try:
-            ray.init(address=address, logging_level=logging.WARNING)
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         except Exception as exc:  # noqa: BLE001 - any connection failure becomes one sentence
             raise PipelineError(_join_failure(address, exc)) from None
         log.info("joined the Ray cluster at %s: %s", address, ray.cluster_resources())

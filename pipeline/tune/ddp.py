@@ -34,8 +34,7 @@ def run_ddp_trial(config: dict[str, Any], sweep: SweepRun) -> None:
     trial_folder = f"{sweep.folder}/{Path(context.get_trial_dir()).name}"
     trainer = TorchTrainer(
         _train_worker,
-        train_loop_config={"config": config, "sweep": sweep, "trial_id": context.get_trial_id(),
-                           "trial_name": context.get_trial_name()},
+        train_loop_config={"config": config, "sweep": sweep, "trial_id": context.get_trial_id()},
         scaling_config=train.ScalingConfig(num_workers=resources.workers, use_gpu=resources.gpu > 0,
                                            resources_per_worker=per_worker),
         run_config=train.RunConfig(name=DDP_RUN_NAME, storage_path=trial_folder, callbacks=[TuneReportCallback()],
@@ -68,5 +67,5 @@ def _train_worker(setup: dict[str, Any]) -> None:
         resume = restore_checkpoints(train.get_checkpoint(), run_dir)
         callbacks: list[Callback] = [TuneReporter(params.train, report)]
         if rank == 0:  # rank 0 alone tracks; the MLflow callback goes first (see TuneReporter)
-            callbacks = [*tracking_callbacks(sweep, params, setup["trial_id"], setup["trial_name"], choice), *callbacks]
+            callbacks = [*tracking_callbacks(sweep, params, setup["trial_id"], choice), *callbacks]
         fit(params, run_dir, callbacks, resume)

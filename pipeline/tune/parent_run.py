@@ -29,7 +29,7 @@ from pipeline.tracking import (data_tags, find_run, flatten_params, git_tags, ma
 from pipeline.train.loop import read_manifests
 from pipeline.tune.results import COMPLETED, FAILED, STOPPED, Selection, TrialRecord
 from pipeline.tune.space import SearchSpace
-from pipeline.tune.trial import PARENT_TAG, TRIAL_TAG, trial_tags
+from pipeline.tune.trial import PARENT_TAG, TRIAL_TAG, run_name, trial_tags
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +65,13 @@ class ParentRun:
         """Mark a resumed sweep's run as running again."""
         self.client.update_run(self.run_id, status="RUNNING")
 
-    def settle_trials(self, records: list[TrialRecord], sweep_name: str) -> None:
-        """Give every trial's child run its final state; sets each record's ``run_id``."""
+    def settle_trials(self, records: list[TrialRecord], sweep_name: str, base_seed: int) -> None:
+        """Give every trial's child run its final state; sets each record's ``run_id``. A trial that failed
+        before its run began gets a run named as ``run_name`` names it (its training seed is ``base_seed`` + index)."""
         for record in records:
             run_id = find_run(self.uri, self.experiment_id, {TRIAL_TAG: record.trial_id, PARENT_TAG: self.run_id})
             if run_id is None and record.status == FAILED:
-                run_id = start_run(self.uri, self.experiment_id, f"{record.trial_id}-{record.choice.objective}",
+                run_id = start_run(self.uri, self.experiment_id, run_name(record.choice, base_seed + record.seed),
                                    trial_tags(sweep_name, record.trial_id, record.choice), self.run_id)
             record.run_id = run_id
             if run_id is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 import uuid
@@ -34,6 +35,8 @@ from pipeline.tune.cluster import cluster_address, ray_cluster, storage_filesyst
 from pipeline.tune.ddp import run_ddp_trial
 from pipeline.tune.outputs import best_configurations, export_models, write_best_yaml, write_trials_csv
 from pipeline.tune.parent_run import ParentRun, describe_algorithms
+from pipeline.tune.log_file import log_to_file
+from pipeline.tune.progress import SweepProgress
 from pipeline.tune.results import (FAILED, STOPPED, Selection, TrialRecord, require_some_success, select_best,
                                    trial_record)
 from pipeline.tune.space import SearchSpace, trial_choice
@@ -42,11 +45,22 @@ from pipeline.tune.trial import SweepRun, run_trial
 log = logging.getLogger(__name__)
 
 STATE_FILE = "srloss_sweep.json"
+LOG_FILE = "sweep.log"
 DDP_DRIVER_MEMORY = 2**28  # bytes reserved by a data-parallel trial's own process; its workers hold the CPUs/GPUs
 
 
 def run_sweep(params: Params, resume: bool = False) -> dict[str, Any]:
-    """Run the sweep declared in ``params.sweep`` (continue it with ``resume``); returns a summary."""
+    """Run the sweep declared in ``params.sweep`` (continue it with ``resume``); returns a summary.
+
+    The console shows one line per trial event (``pipeline.tune.progress``); the driver's full log is
+    ``<results_dir>/sweep/sweep.log`` and each trial's ``<results_dir>/sweep/logs/<trial>.log``."""
+    console = log.isEnabledFor(logging.INFO)  # asked before the log file lowers the level; `-q` silences the view
+    with log_to_file(Path(params.results_dir) / "sweep" / LOG_FILE) as path:
+        log.info("sweep log: %s", path)
+        return _run_sweep(params, resume, console)
+
+
+def _run_sweep(params: Params, resume: bool, console: bool) -> dict[str, Any]:
     started = time.perf_counter()
     config = params.sweep
     space = SearchSpace(config)
@@ -80,11 +94,11 @@ def run_sweep(params: Params, resume: bool = False) -> dict[str, Any]:
             log.info("sweep '%s' on Ray (%s): %s; results in %s", config.name, joined, json.dumps(space.describe()),
                      folder)
             with contextlib.redirect_stdout(sys.stderr):  # Tune prints progress; stdout is the CLI's summary
-                grid = _tuner(sweep, storage, max_validations, resume).fit()
+                grid = _tuner(sweep, storage, max_validations, resume, console).fit()
             filesystem, _ = storage_filesystem(folder)
             records = [trial_record(result, config.metric, config.mode, filesystem) for result in grid]
             if parent is not None:
-                parent.settle_trials(records, config.name)
+                parent.settle_trials(records, config.name, base.seed)
             summary = _write_outputs(base, space, records, parent, experiment_id, {"name": config.name, "id": sweep_id})
         except BaseException as error:
             if parent is not None:
@@ -171,7 +185,7 @@ def _parent_run(base: Params, experiment_id: str, space: SearchSpace, state: dic
     return ParentRun.start(base, experiment_id, space, describe_algorithms(config.search, config.scheduler.name))
 
 
-def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool) -> Any:
+def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool, console: bool) -> Any:
     import ray
     from ray import tune
 
@@ -197,8 +211,13 @@ def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool) ->
                                   scheduler=_scheduler(sweep.space, config, max_validations), num_samples=samples,
                                   trial_name_creator=trial_name, trial_dirname_creator=trial_name,
                                   reuse_actors=True)  # a finished trial's process (torch imported) runs the next
-    verbose = 1 if log.isEnabledFor(logging.INFO) else 0  # Tune's progress tables, silenced by `-q`
-    run_config = tune.RunConfig(name=config.name, storage_path=storage, verbose=verbose,
+    total = samples if config.search == "optuna" else samples * len(sweep.space.grid_variants()) * config.seeds
+    progress = SweepProgress(total, config.metric, config.mode, sweep.base.seed, show=console)
+    # Tune warns whenever it snapshots its state soon after the last time, which short trials always do;
+    # its new output engine prints a configuration box and TensorBoard advice even at verbose=0
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    run_config = tune.RunConfig(name=config.name, storage_path=storage, verbose=0, callbacks=[progress],
                                 failure_config=tune.FailureConfig(max_failures=config.max_failures),
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)

@@ -5,7 +5,9 @@ The trial builds its ``Params`` from the driver's base params and its Tune confi
 ``ray.tune.report`` and its ``checkpoints`` folder (``last.pt`` + ``best.pt``), which Tune copies
 to the sweep folder: that copy is the only one kept. Restarted (a retry after a failure,
 ``--resume``, a PBT exploit) it continues from ``ray.tune.get_checkpoint()``, and its MLflow child
-run, found by its ``sweep.trial_id`` tag, is continued rather than duplicated.
+run, found by its ``sweep.trial_id`` tag, is continued rather than duplicated. The run is named by
+what the trial trains (``run_name``), and the trial's log records go to
+``<results_dir>/sweep/logs/<trial name>.log``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pipeline.tracking import MLflowCallback, find_run, tracking_uri
 from pipeline.train.callbacks import Callback, RunContext, Sample
 from pipeline.train.loop import fit
 from pipeline.tune.space import SearchSpace, TrialChoice, trial_choice
+from pipeline.tune.log_file import log_to_file
 
 TRIAL_TAG = "sweep.trial_id"
 PARENT_TAG = "mlflow.parentRunId"
@@ -73,10 +76,11 @@ def run_trial(config: dict[str, Any], sweep: SweepRun) -> None:
     context = tune.get_context()
     choice = trial_choice(config)
     params = sweep.space.trial_params(sweep.base, choice)
-    with tempfile.TemporaryDirectory(prefix=f"srloss-{context.get_trial_id()}-") as folder:
+    logs = Path(sweep.base.results_dir) / "sweep" / "logs" / f"{context.get_trial_name()}.log"
+    with tempfile.TemporaryDirectory(prefix=f"srloss-{context.get_trial_id()}-") as folder, log_to_file(logs):
         run_dir = Path(folder)
         resume = restore_checkpoints(tune.get_checkpoint(), run_dir)
-        callbacks = [*tracking_callbacks(sweep, params, context.get_trial_id(), context.get_trial_name(), choice),
+        callbacks = [*tracking_callbacks(sweep, params, context.get_trial_id(), choice),
                      TuneReporter(params.train, _report_to_tune)]
         fit(params, run_dir, callbacks, resume)
 
@@ -99,18 +103,29 @@ def restore_checkpoints(checkpoint: Any, run_dir: Path) -> Path | None:
 
 
 def trial_tags(sweep_name: str, trial_id: str, choice: TrialChoice) -> dict[str, str]:
-    """The tags of a trial's MLflow child run; ``sweep.trial_id`` finds it again."""
+    """The tags of a trial's MLflow child run; ``sweep.trial_id`` finds it again, ``objective`` is the
+    sweep's name for the objective (``l1``, ``grad2``)."""
     return {TRIAL_TAG: trial_id, "sweep.name": sweep_name, "sweep.objective": choice.objective,
-            "sweep.seed_index": str(choice.seed_index)}
+            "sweep.seed_index": str(choice.seed_index), "objective": choice.objective}
 
 
-def tracking_callbacks(sweep: SweepRun, params: Params, trial_id: str, trial_name: str,
-                       choice: TrialChoice) -> list[Callback]:
+def run_name(choice: TrialChoice, seed: int) -> str:
+    """What a trial trains, as its MLflow run name: ``<objective> [<key>=<value> ...] seed<seed>``, each
+    searched key shortened to its last part (``loss.terms.grad2`` -> ``grad2``), e.g. ``grad2 grad2=0.3 seed1``."""
+    values = [f"{key.rsplit('.', 1)[-1]}={_short(value)}" for key, value in choice.values.items()]
+    return " ".join([choice.objective, *values, f"seed{seed}"])
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def tracking_callbacks(sweep: SweepRun, params: Params, trial_id: str, choice: TrialChoice) -> list[Callback]:
     """The trial's MLflow callback, continuing its child run when an earlier attempt made one."""
     if sweep.parent_run_id is None or sweep.experiment_id is None:
         return []
     earlier = find_run(tracking_uri(params), sweep.experiment_id,
                        {TRIAL_TAG: trial_id, PARENT_TAG: sweep.parent_run_id})
-    return [MLflowCallback(parent_run_id=sweep.parent_run_id, run_name=trial_name,
+    return [MLflowCallback(parent_run_id=sweep.parent_run_id, run_name=run_name(choice, params.seed),
                            tags=trial_tags(sweep.base.sweep.name, trial_id, choice), continue_run_id=earlier,
                            model_name=logged_model_name(choice.objective, params.seed))]

@@ -41,6 +41,9 @@ def test_the_comparison_is_a_png_with_every_panel(tmp_path):
     comparison = Comparison("Set5", 2, "baby", hr)
     comparison.outputs["bicubic"] = (hr // 2, 30.0)
     comparison.outputs["l1"] = (hr, 40.0)
+    comparison.seeds["l1"] = 3
+    assert [(panel.label, panel.caption) for panel in comparison.panels(np.s_[:8, :8])] == [
+        ("HR", "ground truth"), ("bicubic", "PSNR 30.00 dB"), ("l1, seed 3", "PSNR 40.00 dB")]
     path = comparison.save(24, tmp_path / "comparison.png")
     with Image.open(path) as png:
         assert png.format == "PNG" and png.width > 2 * png.height > 400

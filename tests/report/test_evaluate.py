@@ -19,7 +19,7 @@ from pipeline.errors import PipelineError
 from pipeline.inference import load_super_resolver, upscale_image
 from pipeline.metrics import reference
 from pipeline.report.evaluate import evaluate_all
-from pipeline.report.metrics_file import HIGHER_IS_BETTER
+from pipeline.report.metrics_file import HIGHER_IS_BETTER, flat_metrics
 
 from tests.metrics.test_fid_metric import random_fid_inception
 
@@ -32,10 +32,10 @@ FID_OFF = ("FID unavailable: no Inception weights configured; set metrics.fid.we
 
 @pytest.fixture(scope="module")
 def report(study: Path, tmp_path_factory) -> tuple[dict, dict, str]:
-    """The summary, metrics.json and leaderboard.md of one evaluation of the study."""
+    """The summary, scores.json and leaderboard.md of one evaluation of the study."""
     results = tmp_path_factory.mktemp("results")
     summary = evaluate_all(study_params(study, results_dir=str(results)))
-    return summary, json.loads((results / "metrics.json").read_text()), (results / "leaderboard.md").read_text()
+    return summary, json.loads((results / "scores.json").read_text()), (results / "leaderboard.md").read_text()
 
 
 def test_metrics_nest_benchmark_scale_objective_metric(report):
@@ -97,7 +97,7 @@ def _table(leaderboard: str, heading: str) -> dict[str, list[str]]:
 
 def test_the_leaderboard_ranks_by_psnr_with_paired_intervals_against_l1_and_bicubic(report, tmp_path):
     summary, tree, leaderboard = report
-    with open(summary["scores"], newline="") as handle:
+    with open(summary["image_scores"], newline="") as handle:
         scores = list(csv.DictReader(handle))
     for benchmark in ("Tiny", "Wide"):
         objectives = tree[benchmark]["x2"]
@@ -145,16 +145,16 @@ def test_the_leaderboard_states_budget_scales_and_limits(report):
 def test_the_plots_are_pngs_a_person_can_open(report):
     summary, _, _ = report
     names = sorted(Path(path).name for path in summary["plots"])
-    assert names == sorted(["curves.csv", "psnr_x2.png", "psnr_x3.png"]
-                           + [f"{kind}_{bench}_{scale}.png" for kind in ("comparison", "perception_distortion")
-                              for bench in ("Tiny", "Wide") for scale in ("x2", "x3")])
+    # LPIPS is off: no perception-distortion plane; x3 has only bicubic: nothing to compare there
+    assert names == sorted(["psnr_x2.png", "psnr_vs_l1_x2.png"]
+                           + [f"comparison_{bench}_{scale}.png" for bench in ("Tiny", "Wide") for scale in ("x2", "x3")])
     for path in map(Path, summary["plots"]):
-        if path.suffix == ".png":
-            assert path.stat().st_size > 5000
-            with Image.open(path) as image:
-                image.verify()
-                assert image.format == "PNG" and min(image.size) > 200
-    assert Path(summary["plots"][0]).parent.joinpath("curves.csv").read_text() == "objective,step,metric,value\n"
+        assert path.stat().st_size > 5000
+        with Image.open(path) as image:
+            image.verify()
+            assert image.format == "PNG" and min(image.size) > 200
+    assert Path(summary["curves"]).read_text() == "objective,step,metric,value\n"
+    assert Path(summary["curves"]).parent == Path(summary["plots"][0]).parent.parent
     assert summary["training_curves"].startswith("tracking was disabled")
 
 
@@ -183,13 +183,23 @@ def test_fid_from_a_local_checkpoint_is_measured_per_model_and_tested_in_the_cla
     weights = tmp_path / "inception.pth"
     torch.save(random_fid_inception().state_dict(), weights)
     params = study_params(study, results_dir=str(tmp_path / "results"),
-                          metrics={"lpips": {"enabled": False}, "fid": {"weights": str(weights), "patch": 16, "dims": 64}},
+                          metrics={"lpips": {"enabled": False},
+                                   "fid": {"weights": str(weights), "patch": 16, "dims": 64}},
                           evaluate={"scales": [2], "benchmarks": ["Tiny"], "tile": 24, "tile_overlap": 4,
                                     "crop_size": 24, "device": "cpu"})
     summary = evaluate_all(params)
-    tree = json.loads(Path(summary["metrics"]).read_text())
+    tree = json.loads(Path(summary["scores"]).read_text())
     rows = tree["Tiny"]["x2"]
     assert rows["l1"]["fid"]["n"] == 2 and all(rows[name]["fid"]["mean"] > 0 for name in ("bicubic", "cs", "l1"))
+    assert json.loads(Path(summary["metrics"]).read_text())["Tiny/x2/l1/fid"] == round(rows["l1"]["fid"]["mean"], 2)
     claims = Path(summary["claims"]).read_text()
     assert re.search(r"- Tiny x2, fid: not testable here: the study evaluated no `grad2`", claims)
     assert "FID unavailable" not in claims
+
+
+def test_metrics_json_holds_the_flat_dvc_columns_of_the_scores(report):
+    summary, tree, _ = report
+    flat = json.loads(Path(summary["metrics"]).read_text())
+    assert flat == flat_metrics(tree)
+    assert flat["Tiny/x2/l1/psnr"] == round(tree["Tiny"]["x2"]["l1"]["psnr"]["mean"], 3)
+    assert not any(key.endswith("/lpips") for key in flat)  # LPIPS is off: no column, its reason is in the leaderboard

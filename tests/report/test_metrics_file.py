@@ -1,4 +1,4 @@
-"""metrics.json: per-model values summarised over seeds, in a fixed key order."""
+"""scores.json: per-model values summarised over seeds, in a fixed key order; metrics.json: its flat columns for DVC."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from pipeline.report.metrics_file import ScoreTable, read_metrics, summarize, write_metrics
+from pipeline.report.metrics_file import ScoreTable, flat_metrics, read_metrics, summarize, write_metrics
 
 
 def test_summarize_gives_the_mean_and_sample_std_over_models():
@@ -43,3 +43,14 @@ def test_metrics_round_trip_through_json_keeping_the_order(tmp_path):
     assert read_metrics(path) == tree
     assert list(json.loads(path.read_text())["B"]["x2"]) == ["bicubic", "z-last"]
     assert [p.name for p in path.parent.iterdir()] == ["metrics.json"]
+
+
+def test_dvc_metrics_are_one_flat_column_per_benchmark_scale_objective_and_available_metric():
+    table = ScoreTable()
+    table.add("Set5", 2, "bicubic", {"psnr": 33.68123, "ssim": 0.930512})
+    table.add("Set5", 2, "l1", {"psnr": 34.0, "ssim": 0.9, "decode_ms_per_mp": 5.0})
+    table.add("Set5", 2, "l1", {"psnr": 34.5, "ssim": 0.95, "decode_ms_per_mp": 6.0})
+    flat = flat_metrics(table.to_tree({"lpips": "no weights"}))
+    assert flat == {"Set5/x2/bicubic/psnr": 33.681, "Set5/x2/bicubic/ssim": 0.9305,
+                    "Set5/x2/l1/psnr": 34.25, "Set5/x2/l1/ssim": 0.925}
+    assert all(isinstance(value, float) for value in flat.values())

@@ -4,11 +4,13 @@ report logged to the sweep's parent run, and tracking failures that cost nothing
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import socket
 import time
 
 import mlflow
+import pytest
 from mlflow.entities import Metric
 
 from pipeline.report.evaluate import evaluate_all
@@ -78,10 +80,18 @@ def test_a_tracked_sweep_gets_run_ids_curves_and_the_report_in_its_parent_run(st
 
     assert summary["mlflow_parent_runs"] == [parent] and summary["training_curves"] == "written"
     uploaded = {item.path for item in client.list_artifacts(parent, "evaluate")}
-    assert {"evaluate/metrics.json", "evaluate/leaderboard.md", "evaluate/plots"} <= uploaded
+    assert {"evaluate/metrics.json", "evaluate/scores.json", "evaluate/leaderboard.md", "evaluate/curves.csv",
+            "evaluate/plots"} <= uploaded
+    scores = json.loads((results / "scores.json").read_text())["Tiny"]["x2"]
+    per_run = {run: client.get_run(run).data.metrics for run in (children["cs"], children["l1"], second_seed)}
+    assert per_run[children["cs"]]["Tiny/x2/psnr"] == scores["cs"]["psnr"]["mean"]  # one model: its own score
+    assert (per_run[children["l1"]]["Tiny/x2/ssim"] + per_run[second_seed]["Tiny/x2/ssim"]) / 2 == pytest.approx(
+        scores["l1"]["ssim"]["mean"], abs=1e-12)
+    assert per_run[children["l1"]]["Tiny/x2/psnr"] != per_run[second_seed]["Tiny/x2/psnr"]
+    assert client.get_run(parent).data.metrics["Tiny/x2/l1/psnr"] == round(scores["l1"]["psnr"]["mean"], 3)
     plots = {item.path.rsplit("/", 1)[1] for item in client.list_artifacts(parent, "evaluate/plots")}
-    assert {"curves.csv", "curves_cs.png", "curves_l1.png", "comparison_Tiny_x2.png", "psnr_x2.png"} <= plots
-    with open(results / "plots" / "curves.csv", newline="") as handle:
+    assert {"curves_cs.png", "curves_l1.png", "validation_psnr.png", "comparison_Tiny_x2.png", "psnr_x2.png"} <= plots
+    with open(results / "curves.csv", newline="") as handle:
         rows = [(row["objective"], row["metric"], int(row["step"]), float(row["value"]))
                 for row in csv.DictReader(handle)]
     assert sorted(rows) == sorted((name, key, step, value) for name, points in logged.items()

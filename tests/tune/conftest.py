@@ -42,6 +42,6 @@ def local_ray():
     """One local Ray cluster of 2 CPUs for the tests of a module (starting one takes seconds)."""
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     yield
     ray.shutdown()

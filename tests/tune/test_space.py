@@ -10,6 +10,7 @@ from ray.tune.search.variant_generator import generate_variants
 from pipeline.config import SweepConfig
 from pipeline.errors import ConfigError
 from pipeline.tune.space import SearchSpace, TrialChoice, trial_choice
+from pipeline.tune.trial import run_name
 
 OBJECTIVES = {"l1": {"loss": {"terms": {"l1": 1.0}}},
               "fcs": {"loss": {"objective": "fcs", "args": {"lowpass": {"kind": "gaussian", "sigma": 1.0}},
@@ -154,3 +155,9 @@ def test_pbt_mutates_only_the_sampled_keys_of_each_objective():
     space = space_of(l1={"train.lr": {"loguniform": [1e-4, 1e-2]}, "train.batch_size": {"grid": [2, 4]}})
     mutations = space.pbt_mutations()
     assert list(mutations["space"]) == ["l1"] and list(mutations["space"]["l1"]) == ["train.lr"]
+
+
+def test_a_trial_run_is_named_by_its_objective_searched_values_and_seed():
+    assert run_name(TrialChoice("l1", {}, 1), 1) == "l1 seed1"
+    choice = TrialChoice("grad2", {"loss.terms.grad2": 0.123456, "train.batch_size": 4}, 0)
+    assert run_name(choice, 7) == "grad2 grad2=0.123 batch_size=4 seed7"

@@ -77,6 +77,10 @@ def test_an_asha_sweep_over_two_objectives_picks_the_best_trial_of_each(tiny_dat
         run = runs[row["trial_id"]]
         assert run.info.status == "FINISHED" and run.data.tags["sweep.objective"] == row["objective"]
         assert run.data.tags.get("sweep.stopped_early") == ("true" if row["status"] == "STOPPED" else None)
+        assert run.data.tags["objective"] == row["objective"] and run.data.tags["objective.kind"] == "regression"
+        assert run.info.run_name == f"{row['objective']} lr={float(row['train.lr']):.3g} seed0"
+    assert "sweep 4/4 done" in (Path(params.results_dir) / "sweep" / "sweep.log").read_text()
+    assert len(list((Path(params.results_dir) / "sweep" / "logs").glob("*.log"))) == 4
     parent = mlflow.MlflowClient(params.tracking.uri).get_run(summary["parent_run_id"])
     assert parent.info.status == "FINISHED" and parent.data.params["scheduler"] == "ASHAScheduler"
     assert parent.data.metrics["best/l1/val/psnr"] == best["objectives"]["l1"]["mean"]
