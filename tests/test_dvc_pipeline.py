@@ -85,8 +85,8 @@ def test_repro_builds_the_study_offline_and_a_second_repro_does_nothing(project)
     # what the README asks for: the results are committed with dvc.lock, the rest is ignored
     run(["git", "add", "dvc.lock", "results"], project)
     committed = run(["git", "diff", "--cached", "--name-only"], project).split()
-    assert sorted(committed) == ["dvc.lock", "results/curves.csv", "results/leaderboard.md",
-                                 "results/metrics.json", "results/scores.json"]
+    assert sorted(committed) == ["dvc.lock", "results/claims.md", "results/curves.csv", "results/image_scores.csv",
+                                 "results/leaderboard.md", "results/metrics.json", "results/scores.json"]
     run(["git", "commit", "-qm", "baseline results"], project)
     assert run(["git", "status", "--porcelain"], project) == ""
 
