@@ -269,6 +269,8 @@ class EvaluateConfig(Strict):
     tile_overlap: int = Field(16, ge=0, description="LR pixels of context around each tile")
     crop_size: int = Field(96, ge=16, description="side of the comparison-image crop")
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N")
+    decodes: dict[str, list[str]] = Field({}, description="objective -> other decodes of its models to score too, "
+                                                          "as rows '<objective>@<decode>'")
 
 
 class Params(Strict):

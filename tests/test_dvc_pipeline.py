@@ -123,8 +123,8 @@ def test_exp_run_samples_a_loss_weight_rerunning_only_sweep_and_evaluate(project
     names = [exp.get("name") for commit in shown for exp in (commit.get("experiments") or [])]
     assert "grad2-weights" in names
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], project))["results/metrics.json"]
-    assert "Tiny/x2/grad2/psnr" in diff and diff["Tiny/x2/grad2/psnr"]["old"] is not None
+    assert "Builtin/x2/grad2/psnr" in diff and diff["Builtin/x2/grad2/psnr"]["old"] is not None
     table = run(["dvc", "exp", "show", "--no-pager", "--drop", ".*", "--keep",
-                 "Experiment|Tiny/x2/(bicubic|l1|grad2)/psnr"], project)  # the README's command
-    assert "grad2-weights" in table and "Tiny/x2/grad2/psnr" in table and " ! " not in table
+                 "Experiment|Builtin/x2/(bicubic|l1|grad2)/psnr"], project)  # the README's command
+    assert "grad2-weights" in table and "Builtin/x2/grad2/psnr" in table and " ! " not in table
     assert max(len(line) for line in table.splitlines()) <= 120

@@ -5,7 +5,8 @@ write ``results/{metrics.json,scores.json,image_scores.csv,leaderboard.md,claims
 For every scale in ``evaluate.scales`` and every benchmark, each LR image
 (``<data>/lr/<train.degradation>/x<s>/<benchmark>``) is super-resolved by MATLAB bicubic and by
 every model trained at that scale (tiled: ``evaluate.tile``/``tile_overlap``), and scored against
-its modcropped HR image (``pipeline.report.scoring``). A model is only evaluated at the scale it
+its modcropped HR image (``pipeline.report.scoring``); ``evaluate.decodes`` scores the same models
+under other decodes too (e.g. fine-grained's ``anchor``), as rows ``<objective>@<decode>``. A model is only evaluated at the scale it
 was trained for. Each model's scores are kept by the MLflow run that trained it, to be logged there
 as ``<benchmark>/x<s>/<metric>``. Decode time per megapixel is measured on a window of each benchmark's first image
 (``pipeline.report.scoring.decode_ms_per_megapixel``).
@@ -97,7 +98,8 @@ def evaluate_all(params: Params, progress: bool = False) -> dict[str, Any]:
     results = Results()
     comparisons: list[Comparison] = []
     image_counts: dict[str, int] = {}
-    models = sum(len(objective.checkpoints) for objective in trained if objective.scale in scales)
+    models = sum(len(objective.checkpoints) * (1 + len(config.decodes.get(objective.name, [])))
+                 for objective in trained if objective.scale in scales)
     bar = tqdm(total=len(benchmarks) * (len(scales) + models), desc="evaluate", unit="model", disable=not progress)
     for scale in scales:
         here = [objective for objective in trained if objective.scale == scale]
@@ -138,6 +140,13 @@ def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], sco
         if checkpoint == objective.best:
             comparison.outputs[objective.name] = first
         bar.update()
+        for decode in params.evaluate.decodes.get(objective.name, []):
+            resolver.objective.use_decode(decode)
+            scores, _ = _score(pairs, scorer, _tiled(resolver, params), sets)
+            method = f"{objective.name}@{decode}"
+            results.record(comparison, method, seed, None, pairs, scores,
+                           decode_ms_per_mp=decode_ms_per_megapixel(resolver, pairs[0].lr), **sets.take(method, seed))
+            bar.update()
     comparison.seeds[objective.name] = int(objective.trained_with["seed"])
     if objective.name not in comparison.outputs:
         _, comparison.outputs[objective.name] = _score(pairs[:1], scorer,
