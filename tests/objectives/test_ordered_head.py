@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.config import LossConfig
+from pipeline.config import LossConfig, SweepConfig
 from pipeline.errors import ConfigError
 from pipeline.objectives.cross_entropy_loss import (
     LEVELS,
@@ -19,6 +19,7 @@ from pipeline.objectives.cross_entropy_loss import (
 from pipeline.objectives.fine_grained_loss import FineGrainedDynamicLoss
 from pipeline.objectives.ordered_head import ordered_init_
 from pipeline.objectives.registry import build_objective
+from pipeline.tune.space import SearchSpace, TrialChoice
 
 FEATURES = 32
 
@@ -180,3 +181,13 @@ def test_one_objective_decodes_under_each_listed_decode_with_the_same_loss():
 def test_bad_init_decode_and_weight_options_are_config_errors(objective, args):
     with pytest.raises(ConfigError):
         build_objective(LossConfig(objective=objective, args=args, terms={}), FEATURES, 2)
+
+
+def test_a_sweep_can_search_the_fcs_low_weight_and_the_default_study_uses_the_balanced_one():
+    objectives = {"fcs": {"loss": {"objective": "fcs", "args": {"tau": 0.5, "low_weight": "balanced"}, "terms": {}}}}
+    space = SearchSpace(SweepConfig(objectives=objectives, space={"fcs": {"loss.args.low_weight": {"grid": [10.0]}}}))
+    fragment = space.fragment(TrialChoice("fcs", {"loss.args.low_weight": 10.0}, 0))
+    built = build_objective(LossConfig(**fragment["loss"]), FEATURES, 2)
+    assert built.low_weight == 10.0
+    default = build_objective(LossConfig(**objectives["fcs"]["loss"]), FEATURES, 2)
+    assert default.low_weight == pytest.approx(255**2 / 2)
