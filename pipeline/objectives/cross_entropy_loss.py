@@ -222,6 +222,11 @@ class _ClassDecoding:
             )
         self.decode_mode, self.temperature = decode, float(temperature)
 
+    def use_decode(self, name: str) -> None:
+        """As ``Objective.use_decode``, refusing ``argmax`` while image terms need a gradient."""
+        super().use_decode(name)
+        self._set_decoding(name, self.temperature, dict(self.terms))
+
     def predict(self, features: Tensor) -> Tensor:
         """``decode(head(features))`` over blocks of rows with one row of context on each side.
 

@@ -191,3 +191,15 @@ def test_a_sweep_can_search_the_fcs_low_weight_and_the_default_study_uses_the_ba
     assert built.low_weight == 10.0
     default = build_objective(LossConfig(**objectives["fcs"]["loss"]), FEATURES, 2)
     assert default.low_weight == pytest.approx(255**2 / 2)
+
+
+def test_cs_switches_decodes_but_refuses_argmax_while_image_terms_train():
+    objective = CrossEntropySR(FEATURES, 2, terms={"l1": 1.0})
+    objective.use_decode("annealed")
+    assert objective.decode_mode == "annealed"
+    with pytest.raises(ConfigError, match="not differentiable"):
+        objective.use_decode("argmax")
+    plain = CrossEntropySR(FEATURES, 2, terms={})
+    plain.use_decode("argmax")
+    logits = torch.randn(1, 3 * LEVELS, 2, 2)
+    assert torch.equal(plain.decode(logits), decode_classes(logits, plain.levels, "argmax"))
