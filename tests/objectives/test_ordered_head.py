@@ -183,7 +183,7 @@ def test_bad_init_decode_and_weight_options_are_config_errors(objective, args):
         build_objective(LossConfig(objective=objective, args=args, terms={}), FEATURES, 2)
 
 
-def test_a_sweep_can_search_the_fcs_low_weight_and_the_default_study_uses_the_balanced_one():
+def test_a_sweep_can_search_the_fcs_low_weight_and_balanced_is_255_squared_over_two():
     objectives = {"fcs": {"loss": {"objective": "fcs", "args": {"tau": 0.5, "low_weight": "balanced"}, "terms": {}}}}
     space = SearchSpace(SweepConfig(objectives=objectives, space={"fcs": {"loss.args.low_weight": {"grid": [10.0]}}}))
     fragment = space.fragment(TrialChoice("fcs", {"loss.args.low_weight": 10.0}, 0))
