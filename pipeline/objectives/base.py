@@ -5,6 +5,8 @@ A network ends in HR features ``[B, F, H, W]``. An ``Objective``:
 - ``loss(out, hr, iteration)`` returns named terms and their weighted ``total``;
 - ``decode(out)`` turns head output into an RGB image in [0, 1] for metrics and inference;
   ``predict(features)`` is ``decode(head(features))``, which an objective may compute in blocks;
+  ``decodes`` names the alternative decodes of one trained head and ``use_decode(name)`` picks
+  one, so one checkpoint can be scored under each (e.g. fine-grained ``anchor`` and ``expectation``);
 - ``aux_step(sr, hr, iteration)`` updates the objective's own trainable parts (a weighting
   network, a discriminator) with their own optimisers; the trainer calls it once per
   iteration, after the forward pass and before the SR update, so the trainer stays loss-agnostic.
@@ -81,6 +83,8 @@ class Objective(nn.Module):
     output itself, e.g. a cross-entropy), and may register auxiliary optimisers.
     """
 
+    decodes: tuple[str, ...] = ()
+
     def __init__(self, in_channels: int, scale: int, terms: dict[str, Any] | None = None, total_iterations: int = 1):
         super().__init__()
         from pipeline.objectives.registry import build_term
@@ -104,6 +108,13 @@ class Objective(nn.Module):
 
     def decode(self, out: Tensor) -> Tensor:
         return out
+
+    def use_decode(self, name: str) -> None:
+        """Decode with ``name``, one of ``decodes``, from now on (the loss does not change)."""
+        if name not in self.decodes:
+            choices = ", ".join(self.decodes) or "none (it has one decode)"
+            raise ConfigError(f"decode '{name}' is not one of this objective's decodes: {choices}")
+        self.decode_mode = name
 
     def predict(self, features: Tensor) -> Tensor:
         """The SR image for network features, ``decode(head(features))``: what inference and validation call."""

@@ -9,6 +9,9 @@ Seed paper: "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencie
   low part with L2, a 256-class branch learns the signed high residual (quantised uniformly or by
   mu-law within ``+-tau``) with cross-entropy; ``SR = low + dequantised high``.
 
+Every class head starts ordered by default (``init: ordered``, see ``pipeline.objectives.ordered_head``,
+this project's addition); ``init: plain`` keeps PyTorch's initialisation, as the paper does.
+
 The cross-entropy over 256 classes runs through ``chunked_cross_entropy``, which never
 materialises a full log-softmax and computes the softmax once per step, in the forward pass.
 """
@@ -27,6 +30,7 @@ from torch.autograd.function import once_differentiable
 from pipeline.errors import ConfigError
 from pipeline.objectives.base import Objective
 from pipeline.objectives.lowpass import LowPass
+from pipeline.objectives.ordered_head import ClassConv2d, HeadInit, check_head_init, initialise_class_head
 from pipeline.objectives.registry import register_objective
 
 LEVELS = 256
@@ -35,6 +39,7 @@ DECODE_BLOCK_ELEMENTS = 1 << 19
 PREDICT_BLOCK_ELEMENTS = 1 << 22
 PIXEL_MAJOR_BLOCK_ELEMENTS = 1 << 20
 DecodeMode = Literal["argmax", "expectation", "annealed"]
+DECODE_MODES = ("argmax", "expectation", "annealed")
 
 
 def _blocks(rows: int, classes: int, spatial: int, budget: int) -> Iterator[tuple[slice, slice]]:
@@ -230,8 +235,10 @@ class ResidualQuantizer(nn.Module):
 class _ClassDecoding:
     """Options shared by CS and FCS: how class logits become values, and the chunk size."""
 
+    decodes = DECODE_MODES
+
     def _set_decoding(self, decode: str, temperature: float, terms: dict | None) -> None:
-        if decode not in ("argmax", "expectation", "annealed"):
+        if decode not in DECODE_MODES:
             raise ValueError(f"decode must be 'argmax', 'expectation' or 'annealed', got '{decode}'")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -241,6 +248,11 @@ class _ClassDecoding:
                 "use decode 'expectation' or 'annealed', or set loss.terms to {}"
             )
         self.decode_mode, self.temperature = decode, float(temperature)
+
+    def use_decode(self, name: str) -> None:
+        """As ``Objective.use_decode``, refusing ``argmax`` while image terms need a gradient."""
+        super().use_decode(name)
+        self._set_decoding(name, self.temperature, dict(self.terms))
 
     def predict(self, features: Tensor) -> Tensor:
         """``decode(head(features))`` over blocks of rows with one row of context on each side.
@@ -264,10 +276,18 @@ class _ClassDecoding:
         return torch.cat(parts, dim=2)
 
 
-def _class_head(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:
+def _class_head(in_channels: int, values: Tensor, kernel_size: int, init: HeadInit, init_sigma: float) -> nn.Conv2d:
+    """A conv to ``3 * len(values)`` logits, initialised ``ordered`` (around a linear read-out) or ``plain``."""
     if kernel_size not in (1, 3):
         raise ValueError(f"kernel_size must be 1 or 3, got {kernel_size}")
-    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+    head = ClassConv2d(in_channels, 3 * values.numel(), kernel_size, padding=kernel_size // 2)
+    initialise_class_head(head, values, init, init_sigma)
+    return head
+
+
+def _intensity_levels() -> Tensor:
+    """The CS class values ``k / 255``."""
+    return torch.arange(LEVELS, dtype=torch.float32) / (LEVELS - 1)
 
 
 @register_objective("cs")
@@ -275,7 +295,8 @@ class CrossEntropySR(_ClassDecoding, Objective):
     """CS: ``loss = ce_weight * CE(logits, round(255 HR))`` over 256 intensity classes per channel.
 
     Head: one ``kernel_size`` conv to ``3 * 256`` logits (1x1 by default: a 3x3 conv to 768
-    channels would cost more than the whole EDSR-baseline trunk per pixel).
+    channels would cost more than the whole EDSR-baseline trunk per pixel), ``init``
+    ``ordered`` (a Gaussian of ``init_sigma`` levels around a linear read-out) or ``plain``.
     """
 
     def __init__(
@@ -288,15 +309,19 @@ class CrossEntropySR(_ClassDecoding, Objective):
         temperature: float = 0.5,
         ce_weight: float = 1.0,
         kernel_size: int = 1,
+        init: HeadInit = "ordered",
+        init_sigma: float = 1.0,
         chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     ):
         self._set_decoding(decode, temperature, terms)
+        check_head_init(init, init_sigma)
         self.ce_weight, self.kernel_size, self.chunk_elements = float(ce_weight), kernel_size, chunk_elements
+        self.init, self.init_sigma = init, float(init_sigma)
         super().__init__(in_channels, scale, terms, total_iterations)
-        self.register_buffer("levels", torch.arange(LEVELS, dtype=torch.float32) / (LEVELS - 1), persistent=False)
+        self.register_buffer("levels", _intensity_levels(), persistent=False)
 
     def make_head(self, in_channels: int) -> nn.Module:
-        return _class_head(in_channels, 3 * LEVELS, self.kernel_size)
+        return _class_head(in_channels, _intensity_levels(), self.kernel_size, self.init, self.init_sigma)
 
     def decode(self, out: Tensor) -> Tensor:
         return decode_classes(out, self.levels, self.decode_mode, self.temperature)
@@ -314,10 +339,10 @@ class SplitOutput(NamedTuple):
 
 
 class _SplitHead(nn.Module):
-    def __init__(self, in_channels: int, kernel_size: int):
+    def __init__(self, in_channels: int, high_values: Tensor, kernel_size: int, init: HeadInit, init_sigma: float):
         super().__init__()
         self.low = nn.Conv2d(in_channels, 3, 3, padding=1)
-        self.high = _class_head(in_channels, 3 * LEVELS, kernel_size)
+        self.high = _class_head(in_channels, high_values, kernel_size, init, init_sigma)
 
     def forward(self, features: Tensor) -> SplitOutput:
         return SplitOutput(self.low(features), self.high(features))
@@ -329,6 +354,13 @@ class FrequencyCrossEntropySR(_ClassDecoding, Objective):
 
     ``lowpass`` is ``{kind: gaussian, sigma, kernel_size}`` or ``{kind: bicubic, factor}`` (see
     ``pipeline.objectives.lowpass``); ``quantizer`` is ``uniform`` or ``mulaw`` (``mu``) within ``+-tau``.
+    The high head starts ``ordered`` on the grid ``linspace(-tau, tau, 256)`` (for mu-law: the
+    companded grid, scaled by ``tau``) or ``plain``.
+
+    ``low_weight: balanced`` (default) is ``1 / (2 s^2)`` with ``s = init_sigma * 2 tau / 255``:
+    the cross-entropy of a Gaussian-shaped softmax of width ``s`` is an L2 on its read-out with
+    that weight (``pipeline.objectives.ordered_head``), so both branches pull on the shared
+    network with the same curvature. The paper's unweighted sum is ``low_weight: 1``.
     """
 
     def __init__(
@@ -343,20 +375,29 @@ class FrequencyCrossEntropySR(_ClassDecoding, Objective):
         mu: float = 255.0,
         decode: DecodeMode = "expectation",
         temperature: float = 0.5,
-        low_weight: float = 1.0,
+        low_weight: float | Literal["balanced"] = "balanced",
         high_weight: float = 1.0,
         kernel_size: int = 1,
+        init: HeadInit = "ordered",
+        init_sigma: float = 1.0,
         chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     ):
         self._set_decoding(decode, temperature, terms)
-        self.low_weight, self.high_weight = float(low_weight), float(high_weight)
+        check_head_init(init, init_sigma)
+        quantizer_module = ResidualQuantizer(quantizer, tau, mu)  # validates tau before it divides
+        if isinstance(low_weight, str) and low_weight != "balanced":
+            raise ValueError(f"low_weight must be a number or 'balanced', got '{low_weight}'")
+        self.low_weight = balanced_low_weight(tau, init_sigma) if low_weight == "balanced" else float(low_weight)
+        self.high_weight = float(high_weight)
         self.kernel_size, self.chunk_elements = kernel_size, chunk_elements
+        self.init, self.init_sigma, self.tau = init, float(init_sigma), float(tau)
         super().__init__(in_channels, scale, terms, total_iterations)
         self.lowpass = LowPass(**(lowpass or {}))
-        self.quantizer = ResidualQuantizer(quantizer, tau, mu)
+        self.quantizer = quantizer_module
 
     def make_head(self, in_channels: int) -> nn.Module:
-        return _SplitHead(in_channels, self.kernel_size)
+        grid = torch.linspace(-self.tau, self.tau, LEVELS)
+        return _SplitHead(in_channels, grid, self.kernel_size, self.init, self.init_sigma)
 
     def decode(self, out: SplitOutput) -> Tensor:
         return out.low + decode_classes(out.high, self.quantizer.values, self.decode_mode, self.temperature)
@@ -368,3 +409,9 @@ class FrequencyCrossEntropySR(_ClassDecoding, Objective):
             "low": (self.low_weight, F.mse_loss(out.low, low_hr)),
             "high": (self.high_weight, chunked_cross_entropy(out.high, target, LEVELS, self.chunk_elements)),
         }
+
+
+def balanced_low_weight(tau: float, init_sigma: float) -> float:
+    """``1 / (2 s^2)``, ``s = init_sigma * 2 tau / 255``: the L2 weight the high branch's cross-entropy implies."""
+    width = init_sigma * 2 * tau / (LEVELS - 1)
+    return 1 / (2 * width**2)

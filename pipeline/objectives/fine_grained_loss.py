@@ -19,6 +19,12 @@ regression is a mean over the pixels inside their anchor area (zero when none is
 does not shrink while the classifiers are still poor; outside the anchor area the offset gets no
 gradient because no position inside a wrong interval is right; ``decode`` clamps to [0, 1]
 because the top bin reaches 256/255.
+
+``decode: anchor`` is the paper's decode above; ``decode: expectation`` is the softmax mean of the
+bin centres, ``sum_k p_k (k + 1/2) (256 / K) / 255``, which ignores the width and offset branches
+(the loss is the same for both; ``decodes`` lists them so one checkpoint can be scored under each).
+The bin head starts ``ordered`` around a linear read-out (``pipeline.objectives.ordered_head``,
+this project's addition; ``init_sigma`` in bins) or ``plain`` (PyTorch's default, as the paper).
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.objectives.base import Objective
-from pipeline.objectives.cross_entropy_loss import chunked_cross_entropy
+from pipeline.objectives.cross_entropy_loss import chunked_cross_entropy, decode_classes
+from pipeline.objectives.ordered_head import ClassConv2d, HeadInit, check_head_init, initialise_class_head
 from pipeline.objectives.registry import register_objective
 
 
@@ -42,10 +49,12 @@ class FineGrainedOutput(NamedTuple):
 
 
 class _FineGrainedHead(nn.Module):
-    def __init__(self, in_channels: int, bins: int, max_width: int, kernel_size: int):
+    def __init__(self, in_channels: int, centres: Tensor, max_width: int, kernel_size: int,
+                 init: HeadInit, init_sigma: float):
         super().__init__()
         pad = kernel_size // 2
-        self.bins = nn.Conv2d(in_channels, 3 * bins, kernel_size, padding=pad)
+        self.bins = ClassConv2d(in_channels, 3 * centres.numel(), kernel_size, padding=pad)
+        initialise_class_head(self.bins, centres, init, init_sigma)
         self.width = nn.Conv2d(in_channels, 3 * (max_width + 1), kernel_size, padding=pad)
         self.offset = nn.Conv2d(in_channels, 3, kernel_size, padding=pad)
 
@@ -63,6 +72,8 @@ def _argmax_classes(logits: Tensor, classes: int) -> Tensor:
 class FineGrainedDynamicLoss(Objective):
     """Bins + dynamic anchor width + masked regression (see the module docstring)."""
 
+    decodes = ("anchor", "expectation")
+
     def __init__(
         self,
         in_channels: int,
@@ -76,21 +87,34 @@ class FineGrainedDynamicLoss(Objective):
         regress_weight: float = 1.0,
         charbonnier_eps: float = 1e-3,
         kernel_size: int = 3,
+        decode: str = "expectation",
+        init: HeadInit = "ordered",
+        init_sigma: float = 1.0,
     ):
         if bins < 2 or bins > 256 or bins & (bins - 1):
             raise ValueError(f"bins must be a power of two between 2 and 256, got {bins}")
         if max_width < 0 or kernel_size not in (1, 3) or charbonnier_eps <= 0:
             raise ValueError(f"need max_width >= 0, kernel_size 1 or 3, charbonnier_eps > 0; "
                              f"got {max_width}, {kernel_size}, {charbonnier_eps}")
+        if decode not in self.decodes:
+            raise ValueError(f"decode must be 'anchor' or 'expectation', got '{decode}'")
+        check_head_init(init, init_sigma)
         self.bins, self.max_width, self.kernel_size = bins, max_width, kernel_size
+        self.decode_mode, self.init, self.init_sigma = decode, init, float(init_sigma)
         self.bin_size = 256 / bins
         self.bins_weight, self.width_weight = float(bins_weight), float(width_weight)
         self.regress_weight = float(regress_weight)
         self.charbonnier_eps = float(charbonnier_eps)
         super().__init__(in_channels, scale, terms, total_iterations)
+        self.register_buffer("centres", self._bin_centres(), persistent=False)
+
+    def _bin_centres(self) -> Tensor:
+        """``(k + 1/2) (256 / K) / 255`` for ``k = 0 .. K - 1``."""
+        return (torch.arange(self.bins, dtype=torch.float32) + 0.5) * self.bin_size / 255
 
     def make_head(self, in_channels: int) -> nn.Module:
-        return _FineGrainedHead(in_channels, self.bins, self.max_width, self.kernel_size)
+        return _FineGrainedHead(in_channels, self._bin_centres(), self.max_width, self.kernel_size,
+                                self.init, self.init_sigma)
 
     def _anchor(self, out: FineGrainedOutput) -> tuple[Tensor, Tensor, Tensor]:
         """Predicted bin and anchor interval ``[lo, hi)`` on the 0..256 intensity scale, each ``[B, 3, H, W]``."""
@@ -107,6 +131,8 @@ class FineGrainedDynamicLoss(Objective):
         return (lo + torch.sigmoid(offset.to(lo.dtype)) * (hi - lo)) / 255
 
     def decode(self, out: FineGrainedOutput) -> Tensor:
+        if self.decode_mode == "expectation":
+            return decode_classes(out.bins, self.centres, "expectation")
         _, lo, hi = self._anchor(out)
         return self._regressed(out.offset, lo, hi).clamp(0, 1)
 

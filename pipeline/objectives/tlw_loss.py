@@ -12,10 +12,14 @@ A weighting CNN on ``concat(HR, SR)`` ends in a sigmoid and ``FixedSum(k)``, so 
   (``base: l2``).
 
 ``k`` grows as ``k(t) = k_start + k_span (1 - exp(-t / (k_tau T)))`` with ``T`` the total iterations.
-The paper's ``k = 0.3 + 0.6 (1 - exp(-epoch / 100))`` over a run of ``E`` epochs is
-``k_tau = 100 / E``; the default ``1/3`` is that mapping for ``E = 300``.
+The authors' code (github.com/arashfree/TLW-in-Super-Resolution, ``train.py``) sets
+``k = 0.3 + 0.6 (1 - exp(-epoch / 100))`` at the start of each of its 100 epochs; mapping those
+100 epochs onto this run's ``T`` iterations (``epoch = 100 t / T``) gives the default ``k_tau = 1``,
+so ``k`` ends at ``0.3 + 0.6 (1 - 1/e) = 0.679`` (their last epoch, 99, uses 0.677). A run of ``E``
+of their epochs is ``k_tau = 100 / E``.
 
-``variant: stochastic`` draws weights as relaxed Bernoulli (Gumbel-sigmoid) samples
+``variant: stochastic`` (the default: the authors' code trains ``WeightStochastic`` with
+``TLWLossStochastic``) draws weights as relaxed Bernoulli (Gumbel-sigmoid) samples
 ``b = sigmoid((logit w + logit u) / temperature)``, ``u ~ U(0, 1)``; the E-step uses one sample,
 the M-step a soft minimum over ``samples`` draws weighted by how good each draw is,
 ``-log(sum_s p_s exp(-e_s) / sum_s p_s)`` with ``e_s = mean(b_s * err)`` and
@@ -79,11 +83,11 @@ class TrainableLossWeights(Objective):
         terms: dict[str, Any] | None = None,
         total_iterations: int = 1,
         base: Literal["l1", "l2"] = "l1",
-        variant: Literal["deterministic", "stochastic"] = "deterministic",
+        variant: Literal["deterministic", "stochastic"] = "stochastic",
         weight: float = 1.0,
         k_start: float = 0.3,
         k_span: float = 0.6,
-        k_tau: float = 1 / 3,
+        k_tau: float = 1.0,
         features: int = 64,
         depth: int = 4,
         lr: float = 1e-4,

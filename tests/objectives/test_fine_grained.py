@@ -32,7 +32,7 @@ def test_decode_lies_in_true_bin_when_bin_right_and_width_zero(bins):
     generator = torch.Generator().manual_seed(0)
     hr = torch.rand(2, 3, 6, 6, generator=generator)
     hr[0, 0, 0, :2] = torch.tensor([0.0, 1.0])
-    objective = FineGrainedDynamicLoss(8, 2, terms={}, bins=bins, max_width=3)
+    objective = FineGrainedDynamicLoss(8, 2, terms={}, bins=bins, max_width=3, decode="anchor")
     k = true_bins(hr, bins)
     out = FineGrainedOutput(one_hot(k, bins), one_hot(torch.zeros_like(k), 4), 5 * torch.randn(2, 3, 6, 6, generator=generator))
     decoded = objective.decode(out) * 255

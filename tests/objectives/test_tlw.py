@@ -19,7 +19,7 @@ from tests.objectives.tiny_training import train_totals
 
 
 def small_tlw(**args):
-    defaults = {"features": 8, "depth": 3, "lr": 1e-2}
+    defaults = {"features": 8, "depth": 3, "lr": 1e-2, "variant": "deterministic"}
     return TrainableLossWeights(8, 2, terms={}, total_iterations=100, **{**defaults, **args})
 
 
@@ -51,6 +51,15 @@ def test_k_schedule_values():
     assert objective.k_at(300) == pytest.approx(0.3 + 0.6 * (1 - math.exp(-3)))
     values = [objective.k_at(t) for t in range(0, 3000, 100)]
     assert all(a < b for a, b in zip(values, values[1:])) and values[-1] < 0.9
+
+
+def test_default_is_the_authors_stochastic_variant_and_k_schedule():
+    """Their train.py: ``k = 0.3 + 0.6 (1 - exp(-epoch / 100))`` for epochs 0..99, TLWLossStochastic."""
+    objective = TrainableLossWeights(8, 2, terms={}, total_iterations=600)
+    assert objective.variant == "stochastic" and objective.samples == 3
+    for epoch in (0, 10, 50, 99, 100):
+        assert objective.k_at(epoch * 6) == pytest.approx(0.3 + 0.6 * (1 - math.exp(-epoch / 100)), abs=1e-12)
+    assert objective.k_at(600) == pytest.approx(0.6793, abs=1e-4)
 
 
 def test_e_step_changes_only_weighting_net():
