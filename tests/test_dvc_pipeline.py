@@ -26,7 +26,8 @@ def run(args: list[str], cwd: Path) -> str:
     offline = f"http://127.0.0.1:{closed_port()}"  # every download fails at once, as on an offline machine
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(cwd),
            "OMP_NUM_THREADS": "1", "http_proxy": offline, "https_proxy": offline, "HTTP_PROXY": offline,
-           "HTTPS_PROXY": offline, "no_proxy": "127.0.0.1,localhost", "DVC_NO_ANALYTICS": "1"}
+           "HTTPS_PROXY": offline, "no_proxy": "127.0.0.1,localhost", "DVC_NO_ANALYTICS": "1",
+           "COLUMNS": "120"}  # a 120-column terminal: what the README promises dvc exp show fits in
     env.pop("RAY_ADDRESS", None)
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)

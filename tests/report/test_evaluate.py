@@ -203,3 +203,19 @@ def test_metrics_json_holds_the_flat_dvc_columns_of_the_scores(report):
     assert flat == flat_metrics(tree)
     assert flat["Tiny/x2/l1/psnr"] == round(tree["Tiny"]["x2"]["l1"]["psnr"]["mean"], 3)
     assert not any(key.endswith("/lpips") for key in flat)  # LPIPS is off: no column, its reason is in the leaderboard
+
+
+def test_other_decodes_of_a_model_are_scored_as_rows_of_their_own(study, tmp_path):
+    params = study_params(study, results_dir=str(tmp_path / "results"),
+                          evaluate={"scales": [2], "benchmarks": ["Tiny"], "tile": 24, "tile_overlap": 4,
+                                    "crop_size": 24, "device": "cpu", "decodes": {"cs": ["argmax"]}})
+    summary = evaluate_all(params)
+    rows = json.loads(Path(summary["scores"]).read_text())["Tiny"]["x2"]
+    assert list(rows) == ["bicubic", "cs", "cs@argmax", "l1"]
+    resolver = load_super_resolver(study / "models" / "cs" / "best.pt")
+    resolver.objective.use_decode("argmax")
+    pairs = load_pairs(study / "data", "bicubic", 2, "Tiny")
+    expected = np.mean([reference.psnr(upscale_image(resolver, pair.lr, tile=24, overlap=4), pair.hr, 2, True)
+                        for pair in pairs])
+    assert rows["cs@argmax"]["psnr"]["mean"] == pytest.approx(expected, abs=1e-9)
+    assert rows["cs@argmax"]["psnr"]["mean"] != rows["cs"]["psnr"]["mean"]
