@@ -13,7 +13,7 @@ from pipeline.errors import PipelineError
 from pipeline.imageio import UnreadableImage, list_images, read_image, write_png
 from pipeline.inference import SuperResolver, load_super_resolver, upscale_image
 from pipeline.train.cpus import use_available_cpus
-from pipeline.train.device import keep_freed_cpu_memory, resolve_device
+from pipeline.train.device import flush_subnormals, keep_freed_cpu_memory, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ def upscale_paths(model: str, scale: int, inputs: list[Path], out_dir: Path, til
     _check_tracking_server(model, tracking_uri)
     device = resolve_device(device) if isinstance(device, str) else device
     keep_freed_cpu_memory(device)
+    flush_subnormals(device)
     use_available_cpus()
     resolver = load_super_resolver(model, device, tracking_uri=tracking_uri)
     _check_model(resolver, model, scale, architecture)

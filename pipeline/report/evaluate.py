@@ -39,7 +39,7 @@ from pipeline.report.publish import write_report
 from pipeline.report.scoring import ImageScorer, decode_ms_per_megapixel
 from pipeline.report.sweep_outputs import TrainedObjective, find_trained_objectives, objectives_without_model
 from pipeline.train.cpus import use_available_cpus
-from pipeline.train.device import keep_freed_cpu_memory, resolve_device
+from pipeline.train.device import flush_subnormals, keep_freed_cpu_memory, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ def evaluate_all(params: Params, progress: bool = False) -> dict[str, Any]:
     benchmarks = benchmark_names(params)
     device = resolve_device(config.device)
     keep_freed_cpu_memory(device)
+    flush_subnormals(device)
     use_available_cpus()
     lpips = LpipsMetric.load(params.metrics.lpips)
     unavailable = {"lpips": lpips.reason} if isinstance(lpips, Unavailable) else {}

@@ -101,3 +101,14 @@ def keep_freed_cpu_memory(device: torch.device) -> bool:
         return False
     libc = ctypes.CDLL(None)
     return bool(libc.mallopt(GLIBC_M_MMAP_MAX, 0)) and bool(libc.mallopt(GLIBC_M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def flush_subnormals(device: torch.device) -> bool:
+    """On CPU, compute with subnormal floats (below 1.2e-38 in float32) flushed to zero.
+
+    A softmax over ordered class logits (``pipeline.objectives.ordered_head``) holds probabilities
+    like ``exp(-100)``, and x86 arithmetic on subnormals is many times slower: one fine-grained
+    training step (32 bins, EDSR 4x32, batch 8, patch 48, one thread) took 1.2 s with them and 88 ms
+    flushed. Values that small change no loss or image. Returns whether the switch applied.
+    """
+    return device.type == "cpu" and torch.set_flush_denormal(True)

@@ -43,7 +43,8 @@ from pipeline.objectives.base import Objective
 from pipeline.objectives.registry import build_objective
 from pipeline.train.callbacks import Callback, RunContext, TrainResult
 from pipeline.train.checkpoint import checkpoint_meta, load_checkpoint, save_checkpoint
-from pipeline.train.device import DeviceSetup, configure_determinism, keep_freed_cpu_memory, plan_device
+from pipeline.train.device import (DeviceSetup, configure_determinism, flush_subnormals, keep_freed_cpu_memory,
+                                   plan_device)
 from pipeline.train.distributed import GradientAverager, broadcast_weights, rank_and_world_size, share_from_rank0
 from pipeline.train.ema import ModelEma
 from pipeline.train.run_folder import refuse_finished_run, remove_orphaned_temp_files, run_folder_lock
@@ -87,6 +88,7 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
     setup = plan_device(config)
     configure_determinism(config.deterministic)
     keep_freed_cpu_memory(setup.device)
+    flush_subnormals(setup.device)
     rank, world_size = rank_and_world_size()
 
     data_dir = Path(params.data_dir)

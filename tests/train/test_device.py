@@ -65,3 +65,18 @@ def test_freed_large_cpu_tensors_stay_with_the_process_only_after_the_switch():
     assert retained_mib("default") < 64  # glibc unmapped the 256 MiB block on free
     assert retained_mib("keep") >= 250  # the heap kept it for the next large tensor
     assert not keep_freed_cpu_memory(torch.device("cuda"))  # GPU runs leave the CPU allocator alone
+
+
+def test_subnormals_are_flushed_on_cpu_and_the_switch_is_not_applied_elsewhere():
+    import torch
+
+    from pipeline.train.device import flush_subnormals
+
+    try:
+        assert flush_subnormals(torch.device("meta")) is False
+        assert flush_subnormals(torch.device("cpu")) is True
+        tiny = torch.tensor([1e-39], dtype=torch.float32)  # a float32 subnormal
+        assert (tiny * 1.0).item() == 0.0
+        assert (torch.tensor([1e-30]) * 1.0).item() > 0.0  # normal numbers are untouched
+    finally:
+        torch.set_flush_denormal(False)
