@@ -112,7 +112,8 @@ def render_claims(scores: PerImageScores, set_scores: PerImageScores, benchmarks
         for benchmark, scale in benchmarks:
             for metric in claim.metrics:
                 source = set_scores if metric in SET_METRICS else scores
-                results[benchmark, scale, metric] = (f"{unavailable[metric]}" if metric in unavailable
+                results[benchmark, scale, metric] = (f"{metric.upper()} unavailable (reason above)"
+                                                     if metric in unavailable
                                                      else compare(source, benchmark, scale, claim.candidate,
                                                                   claim.baseline, metric))
             if claim.texture_gain:
@@ -133,6 +134,8 @@ def render_claims(scores: PerImageScores, set_scores: PerImageScores, benchmarks
                       f"is *{SUPPORTED}* when its required parts are *better* on every benchmark, *{CONTRADICTED}* "
                       f"when one of them is *worse* somewhere. The networks are small and briefly trained, so a "
                       "status here holds for this budget, not for the papers' full-scale setting.", "",
+                      *[f"- {metric.upper()} is unavailable: {reason.removeprefix(f'{metric.upper()} unavailable: ')}"
+                        for metric, reason in unavailable.items()], *([""] if unavailable else []),
                       *summary, "", *sections])
 
 
@@ -144,11 +147,10 @@ def claim_status(claim: Claim, results: dict[tuple[str, int, str], PairedDelta |
         return CONTRADICTED
     if not measured:
         return UNTESTED
-    untested = len(required) - len(measured)
+    untested = sorted({metric for (_, _, metric), result in results.items()
+                       if metric in claim.required and not isinstance(result, PairedDelta)})
     status = SUPPORTED if all(result.verdict == BETTER for result in measured) else UNSETTLED
-    if not untested:
-        return status
-    return f"{status} where testable ({untested} part{'s' * (untested > 1)} not testable here)"
+    return f"{status} where testable ({', '.join(untested)} not testable here)" if untested else status
 
 
 def _evidence(result: PairedDelta | str, scores: PerImageScores, benchmark: str, scale: int, claim: Claim,

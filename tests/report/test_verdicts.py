@@ -81,7 +81,7 @@ def test_a_claim_holds_only_where_its_required_parts_are_better():
     assert claim_status(tlw, {(*key, "psnr"): better, (*key, "lpips"): worse}) == "contradicted"
     assert claim_status(tlw, {(*key, "psnr"): better, (*key, "lpips"): unsettled}) == "not established"
     assert claim_status(tlw, {(*key, "psnr"): better, (*key, "lpips"): "LPIPS unavailable"}) == \
-        "supported where testable (1 part not testable here)"
+        "supported where testable (lpips not testable here)"
     assert claim_status(tlw, {(*key, "psnr"): "no tlw", (*key, "lpips"): "LPIPS unavailable"}) == "not testable here"
     assert claim_status(tlw, {(*key, "psnr"): better, (*key, "lpips"): better, ("Set14", 2, "psnr"): worse}) == \
         "contradicted"
