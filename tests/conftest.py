@@ -33,6 +33,15 @@ def synthetic_photo(rng: np.random.Generator, height: int, width: int) -> np.nda
     return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
+@pytest.fixture(autouse=True)
+def ordinary_floats():
+    """``fit``, ``evaluate`` and ``upscale`` flush subnormal floats for the rest of their process
+    (``pipeline.train.device.flush_subnormals``); each test starts and ends with IEEE floats."""
+    torch.set_flush_denormal(False)
+    yield
+    torch.set_flush_denormal(False)
+
+
 @pytest.fixture
 def tiny_data(tmp_path: Path) -> Params:
     """A prepared and degraded (bicubic, x2) data folder of small synthetic images, and Params that
