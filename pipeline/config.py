@@ -187,6 +187,9 @@ class TrainConfig(Strict):
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:1")
     deterministic: bool = Field(True, description="deterministic algorithms: same seed, same numbers")
     num_workers: int = Field(0, ge=0, description="data-loading worker processes")
+    image_store: Literal["mapped", "memory"] = Field(
+        "mapped", description="mapped: decode the train/val images once into data_dir/store, which every "
+                              "training process on the node maps read-only; memory: decode them into each process")
     val_every: int = Field(250, ge=1, description="validate every N iterations (and at the end)")
     select_metric: str = Field("val/psnr", description="validation metric that picks best.pt")
     select_mode: Literal["max", "min"] = Field("max", description="whether select_metric is better high or low")

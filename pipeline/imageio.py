@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,19 +30,32 @@ def list_images(folder: Path) -> list[Path]:
 
 def read_image(path: Path) -> np.ndarray:
     """``path`` as an ``H x W x 3`` uint8 RGB array (greyscale is replicated, alpha dropped)."""
+    with _errors_named(path), Image.open(path) as img:
+        img.load()
+        if img.mode in ("I;16", "I;16B", "I"):
+            array = np.asarray(img, dtype=np.float64)
+            img = Image.fromarray(np.clip(array / 257.0 + 0.5, 0, 255).astype(np.uint8))
+        rgb = img.convert("RGB")
+    return np.asarray(rgb, dtype=np.uint8).copy()
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` of ``path`` from its header, without decoding the pixels."""
+    with _errors_named(path), Image.open(path) as img:
+        width, height = img.size
+    return height, width
+
+
+@contextlib.contextmanager
+def _errors_named(path: Path) -> Iterator[None]:
+    """Turn Pillow's errors while reading ``path`` into one ``UnreadableImage`` sentence."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("I;16", "I;16B", "I"):
-                array = np.asarray(img, dtype=np.float64)
-                img = Image.fromarray(np.clip(array / 257.0 + 0.5, 0, 255).astype(np.uint8))
-            rgb = img.convert("RGB")
+        yield
     except Image.DecompressionBombError as exc:
         raise UnreadableImage(f"'{path}' is refused as a possible decompression bomb ({exc}); split it into "
                               "smaller images") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UnreadableImage(f"'{path}' is not a readable image ({exc}); replace or remove the file") from None
-    return np.asarray(rgb, dtype=np.uint8).copy()
 
 
 def write_png(path: Path, image: np.ndarray) -> None:

@@ -11,6 +11,7 @@ the number of loader workers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +44,8 @@ def lr_folder(data_dir: Path, degradation: str, scale: int, split: str) -> Path:
     return data_dir / "lr" / degradation / f"x{scale}" / split
 
 
-def load_pairs(data_dir: Path, degradation: str, scale: int, split: str) -> list[ImagePair]:
-    """Read every HR image of ``split`` with its LR counterpart, checking names and sizes."""
+def pair_paths(data_dir: Path, degradation: str, scale: int, split: str) -> list[tuple[Path, Path]]:
+    """``(HR path, LR path)`` of every image of ``split``, sorted; the folders are checked, not the images."""
     hr_dir = hr_folder(Path(data_dir), split)
     lr_dir = lr_folder(Path(data_dir), degradation, scale, split)
     if not hr_dir.is_dir():
@@ -59,20 +60,34 @@ def load_pairs(data_dir: Path, degradation: str, scale: int, split: str) -> list
     hr_paths = list_images(hr_dir)
     if not hr_paths:
         raise PipelineError(f"HR folder '{hr_dir}' holds no images; re-run `dvc repro prepare`")
-    return [_load_pair(path, lr_dir / path.relative_to(hr_dir), scale) for path in hr_paths]
+    pairs = [(path, lr_dir / path.relative_to(hr_dir)) for path in hr_paths]
+    for hr_path, lr_path in pairs:
+        if not lr_path.is_file():
+            raise PipelineError(f"LR image '{lr_path}' for HR '{hr_path}' is missing; re-run `dvc repro degrade`")
+    return pairs
 
 
-def _load_pair(hr_path: Path, lr_path: Path, scale: int) -> ImagePair:
-    if not lr_path.is_file():
-        raise PipelineError(f"LR image '{lr_path}' for HR '{hr_path}' is missing; re-run `dvc repro degrade`")
+def load_pairs(data_dir: Path, degradation: str, scale: int, split: str) -> list[ImagePair]:
+    """Read every HR image of ``split`` with its LR counterpart into memory, checking names and sizes."""
+    return [load_pair(hr_path, lr_path, scale) for hr_path, lr_path in pair_paths(data_dir, degradation, scale, split)]
+
+
+def load_pair(hr_path: Path, lr_path: Path, scale: int) -> ImagePair:
+    """One pair decoded: the HR image modcropped, its LR image checked to be ``1/scale`` of it."""
     hr = modcrop(read_image(hr_path), scale)
     lr = read_image(lr_path)
-    if (lr.shape[0] * scale, lr.shape[1] * scale) != hr.shape[:2]:
-        raise PipelineError(
-            f"LR image '{lr_path}' is {lr.shape[1]}x{lr.shape[0]} but HR '{hr_path}' modcropped at x{scale} is "
-            f"{hr.shape[1]}x{hr.shape[0]}; re-run `dvc repro degrade` so the LR images match the HR ones"
-        )
+    check_pair_sizes(hr_path, lr_path, hr.shape[:2], lr.shape[:2], scale)
     return ImagePair(name=hr_path.stem, lr=lr, hr=np.ascontiguousarray(hr))
+
+
+def check_pair_sizes(hr_path: Path, lr_path: Path, hr_size: tuple[int, int], lr_size: tuple[int, int],
+                     scale: int) -> None:
+    """Raise unless ``lr_size * scale == hr_size`` (``(height, width)``, HR after modcrop)."""
+    if (lr_size[0] * scale, lr_size[1] * scale) != tuple(hr_size):
+        raise PipelineError(
+            f"LR image '{lr_path}' is {lr_size[1]}x{lr_size[0]} but HR '{hr_path}' modcropped at x{scale} is "
+            f"{hr_size[1]}x{hr_size[0]}; re-run `dvc repro degrade` so the LR images match the HR ones"
+        )
 
 
 def dihedral_augmentation() -> A.Compose:
@@ -92,12 +107,15 @@ def dihedral_augmentation() -> A.Compose:
 class PairedPatchDataset(Dataset):
     """Item ``i`` is training batch ``i``: ``{"lr": uint8 [B,3,p/s,p/s], "hr": uint8 [B,3,p,p]}``.
 
+    ``pairs`` is any sequence of ``ImagePair``: decoded in memory (``load_pairs``) or mapped from the
+    node's image store (``pipeline.data.image_store``); the batches are the same bytes either way.
+
     Each patch comes from an image drawn uniformly, at a uniform LR-grid position (so HR and LR
     stay aligned), then flipped/rotated with albumentations. Use it with
     ``DataLoader(dataset, batch_size=None, sampler=range(start, iterations))``.
     """
 
-    def __init__(self, pairs: list[ImagePair], patch_size: int, scale: int, batch_size: int, seed: int):
+    def __init__(self, pairs: Sequence[ImagePair], patch_size: int, scale: int, batch_size: int, seed: int):
         if patch_size % scale:
             raise PipelineError(f"train.patch_size {patch_size} is not a multiple of train.scale {scale}; "
                                 f"use e.g. {patch_size - patch_size % scale or scale}")

@@ -36,13 +36,15 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from pipeline.config import Params, TrainConfig
-from pipeline.data.paired import PairedPatchDataset, load_pairs
+from pipeline.data.image_store import stored_pairs
+from pipeline.data.paired import ImagePair, PairedPatchDataset, load_pairs
 from pipeline.errors import PipelineError
 from pipeline.models.registry import build_model
 from pipeline.objectives.base import Objective
 from pipeline.objectives.registry import build_objective
 from pipeline.train.callbacks import Callback, RunContext, TrainResult
 from pipeline.train.checkpoint import checkpoint_meta, load_checkpoint, save_checkpoint
+from pipeline.train.cpus import available_cpus
 from pipeline.train.device import (DeviceSetup, configure_determinism, flush_subnormals, keep_freed_cpu_memory,
                                    plan_device)
 from pipeline.train.distributed import GradientAverager, broadcast_weights, rank_and_world_size, share_from_rank0
@@ -92,10 +94,9 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
     rank, world_size = rank_and_world_size()
 
     data_dir = Path(params.data_dir)
-    dataset = PairedPatchDataset(load_pairs(data_dir, config.degradation, config.scale, "train"),
+    dataset = PairedPatchDataset(_training_pairs(data_dir, config, "train"),
                                  config.patch_size, config.scale, config.batch_size, params.seed)
-    validator = Validator({split: load_pairs(data_dir, config.degradation, config.scale, split)
-                           for split in ("val", *config.val_benchmarks)},
+    validator = Validator({split: _training_pairs(data_dir, config, split) for split in ("val", *config.val_benchmarks)},
                           config.scale, params.metrics, setup, params.tracking.log_images,
                           params.evaluate.crop_size) if rank == 0 else None
 
@@ -319,6 +320,13 @@ def _improves(best: dict[str, Any], metrics: dict[str, float], config: TrainConf
     if better:
         best.update(value=value, iteration=done)
     return better
+
+
+def _training_pairs(data_dir: Path, config: TrainConfig, split: str) -> Sequence[ImagePair]:
+    """``split``'s pairs, mapped from the node's image store or decoded into this process (``train.image_store``)."""
+    if config.image_store == "mapped":
+        return stored_pairs(data_dir, config.degradation, config.scale, split, threads=available_cpus())
+    return load_pairs(data_dir, config.degradation, config.scale, split)
 
 
 def _check_resumable(trained_with: dict[str, Any], params: Params, path: Path) -> None:

@@ -9,6 +9,7 @@ and ``<set>/bicubic_ssim`` and repeated in every result, so a run shows whether 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -36,7 +37,7 @@ class Sample(NamedTuple):
 class Validator:
     """Measures a network + objective on fixed image sets; the first set provides the samples."""
 
-    def __init__(self, sets: dict[str, list[ImagePair]], scale: int, config: MetricsConfig, setup: DeviceSetup,
+    def __init__(self, sets: dict[str, Sequence[ImagePair]], scale: int, config: MetricsConfig, setup: DeviceSetup,
                  sample_count: int = 3, sample_crop: int = 96):
         self.sets = sets
         self.setup = setup
@@ -46,11 +47,15 @@ class Validator:
         self.sample_crop = sample_crop
         lpips_metric = LpipsMetric.load(config.lpips)
         self.lpips = None if isinstance(lpips_metric, Unavailable) else lpips_metric.to(setup.device)
-        self.bicubic = {name: [imresize_uint8(pair.lr, scale) for pair in pairs] for name, pairs in sets.items()}
+        self.sample_bicubic: list[np.ndarray] = []  # only these are kept: a set's upscales would double its memory
         self.baseline: dict[str, float] = {}
-        for name, pairs in sets.items():
-            scores = [self._psnr_ssim(_as_batch(up, setup.device), _as_batch(pair.hr, setup.device))
-                      for up, pair in zip(self.bicubic[name], pairs)]
+        for set_index, (name, pairs) in enumerate(sets.items()):
+            scores = []
+            for image_index, pair in enumerate(pairs):
+                upscaled = imresize_uint8(pair.lr, scale)
+                if set_index == 0 and image_index < sample_count:
+                    self.sample_bicubic.append(upscaled)
+                scores.append(self._psnr_ssim(_as_batch(upscaled, setup.device), _as_batch(pair.hr, setup.device)))
             self.baseline[f"{name}/bicubic_psnr"] = float(np.mean([s[0] for s in scores]))
             self.baseline[f"{name}/bicubic_ssim"] = float(np.mean([s[1] for s in scores]))
 
@@ -77,7 +82,7 @@ class Validator:
                 if self.lpips is not None:
                     scores["lpips"].append(self.lpips(sr, hr).item())
                 if set_index == 0 and image_index < self.sample_count:
-                    samples.append(self._sample(pair, self.bicubic[name][image_index], sr))
+                    samples.append(self._sample(pair, self.sample_bicubic[image_index], sr))
             metrics.update({f"{name}/{key}": float(np.mean(values)) for key, values in scores.items() if values})
         net.train(modes[0])
         objective.train(modes[1])
@@ -98,5 +103,5 @@ class Validator:
 
 
 def _as_batch(image: np.ndarray, device: torch.device) -> Tensor:
-    """``H x W x 3`` uint8 -> ``[1, 3, H, W]`` float in [0, 1] on ``device``."""
-    return torch.from_numpy(image).to(device).permute(2, 0, 1).unsqueeze(0).float() / 255
+    """``H x W x 3`` uint8 (a read-only mapped image too) -> ``[1, 3, H, W]`` float in [0, 1] on ``device``."""
+    return torch.tensor(image).to(device).permute(2, 0, 1).unsqueeze(0).float() / 255

@@ -128,6 +128,21 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_data, tmp_path):
     assert not all(torch.equal(first[k], other[k]) for k in first)
 
 
+def test_images_mapped_from_the_store_train_the_same_weights_as_decoded_ones(tiny_data, tmp_path):
+    tiny_data.train.iterations = 6
+    tiny_data.train.val_benchmarks = ["Tiny"]
+    tiny_data.train.image_store = "memory"
+    decoded = fit(tiny_data, tmp_path / "memory")
+    assert not (tiny_data.data_dir / "store").exists()
+    tiny_data.train.image_store = "mapped"
+    mapped = fit(tiny_data, tmp_path / "mapped")
+    assert sorted(p.name for p in (tiny_data.data_dir / "store" / "bicubic" / "x2").iterdir()) == ["Tiny", "train", "val"]
+    first, second = load_checkpoint(decoded.last_checkpoint), load_checkpoint(mapped.last_checkpoint)
+    for part in ("model", "objective", "optimizer"):
+        assert_same_tensors(first[part], second[part])
+    assert decoded.final_metrics == mapped.final_metrics
+
+
 @pytest.mark.parametrize("checkpoint_every", [1, 100])
 def test_divergence_stops_with_the_last_good_checkpoint_intact(tiny_data, tmp_path, checkpoint_every):
     tiny_data.train.lr = 1e10
