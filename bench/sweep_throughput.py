@@ -2,7 +2,7 @@
 
 Small CPU trials (EDSR 2 blocks x 16 features, batch 4, HR patch 48, L1, ``--iterations`` steps,
 4 validations; MLflow tracking to a local SQLite store, models not logged) run through ``run_sweep``
-on one local Ray cluster of ``--cpus`` CPUs (bound to 127.0.0.1), started once for the whole bench
+on one local Ray cluster of ``--cpus`` CPUs (node address 127.0.0.1), started once for the whole bench
 and stopped at its end, also on an error or Ctrl-C. ``run_sweep`` uses that connection as it is, so
 no measured sweep pays Ray's start (printed once, as ``ray_start_seconds``) or shutdown. One
 untimed sweep and one untimed ``fit`` come first. Then each of ``--repeats`` rounds times, in an
@@ -87,7 +87,7 @@ def sweep_params(root: Path, name: str, trials: int, iterations: int, max_concur
 
 @contextlib.contextmanager
 def local_ray(cpus: int) -> Iterator[float]:
-    """A local Ray cluster on 127.0.0.1 for the whole bench, shut down on exit (SIGTERM too); yields its start seconds."""
+    """A local Ray cluster with node address 127.0.0.1, shut down on exit (SIGTERM too); yields its start seconds."""
     import ray
 
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM unwinds like Ctrl-C
