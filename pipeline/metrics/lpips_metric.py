@@ -19,12 +19,10 @@ import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
-from torchvision import models
 
 from pipeline.config import LpipsConfig
 from pipeline.errors import PipelineError
@@ -37,11 +35,24 @@ LPIPS_VERSION = "0.1"
 
 @dataclass(frozen=True)
 class Backbone:
-    """A torchvision ImageNet classifier whose ``features`` LPIPS taps."""
+    """A torchvision ImageNet classifier whose ``features`` LPIPS taps, named by its builder and weights enum
+    in ``torchvision.models``; torchvision (about 1 s to import, ``torch._dynamo`` with it) is imported on
+    first use, so a process that trains or scores with LPIPS off never pays for it."""
 
     label: str
-    build: Callable[[], nn.Module]
-    url: str
+    builder: str
+    weights: str
+
+    def build(self) -> nn.Module:
+        from torchvision import models
+
+        return getattr(models, self.builder)()
+
+    @property
+    def url(self) -> str:
+        from torchvision import models
+
+        return getattr(models, self.weights).IMAGENET1K_V1.url
 
     @property
     def file_name(self) -> str:
@@ -49,9 +60,9 @@ class Backbone:
 
 
 BACKBONES: dict[str, Backbone] = {
-    "alex": Backbone("AlexNet", models.alexnet, models.AlexNet_Weights.IMAGENET1K_V1.url),
-    "vgg": Backbone("VGG16", models.vgg16, models.VGG16_Weights.IMAGENET1K_V1.url),
-    "squeeze": Backbone("SqueezeNet 1.1", models.squeezenet1_1, models.SqueezeNet1_1_Weights.IMAGENET1K_V1.url),
+    "alex": Backbone("AlexNet", "alexnet", "AlexNet_Weights"),
+    "vgg": Backbone("VGG16", "vgg16", "VGG16_Weights"),
+    "squeeze": Backbone("SqueezeNet 1.1", "squeezenet1_1", "SqueezeNet1_1_Weights"),
 }
 
 _CHECKPOINT_ERRORS = (OSError, EOFError, RuntimeError, ValueError, TypeError, KeyError, pickle.UnpicklingError)

@@ -1,5 +1,7 @@
 import logging
+import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -111,3 +113,11 @@ def test_without_the_lpips_package_it_is_unavailable(torch_home, alexnet_checkpo
     monkeypatch.setitem(sys.modules, "lpips", None)  # importing it raises ImportError, as where it is not installed
     result = LpipsMetric.load(LpipsConfig(net="alex", weights=alexnet_checkpoint[0]), allow_download=False)
     assert isinstance(result, Unavailable) and "lpips package is not installed" in result.reason
+
+
+def test_a_sweep_trial_process_does_not_import_torchvision():
+    """torchvision costs about 1 s to import; a trial with LPIPS off never builds a backbone."""
+    probe = "import sys, pipeline.tune.trial; print('torchvision' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert result.stdout.split() == ["False"]
