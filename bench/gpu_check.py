@@ -258,13 +258,13 @@ def check_training(sizes: Sizes, data_dir: Path, device: torch.device, work: Pat
             "workers": sizes.workers, "target": STEP_RATIO_TARGET, "variants": variants}
 
 
-def check_data_bound(sizes: Sizes, device: torch.device) -> dict[str, Any]:
+def check_data_bound(sizes: Sizes, device: torch.device, work: Path) -> dict[str, Any]:
     arguments = ["--blocks", str(sizes.blocks), "--feats", str(sizes.feats), "--patch", str(sizes.patch),
                  "--batch", str(sizes.batch), "--iters", str(sizes.throughput_iters),
                  "--warmup", str(sizes.throughput_warmup), "--rounds", str(sizes.rounds),
                  "--workers", str(sizes.workers), "--images", str(sizes.throughput_images),
                  "--device", str(device), "--amp", "bf16", "--channels-last"]
-    measured = train_throughput.measure(train_throughput.argument_parser().parse_args(arguments))
+    measured = train_throughput.measure(train_throughput.argument_parser().parse_args(arguments), work)
     ratios = [b / a for a, b in zip(measured["preloaded_s"], measured["loading_s"])]
     return {"command": "python bench/train_throughput.py " + " ".join(arguments), "workers": sizes.workers,
             "preloaded_ms": 1e3 * statistics.median(measured["preloaded_s"]),
@@ -510,7 +510,7 @@ SECTIONS = {  # name -> (check, table rows); cheap and decisive first, so a run 
     "cpu_vs_device": (lambda sizes, data_dir, device, work: check_cpu_vs_device(sizes, data_dir, device, work),
                       compare_rows),
     "training": (lambda sizes, data_dir, device, work: check_training(sizes, data_dir, device, work), training_rows),
-    "data_bound": (lambda sizes, data_dir, device, work: check_data_bound(sizes, device), data_bound_rows),
+    "data_bound": (lambda sizes, data_dir, device, work: check_data_bound(sizes, device, work), data_bound_rows),
 }
 
 

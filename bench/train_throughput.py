@@ -7,10 +7,12 @@ Default: EDSR-baseline x2 (16 blocks, 64 features), HR patch 96, batch 16, L1 (o
 It times the loop's own ``train_step`` (with ``fit``'s loss check) two ways, alternating between
 them in rounds and taking the median over rounds of the mean step time:
 (a) on one batch pre-loaded on the device; (b) drawing every batch from ``PairedPatchDataset``
-(in-memory synthetic 2040x1356 images, DIV2K-sized) through a ``DataLoader`` with ``--workers``
-and moving it to the device. ``data-bound ratio = time(b) / time(a)``; the target is < 1.1.
+(synthetic 2040x1356 images, DIV2K-sized, mapped from the image store as training does, or decoded
+into memory with ``--source memory``) through a ``DataLoader`` with ``--workers`` and moving it to
+the device. ``data-bound ratio = time(b) / time(a)`` per round, printed min / median / max; the
+target is <= 1.05.
 Peak memory: CUDA ``max_memory_allocated`` during the steps; on CPU the process's peak RSS
-(``ru_maxrss``), which includes the images held in memory.
+(``ru_maxrss``), which includes the synthetic images generated in memory at the start.
 """
 
 from __future__ import annotations
@@ -18,15 +20,19 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader
 
 from pipeline.config import LossConfig, TrainConfig
+from pipeline.data.image_store import stored_pairs
 from pipeline.data.paired import ImagePair, PairedPatchDataset
 from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
@@ -42,6 +48,16 @@ def synthetic_pairs(count: int, scale: int, rng: np.random.Generator) -> list[Im
     return [ImagePair(f"synthetic{i}", rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
                       rng.integers(0, 256, (height * scale, width * scale, 3), dtype=np.uint8))
             for i in range(count)]
+
+
+def mapped_pairs(pairs: list[ImagePair], scale: int, data_dir: Path) -> Sequence[ImagePair]:
+    """``pairs`` written as PNGs in the prepare/degrade layout under ``data_dir``, then mapped from its image store."""
+    for pair in pairs:
+        for path, image in ((data_dir / "hr" / "train" / f"{pair.name}.png", pair.hr),
+                            (data_dir / "lr" / "bicubic" / f"x{scale}" / "train" / f"{pair.name}.png", pair.lr)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(path, compress_level=1)
+    return stored_pairs(data_dir, "bicubic", scale, "train")
 
 
 def seconds_per_step(setup: DeviceSetup, net, objective, optimizer, scaler, batches: Iterator, steps: int) -> float:
@@ -70,7 +86,9 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=5, help="alternations of (a) and (b)")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for (b)")
-    parser.add_argument("--images", type=int, default=8, help="in-memory training images")
+    parser.add_argument("--images", type=int, default=8, help="synthetic training images")
+    parser.add_argument("--source", default="mapped", choices=["mapped", "memory"],
+                        help="mapped from the image store (as training does) or decoded into memory")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
     parser.add_argument("--channels-last", action="store_true")
@@ -78,7 +96,7 @@ def argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
+def measure(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     """Per-round mean step times (s) with the pre-loaded batch and with loading, the mean time to
     sample one batch in the main process, the peak memory (bytes) and the device setup."""
     setup = plan_device(TrainConfig(device=args.device, amp=args.amp, channels_last=args.channels_last,
@@ -92,8 +110,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     scaler = torch.amp.GradScaler(setup.device.type, enabled=setup.uses_grad_scaler)
     train_net = torch.compile(net) if setup.compile else net
 
-    dataset = PairedPatchDataset(synthetic_pairs(args.images, args.scale, np.random.default_rng(0)),
-                                 args.patch, args.scale, args.batch, seed=0)
+    pairs = synthetic_pairs(args.images, args.scale, np.random.default_rng(0))
+    if args.source == "mapped":
+        pairs = mapped_pairs(pairs, args.scale, data_dir)
+    dataset = PairedPatchDataset(pairs, args.patch, args.scale, args.batch, seed=0)
     per_round = max(1, args.iters // args.rounds)
     steps = args.warmup + per_round * args.rounds
     preloaded = batch_to_device(dataset[0], setup)
@@ -128,8 +148,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     args = argument_parser().parse_args()
-    measured = measure(args)
+    with tempfile.TemporaryDirectory(prefix="train-bench-") as folder:
+        measured = measure(args, Path(folder))
     setup, per_round = measured["setup"], measured["per_round"]
+    ratios = [loading / preloaded for preloaded, loading in zip(measured["preloaded_s"], measured["loading_s"])]
     step_preloaded, step_loading = statistics.median(measured["preloaded_s"]), statistics.median(measured["loading_s"])
     peak = (f"peak CUDA memory {measured['peak_bytes'] / 2**20:.0f} MiB" if setup.device.type == "cuda"
             else f"peak process RSS {measured['peak_bytes'] / 2**20:.0f} MiB")
@@ -139,9 +161,10 @@ def main() -> None:
           f"{args.rounds} alternating rounds of {per_round} steps each, "
           f"after {args.warmup} warm-up")
     print(f"(a) pre-loaded batch: {step_preloaded * 1e3:.1f} ms/step, {args.batch / step_preloaded:.1f} HR patches/s")
-    print(f"(b) with loading ({args.workers} workers): {step_loading * 1e3:.1f} ms/step, "
+    print(f"(b) with loading ({args.workers} workers, images {args.source}): {step_loading * 1e3:.1f} ms/step, "
           f"{args.batch / step_loading:.1f} HR patches/s")
-    print(f"data-bound ratio (b)/(a): {step_loading / step_preloaded:.3f}; sampling one batch in the main process "
+    print(f"data-bound ratio (b)/(a) per round, min / median / max: {min(ratios):.3f} / "
+          f"{statistics.median(ratios):.3f} / {max(ratios):.3f}; sampling one batch in the main process "
           f"takes {measured['crop_s'] * 1e3:.2f} ms; {peak}")
 
 

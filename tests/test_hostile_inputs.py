@@ -240,6 +240,22 @@ def test_a_full_disk_while_training_is_one_sentence_and_keeps_the_last_checkpoin
     assert torch.load(run / "checkpoints" / files[0], weights_only=True)["iteration"] == 6
 
 
+def test_a_full_disk_while_building_the_image_store_is_one_sentence_and_leaves_no_half_store(tiny_data, tmp_path,
+                                                                                               capsys, monkeypatch):
+    from pipeline.data import image_store
+
+    def no_space(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(image_store.os, "posix_fallocate", no_space)
+    params = params_file(tiny_data, tmp_path / "p.yaml")
+    refused(capsys, ["train", "--params", str(params), "--run-dir", str(tmp_path / "run")],
+            r"could not build the image store in '.*/store/bicubic/x2/train': there is no space left; free space there "
+            r"or set train.image_store: memory to decode the images into each process")
+    assert [p.name for p in (tiny_data.data_dir / "store" / "bicubic" / "x2" / "train").iterdir()] == [".lock"]
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 @pytest.mark.parametrize("content, pattern", [
     ("train: [unclosed", r"'.*bad.yaml' is not valid YAML \(expected ',' or '\]', but got '<stream end>' at line 1, "
                          r"column 17\); fix the file"),
