@@ -197,3 +197,27 @@ def test_an_mlflow_uri_without_mlflow_installed_names_the_fix(monkeypatch):
 def test_a_missing_mlflow_model_is_a_pipeline_error(tmp_path: Path):
     with pytest.raises(PipelineError, match="could not be loaded .*No such artifact"):
         load_super_resolver((tmp_path / "model").as_uri())
+
+
+@pytest.mark.parametrize("objective", ["regression", "cs", "fcs", "fine_grained", "tlw"])
+def test_every_objective_predicts_the_same_bits_at_one_and_two_threads(objective):
+    """``evaluate`` and ``upscale`` choose their thread count from the machine's load
+    (``pipeline.train.cpus.use_available_cpus``); that must not change a score."""
+    from pipeline.config import LossConfig
+    from pipeline.models.registry import build_model
+    from pipeline.objectives.registry import build_objective
+
+    torch.manual_seed(0)
+    net = build_model("edsr", 2, {"n_blocks": 2, "n_feats": 16}).eval()
+    head = build_objective(LossConfig(objective=objective), net.feature_channels, 2).eval()
+    image = torch.rand(1, 3, 67, 45)
+    threads = torch.get_num_threads()
+    predictions = []
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            with torch.inference_mode():
+                predictions.append(head.predict(net(image)))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(*predictions)

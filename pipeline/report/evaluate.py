@@ -87,7 +87,6 @@ def evaluate_all(params: Params, progress: bool = False) -> dict[str, Any]:
     device = resolve_device(config.device)
     keep_freed_cpu_memory(device)
     flush_subnormals(device)
-    use_available_cpus()
     lpips = LpipsMetric.load(params.metrics.lpips)
     unavailable = {"lpips": lpips.reason} if isinstance(lpips, Unavailable) else {}
     lpips_metric = None if isinstance(lpips, Unavailable) else lpips.to(device)
@@ -106,6 +105,7 @@ def evaluate_all(params: Params, progress: bool = False) -> dict[str, Any]:
         here = [objective for objective in trained if objective.scale == scale]
         scorer = ImageScorer.for_scale(params.metrics, scale, lpips_metric, device, fid_metric)
         for benchmark in benchmarks:
+            use_available_cpus()  # again per benchmark: another process may have started or ended meanwhile
             pairs = load_pairs(params.data_dir, params.train.degradation, scale, benchmark)
             image_counts[benchmark] = len(pairs)
             log.debug("evaluating %s x%d (%d images): bicubic and %d objective(s)", benchmark, scale, len(pairs),

@@ -1,4 +1,5 @@
-"""The CPU count torch threads follow: affinity, cgroup quota, Ray's assignment; OMP_NUM_THREADS wins."""
+"""The CPU count torch threads follow: affinity, cgroup quota, Ray's assignment, CPUs other processes keep busy;
+OMP_NUM_THREADS wins."""
 
 from __future__ import annotations
 
@@ -73,5 +74,40 @@ def test_omp_num_threads_is_left_to_choose(monkeypatch, restore_threads):
 def test_without_omp_num_threads_torch_follows_the_available_cpus(monkeypatch, restore_threads):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(cpus, "available_cpus", lambda: 1)
+    monkeypatch.setattr(cpus, "idle_cpus", lambda: 2.0)
     torch.set_num_threads(2)
     assert cpus.use_available_cpus() == 1 and torch.get_num_threads() == 1
+
+
+def stat_lines(ticks: dict[int, tuple[int, int]]) -> str:
+    """``/proc/stat`` text with ``cpuN: (busy user ticks, idle ticks)`` and a machine-wide line to skip."""
+    lines = ["cpu  999 0 0 999 0 0 0 0 0 0"]
+    lines += [f"cpu{index} {busy} 0 0 {idle} 0 0 0 0 0 0" for index, (busy, idle) in ticks.items()]
+    return "\n".join([*lines, "intr 1 2 3", ""])
+
+
+def test_idle_cpus_counts_the_idle_share_of_each_cpu_this_process_may_use(tmp_path: Path, monkeypatch):
+    mine = sorted(os.sched_getaffinity(0))
+    other = max(mine) + 1  # a CPU outside the affinity mask: never counted
+    stat = tmp_path / "stat"
+    stat.write_text(stat_lines({index: (0, 0) for index in [*mine, other]}))
+    after = {index: (100, 0) if index == mine[0] else (25, 75) for index in mine} | {other: (0, 100)}
+    monkeypatch.setattr(cpus.time, "sleep", lambda seconds: stat.write_text(stat_lines(after)))
+    assert cpus.idle_cpus(stat=stat) == pytest.approx(0.75 * (len(mine) - 1))
+    monkeypatch.setattr(cpus.time, "sleep", lambda seconds: None)
+    stat.write_text("not a stat file")
+    assert cpus.idle_cpus(stat=stat) is None
+    assert cpus.idle_cpus(stat=tmp_path / "missing") is None
+
+
+def test_a_busy_cpu_lowers_the_threads_inference_uses(monkeypatch, restore_threads):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cpus, "available_cpus", lambda: 2)
+    monkeypatch.setattr(cpus, "idle_cpus", lambda: 1.02)  # one CPU kept busy by another process
+    assert cpus.use_available_cpus() == 1 and torch.get_num_threads() == 1
+    monkeypatch.setattr(cpus, "idle_cpus", lambda: 1.6)  # a passing blip rounds up
+    assert cpus.use_available_cpus() == 2
+    monkeypatch.setattr(cpus, "idle_cpus", lambda: 0.1)  # never fewer than one
+    assert cpus.use_available_cpus() == 1
+    monkeypatch.setattr(cpus, "idle_cpus", lambda: None)  # no /proc/stat: the available CPUs
+    assert cpus.use_available_cpus() == 2
