@@ -3,7 +3,8 @@
 The schema (``pipeline.config``) knows types and ranges but not which networks, objectives and
 loss terms exist; this checks ``model.name``/``model.args``, ``loss.objective``/``loss.args`` and
 every ``loss.terms`` entry and its options, for the params and for each sweep objective's fragment,
-without building anything. So ``config``, ``dvc exp run -S`` and a sweep fail in one sentence
+and that ``evaluate.decodes`` names sweep objectives and decodes their objectives have, without
+building anything. So ``config``, ``dvc exp run -S`` and a sweep fail in one sentence
 before any work starts.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from pipeline.config import Params
 from pipeline.errors import ConfigError
 from pipeline.models.registry import check_model
-from pipeline.objectives.registry import check_loss
+from pipeline.objectives.registry import OBJECTIVES, check_loss
 from pipeline.tune.space import SearchSpace, TrialChoice
 
 
@@ -22,6 +23,18 @@ def check_registries(params: Params) -> None:
     space = SearchSpace(params.sweep)
     for name in space.objectives:
         _check(space.trial_params(params, TrialChoice(name, {}, 0)), f"sweep.objectives.{name}")
+    for name, decodes in params.evaluate.decodes.items():
+        if name not in params.sweep.objectives:
+            raise ConfigError(f"evaluate.decodes names '{name}', which is not in sweep.objectives "
+                              f"({', '.join(params.sweep.objectives)}); fix it in params.yaml or with --set")
+        if name not in space.objectives:  # left out by sweep.only: it has no models to decode
+            continue
+        kind = space.trial_params(params, TrialChoice(name, {}, 0)).loss.objective  # registered: checked above
+        known = OBJECTIVES[kind].decodes
+        for decode in decodes:
+            if decode not in known:
+                raise ConfigError(f"evaluate.decodes.{name}: '{decode}' is not a decode of objective '{kind}' (it has "
+                                  f"{', '.join(known) or 'only its own'}); fix it in params.yaml or with --set")
 
 
 def _check(params: Params, where: str) -> None:
