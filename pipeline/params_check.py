@@ -3,8 +3,8 @@
 The schema (``pipeline.config``) knows types and ranges but not which networks, objectives and
 loss terms exist; this checks ``model.name``/``model.args``, ``loss.objective``/``loss.args`` and
 every ``loss.terms`` entry and its options, for the params and for each sweep objective's fragment,
-and that ``evaluate.decodes`` names sweep objectives and decodes their objectives have, without
-building anything. So ``config``, ``dvc exp run -S`` and a sweep fail in one sentence
+and that ``evaluate.decodes`` asks each swept objective only for decodes it has, without building
+anything. So ``config``, ``dvc exp run -S`` and a sweep fail in one sentence
 before any work starts.
 """
 
@@ -24,10 +24,7 @@ def check_registries(params: Params) -> None:
     for name in space.objectives:
         _check(space.trial_params(params, TrialChoice(name, {}, 0)), f"sweep.objectives.{name}")
     for name, decodes in params.evaluate.decodes.items():
-        if name not in params.sweep.objectives:
-            raise ConfigError(f"evaluate.decodes names '{name}', which is not in sweep.objectives "
-                              f"({', '.join(params.sweep.objectives)}); fix it in params.yaml or with --set")
-        if name not in space.objectives:  # left out by sweep.only: it has no models to decode
+        if name not in space.objectives:  # not swept (a smaller study, or sweep.only): no models to decode
             continue
         kind = space.trial_params(params, TrialChoice(name, {}, 0)).loss.objective  # registered: checked above
         known = OBJECTIVES[kind].decodes
