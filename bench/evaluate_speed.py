@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from spread import spread_text
 from pipeline.config import load_params, validate
 from pipeline.data.prepare import prepare_all
 from pipeline.degrade.run import degrade_all
@@ -82,10 +82,6 @@ def timed_evaluate(project: Path, params_file: Path, burner: bool) -> float:
             busy.wait()
 
 
-def spread(values: list[float]) -> str:
-    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmarks", nargs="+", type=Path, required=True, help="folders of HR benchmark images")
@@ -109,13 +105,13 @@ def main() -> None:
                 times[name].append(timed_evaluate(cases[name][0], params_file, cases[name][1]))
     print(f"evaluate of the default study ({', '.join(args.only) if args.only else 'all objectives'}) on {', '.join(folder.name for folder in args.benchmarks)}; "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, {len(os.sched_getaffinity(0))} CPUs, "
-          f"{args.repeats} interleaved repeats; 1-min load average before each run {spread(loads)}")
+          f"{args.repeats} interleaved repeats; 1-min load average before each run {spread_text(loads)}")
     for name in names:
-        print(f"{name:>7}: {spread(times[name])} s (min / median / max)")
+        print(f"{name:>7}: {spread_text(times[name])} s (min / median / max)")
     if "burner" in times:
-        print(f"burner / quiet: {spread([b / q for b, q in zip(times['burner'], times['quiet'])])} (target <= 2)")
+        print(f"burner / quiet: {spread_text([b / q for b, q in zip(times['burner'], times['quiet'])])} (target <= 2)")
     if args.before:
-        print(f"quiet / before: {spread([q / b for q, b in zip(times['quiet'], times['before'])])}")
+        print(f"quiet / before: {spread_text([q / b for q, b in zip(times['quiet'], times['before'])])}")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ from torch.utils.data import DataLoader
 
 import loss_overhead
 import train_throughput
+from spread import spread
 from pipeline.config import LossConfig, Params, TrainConfig, validate
 from pipeline.data.paired import PairedPatchDataset, load_pairs
 from pipeline.degrade.imresize import imresize_uint8
@@ -146,10 +147,6 @@ def seconds_per_step(times: dict[int, float], warmup: int) -> float:
     """Mean step time from the log at iteration ``warmup`` to the last log."""
     last = max(times)
     return (times[last] - times[warmup]) / (last - warmup)
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
 def synchronize(device: torch.device) -> None:

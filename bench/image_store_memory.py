@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from spread import spread_text
 
 HR_HEIGHT, HR_WIDTH, SCALE = 1356, 2040, 2
 GIB = 2**30
@@ -129,11 +130,6 @@ def run_trials(data_dir: Path, mode: str, trials: int, batches: int) -> list[dic
     return [json.loads(output.strip().splitlines()[-1]) for output in outputs]
 
 
-def spread(values: list[float], unit: str, scale: float = 1.0) -> str:
-    values = [value / scale for value in values]
-    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f} {unit}"
-
-
 def store_bytes(data_dir: Path) -> int:
     return sum(path.stat().st_size for path in (data_dir / "store").rglob("pairs.u8"))
 
@@ -172,7 +168,7 @@ def measure(args: argparse.Namespace, data_dir: Path) -> None:
     decoded_bytes = store_bytes(data_dir)
     print(f"{args.pairs} pairs, {decoded_bytes / GIB:.2f} GiB decoded; load average {load_before:.1f}", flush=True)
     print(f"first use on the node, {max(args.trials)} trials at once (one builds the store, the others wait): "
-          f"start-up {spread([t['open_s'] for t in first_use], 's')}", flush=True)
+          f"start-up {spread_text([t['open_s'] for t in first_use], unit='s')}", flush=True)
 
     fits_in_memory = int(Path("/proc/meminfo").read_text().split("MemAvailable:")[1].split()[0]) * 1024
     runs = [("memory", n) for n in args.trials if n * decoded_bytes < 0.8 * fits_in_memory] + \
@@ -192,10 +188,10 @@ def measure(args: argparse.Namespace, data_dir: Path) -> None:
         node_pss = [sum(t["after"]["Pss"] - t["before"]["Pss"] for t in repeat) for repeat in repeats]
         figures["runs"][name] = {**deltas, "node_pss": node_pss, "open_s": [t["open_s"] for t in trials],
                                  "process_s": [t["process_s"] for t in trials]}
-        print(f"  {name:>10}: own (Anon) {spread(deltas['Anonymous'], 'GiB', GIB)}; Pss {spread(deltas['Pss'], 'GiB', GIB)}; "
-              f"Rss {spread(deltas['Rss'], 'GiB', GIB)}; node's Pss for all trials {spread(node_pss, 'GiB', GIB)}; "
-              f"start-up {spread(figures['runs'][name]['open_s'], 's')} from opening the data, "
-              f"{spread(figures['runs'][name]['process_s'], 's')} from the process's start")
+        print(f"  {name:>10}: own (Anon) {spread_text(deltas['Anonymous'], unit='GiB', scale=GIB)}; Pss {spread_text(deltas['Pss'], unit='GiB', scale=GIB)}; "
+              f"Rss {spread_text(deltas['Rss'], unit='GiB', scale=GIB)}; node's Pss for all trials {spread_text(node_pss, unit='GiB', scale=GIB)}; "
+              f"start-up {spread_text(figures['runs'][name]['open_s'], unit='s')} from opening the data, "
+              f"{spread_text(figures['runs'][name]['process_s'], unit='s')} from the process's start")
     if skipped:
         print(f"  memory with {', '.join(map(str, skipped))} trials skipped: "
               f"{decoded_bytes / GIB:.1f} GiB each would not fit in {fits_in_memory / GIB:.1f} GiB available")

@@ -38,7 +38,6 @@ import json
 import logging
 import os
 import signal
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spread import spread
 from pipeline.config import Params, validate
 from pipeline.degrade.imresize import imresize_uint8
 from pipeline.imageio import modcrop, write_png
@@ -117,10 +117,6 @@ def derived(times: dict[str, float], n: int) -> dict[str, float]:
         "efficiency_trials_only": (times["SN"] - fixed) / (times["PN"] - fixed) / n,
         "trials_per_hour": 3600 * n / times["PN"], "sweep_of_one_over_fit": times["S1"] / times["F"],
     }
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spread import spread_text
 from pipeline.config import validate
 from pipeline.imageio import write_png
 from pipeline.models.registry import build_model
@@ -76,10 +76,6 @@ def seconds(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def spread(values: list[float]) -> str:
-    return f"{min(values):.3f} / {statistics.median(values):.3f} / {max(values):.3f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="edsr")
@@ -108,10 +104,10 @@ def main() -> None:
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, {args.repeats} interleaved repeats, "
           f"load average {os.getloadavg()[0]:.2f}")
     for name in names:
-        print(f"{name:>12}: {spread(times[name])} s (min / median / max)")
+        print(f"{name:>12}: {spread_text(times[name], digits=3)} s (min / median / max)")
     ratios = [up / plain for up, plain in zip(times["upscale"], times["plain"])]
-    print(f"upscale / plain: {spread(ratios)} (target <= 1.3)")
-    print(f"upscale start-up above import torch: {spread([u - t for u, t in zip(times['upscale'], times['import torch'])])} s")
+    print(f"upscale / plain: {spread_text(ratios, digits=3)} (target <= 1.3)")
+    print(f"upscale start-up above import torch: {spread_text([u - t for u, t in zip(times['upscale'], times['import torch'])], digits=3)} s")
 
 
 if __name__ == "__main__":
