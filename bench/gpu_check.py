@@ -31,7 +31,7 @@ Sections (``ratio`` entries give min, median and max over interleaved rounds):
 
 Imports only the core path (``pipeline.train``, ``objectives``, ``models``, ``inference``): no Ray,
 MLflow, DVC or LPIPS. ``pipeline.config`` needs pydantic and the training augmentation needs
-albumentations: carry their wheels where they are missing (README, "Performance").
+albumentations: carry their wheels where they are missing (docs/gpu.md).
 """
 
 from __future__ import annotations

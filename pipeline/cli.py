@@ -115,11 +115,12 @@ def cmd_config(args: argparse.Namespace) -> None:
     import yaml
 
     if args.reference:
-        from pipeline.config_reference import config_reference, update_readme
+        from pipeline.config_reference import REFERENCE_FILE, config_reference, write_reference
 
         if args.write:
-            changed = update_readme(Path(args.write))
-            print(f"{args.write}: {'updated' if changed else 'already up to date'}")
+            target = Path(REFERENCE_FILE if args.write is True else args.write)
+            changed = write_reference(target)
+            print(f"{target}: {'updated' if changed else 'already up to date'}")
         else:
             print(config_reference())
         return
@@ -179,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--scale", type=int, default=2)
     c = add("config", cmd_config, "print the resolved params (defaults filled in, overrides applied)")
     c.add_argument("--reference", action="store_true", help="print the configuration reference (markdown)")
-    c.add_argument("--write", metavar="README", help="with --reference: replace the reference block in this file")
+    c.add_argument("--write", metavar="FILE", nargs="?", const=True,
+                   help="with --reference: replace the reference block in FILE (default docs/configuration.md)")
     return parser
 
 

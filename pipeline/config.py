@@ -366,7 +366,7 @@ def _describe(error: dict[str, Any], source: str) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         parent = _model_at(error["loc"][:-1])
-        allowed = ", ".join(sorted(parent.model_fields)) if parent else "see the configuration reference"
+        allowed = ", ".join(sorted(parent.model_fields)) if parent else "see docs/configuration.md"
         return f"{source}: unknown key '{where}'; allowed keys here: {allowed}."
     got = error.get("input")
     shown = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
