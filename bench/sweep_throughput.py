@@ -50,7 +50,7 @@ from spread import spread
 from pipeline.config import Params, validate
 from pipeline.degrade.imresize import imresize_uint8
 from pipeline.imageio import modcrop, write_png
-from pipeline.tracking import ensure_experiment
+from pipeline.tracking.store import ensure_experiment
 from pipeline.train.loop import fit
 from pipeline.tune.space import SearchSpace, TrialChoice
 from pipeline.tune.sweep import run_sweep

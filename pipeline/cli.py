@@ -55,7 +55,8 @@ def _tracking_callbacks(params) -> list:
     """An MLflow callback when tracking is on; an unreachable server fails here, before training."""
     if not params.tracking.enabled:
         return []
-    from pipeline.tracking import MLflowCallback, check_tracking, tracking_uri
+    from pipeline.tracking.callback import MLflowCallback
+    from pipeline.tracking.store import check_tracking, tracking_uri
 
     check_tracking(tracking_uri(params))
     return [MLflowCallback()]

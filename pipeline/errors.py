@@ -22,3 +22,9 @@ def os_error_sentence(error: OSError) -> str:
         return (f"the disk is full{where} ({reason}); free space and run the command again "
                 "(finished files are kept, partly written ones were removed)")
     return f"{reason}{where}; check the path, its permissions and the free space, then run the command again"
+
+
+def exception_summary(exc: BaseException, limit: int = 300) -> str:
+    """A library exception's message on one line, cut to ``limit`` characters, for a one-sentence error."""
+    text = " ".join(line.strip(" #") for line in str(exc).splitlines() if line.strip(" #")) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

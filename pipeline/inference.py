@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, exception_summary
 from pipeline.metrics.torch_metrics import quantize
 from pipeline.mlflow_model import weights_file
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
@@ -107,12 +107,6 @@ def _load_mlflow_model(uri: str, tracking_uri: str | None) -> SuperResolver:
             raise PipelineError(f"MLflow model '{uri}' has no MLmodel file; pass the URI of a logged model "
                                 "(runs:/<run_id>/<objective>-seed<seed> or models:/<name>/<version>)")
         return _load_checkpoint(weights_file(Path(local), uri))
-
-
-def exception_summary(exc: BaseException, limit: int = 300) -> str:
-    """A library exception's message on one line, cut to ``limit`` characters, for a one-sentence error."""
-    text = " ".join(line.strip(" #") for line in str(exc).splitlines() if line.strip(" #")) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def to_uint8(image: Tensor) -> Tensor:

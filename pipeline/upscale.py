@@ -92,7 +92,7 @@ def _check_tracking_server(model: str, tracking_uri: str | None) -> None:
     (MLflow's own retries take minutes) and keep MLflow's retries short (``HTTP_RETRY_DEFAULTS``)."""
     if not model.startswith(("runs:/", "models:/")):
         return
-    from pipeline.tracking import HTTP_RETRY_DEFAULTS, check_tracking, is_remote  # only here: it imports MLflow
+    from pipeline.tracking.store import HTTP_RETRY_DEFAULTS, check_tracking, is_remote  # only here: it imports MLflow
 
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
     if is_remote(uri):

@@ -24,9 +24,10 @@ import torch
 from pipeline.config import Params, validate
 from pipeline.errors import PipelineError
 from pipeline.inference import load_super_resolver, upscale_image
-from pipeline.tracking import (LABEL_PIXELS, MLflowCallback, check_tracking, ensure_experiment, find_run,
-                               flatten_params, git_tags, labelled_strip, objective_tags, side_by_side, start_run,
-                               tracking_uri)
+from pipeline.tracking.callback import MLflowCallback
+from pipeline.tracking.images import LABEL_PIXELS, labelled_strip, side_by_side
+from pipeline.tracking.store import check_tracking, ensure_experiment, find_run, flatten_params, start_run, tracking_uri
+from pipeline.tracking.tags import git_tags, objective_tags
 from pipeline.train.callbacks import Callback, RunContext, Sample, TrainResult
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
 from pipeline.train.loop import fit

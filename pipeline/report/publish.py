@@ -33,7 +33,8 @@ from pipeline.report.plots import has_perceptual_metric, perception_distortion_p
 from pipeline.report.run_store import RunStore
 from pipeline.report.statement import study_statement
 from pipeline.report.sweep_outputs import TrainedObjective
-from pipeline.tracking import git_tags, tracking_uri
+from pipeline.tracking.store import tracking_uri
+from pipeline.tracking.tags import git_tags
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,8 @@ import mlflow
 from mlflow.entities import Metric
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH
 
-from pipeline.errors import PipelineError
-from pipeline.inference import exception_summary
-from pipeline.tracking import HTTP_RETRY_DEFAULTS, check_tracking, is_remote
+from pipeline.errors import PipelineError, exception_summary
+from pipeline.tracking.store import HTTP_RETRY_DEFAULTS, check_tracking, is_remote
 
 log = logging.getLogger(__name__)
 

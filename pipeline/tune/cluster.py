@@ -30,8 +30,7 @@ from pathlib import Path
 import pyarrow.fs
 
 from pipeline.config import PROJECT_ROOT, RayConfig
-from pipeline.errors import ConfigError, PipelineError
-from pipeline.inference import exception_summary
+from pipeline.errors import ConfigError, PipelineError, exception_summary
 from pipeline.tune.reaper import DONE, start_reaper
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,9 @@ from mlflow.entities import Param
 from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
 
 from pipeline.config import PROJECT_ROOT, Params
-from pipeline.inference import exception_summary
-from pipeline.tracking import (data_tags, find_run, flatten_params, git_tags, manifest_texts, record_error,
-                               start_run, tracking_uri)
+from pipeline.errors import exception_summary
+from pipeline.tracking.store import find_run, flatten_params, record_error, start_run, tracking_uri
+from pipeline.tracking.tags import data_tags, git_tags, manifest_texts
 from pipeline.train.loop import read_manifests
 from pipeline.tune.results import COMPLETED, FAILED, STOPPED, Selection, TrialRecord
 from pipeline.tune.space import SearchSpace

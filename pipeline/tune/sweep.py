@@ -30,7 +30,7 @@ import pyarrow.fs
 
 from pipeline.config import Params, SweepConfig
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.tracking import artifact_root, check_tracking, ensure_experiment, is_remote, tracking_uri
+from pipeline.tracking.store import artifact_root, check_tracking, ensure_experiment, is_remote, tracking_uri
 from pipeline.tune.cluster import cluster_address, ray_cluster, storage_filesystem, storage_location
 from pipeline.tune.ddp import run_ddp_trial
 from pipeline.tune.outputs import best_configurations, export_models, write_best_yaml, write_trials_csv

@@ -22,7 +22,8 @@ from typing import Any
 
 from pipeline.config import Params, TrainConfig
 from pipeline.mlflow_model import logged_model_name
-from pipeline.tracking import MLflowCallback, find_run, tracking_uri
+from pipeline.tracking.callback import MLflowCallback
+from pipeline.tracking.store import find_run, tracking_uri
 from pipeline.train.callbacks import Callback, RunContext, Sample
 from pipeline.train.loop import fit
 from pipeline.tune.space import SearchSpace, TrialChoice, trial_choice

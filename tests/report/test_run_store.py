@@ -15,7 +15,7 @@ from mlflow.entities import Metric
 
 from pipeline.report.evaluate import evaluate_all
 from pipeline.report.run_store import RunStore, run_link
-from pipeline.tracking import HTTP_RETRY_DEFAULTS, ensure_experiment, start_run
+from pipeline.tracking.store import HTTP_RETRY_DEFAULTS, ensure_experiment, start_run
 
 from .conftest import study_params, write_info
 

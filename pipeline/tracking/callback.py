@@ -1,29 +1,21 @@
-"""MLflow tracking: where runs are stored, a fail-fast check of the server, and the training callback.
+"""``MLflowCallback``: logs one training run to MLflow (params, tags, metrics, images, checkpoints, model).
 
-Everything goes through an explicit ``MlflowClient`` and run id, so trials in parallel processes
-cannot log into each other's runs. The one exception is ``mlflow.pyfunc.log_model``, which reads
-MLflow's process-wide tracking URI and takes the logged model's experiment from the active run:
-both are set for that call only.
+The run is addressed through an explicit ``MlflowClient`` and run id. The one exception is
+``mlflow.pyfunc.log_model``, which reads MLflow's process-wide tracking URI and takes the logged
+model's experiment from the active run: both are set for that call only.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import os
-import re
-import subprocess
 import tempfile
 import time
-import traceback
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
-from urllib.parse import urlparse
 
 import mlflow
 import numpy as np
@@ -32,239 +24,24 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
-from mlflow.utils.validation import (MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH,
-                                     MAX_TAG_VAL_LENGTH)
-from PIL import Image, ImageDraw, ImageFont
+from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
-from pipeline.config import PROJECT_ROOT, Params
-from pipeline.errors import PipelineError
-from pipeline.inference import exception_summary
+from pipeline.config import PROJECT_ROOT
+from pipeline.errors import PipelineError, exception_summary
 from pipeline.mlflow_model import (LOADER_MODULE, architecture_params, inference_checkpoint,
                                   logged_model_name)
+from pipeline.tracking.images import labelled_strip
+from pipeline.tracking.store import (HTTP_RETRY_DEFAULTS, artifact_root, ensure_experiment, flatten_params,
+                                     is_remote, mlflow_name, record_error, start_run, tracking_uri)
+from pipeline.tracking.tags import data_tags, git_tags, manifest_texts, objective_tags
 from pipeline.train.callbacks import Callback, RunContext, Sample, TrainResult
 from pipeline.train.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
-# Unless the user chose otherwise, a lost server costs seconds of retries, not MLflow's ~4 minutes.
-HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 FLUSH_SECONDS = 30.0
 MODEL_WEIGHTS = "weights.pt"
-LABEL_PIXELS = 14  # text height of the labels on logged image strips
 RUN_FILE = "mlflow_run.json"
-# Written by the pipeline itself, so they do not make the code "dirty": DVC's lock file and the evaluate stage's outputs.
-GIT_STATE_EXCLUDED = ("dvc.lock", "dvc_plots", "results/metrics.json", "results/scores.json",
-                      "results/image_scores.csv", "results/leaderboard.md", "results/claims.md", "results/curves.csv")
-DIRTY_FILES_SHOWN = 5
-# The MLflow UI opens an experiment tagged so in its model-training view, not the GenAI one.
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
-
-
-def artifact_root(params: Params) -> Path:
-    """``tracking.artifact_location`` as an absolute path (relative ones sit in the project root)."""
-    location = params.tracking.artifact_location
-    return location if location.is_absolute() else PROJECT_ROOT / location
-
-
-def tracking_uri(params: Params) -> str:
-    """``tracking.uri``, else ``$MLFLOW_TRACKING_URI``, else a SQLite store beside the artifact folder.
-
-    With default params that is ``sqlite:///<project root>/mlflow.db`` next to ``<project root>/mlartifacts``.
-    """
-    if params.tracking.uri:
-        return params.tracking.uri
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{artifact_root(params).parent / 'mlflow.db'}"
-
-
-def is_remote(uri: str) -> bool:
-    return urlparse(uri).scheme in ("http", "https")
-
-
-def check_tracking(uri: str, timeout: float = 5.0) -> None:
-    """Raise a ``PipelineError`` within ``timeout`` seconds when a tracking server does not answer.
-
-    Local stores (SQLite, files) are created on first use and need no check.
-    """
-    if not is_remote(uri):
-        return
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
-            pass
-    except urllib.error.HTTPError:
-        return  # the server answered, if only with an error status
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise PipelineError(
-            f"MLflow tracking server {uri} is unreachable ({reason}); start it, fix tracking.uri / "
-            "MLFLOW_TRACKING_URI, or set tracking.enabled=false"
-        ) from None
-
-
-def ensure_experiment(uri: str, name: str, artifact_location: Path | None = None) -> str:
-    """The id of experiment ``name``, created (with its SQLite file) when missing.
-
-    ``artifact_location`` only applies to a new experiment in a local store; a server decides its own.
-    The experiment is tagged ``EXPERIMENT_KIND``, so the MLflow UI shows its runs as model training.
-    """
-    client = mlflow.MlflowClient(uri)
-    location = artifact_location.as_uri() if artifact_location and not is_remote(uri) else None
-    try:
-        if uri.startswith("sqlite:///"):
-            Path(uri.removeprefix("sqlite:///").split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            try:
-                return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
-            except MlflowException as exc:
-                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise
-                experiment = client.get_experiment_by_name(name)  # created meanwhile by a parallel trial
-    except (MlflowException, OSError) as exc:
-        raise PipelineError(
-            f"MLflow store {uri} could not open experiment '{name}' ({exception_summary(exc)}); "
-            "fix tracking.uri / MLFLOW_TRACKING_URI or set tracking.enabled=false"
-        ) from None
-    if experiment.lifecycle_stage == "deleted":
-        raise PipelineError(
-            f"MLflow experiment '{name}' is deleted in {uri}; restore it with `mlflow experiments restore "
-            f"--experiment-id {experiment.experiment_id}` or set tracking.experiment to a new name"
-        )
-    _check_artifact_location(experiment, uri)
-    _mark_model_training(client, experiment)
-    return experiment.experiment_id
-
-
-def _check_artifact_location(experiment: Any, uri: str) -> None:
-    """MLflow stores a local experiment's artifact folder as an absolute path: refuse one whose parent
-    folder is gone (the project was moved without its store being told)."""
-    location = urlparse(experiment.artifact_location)
-    if location.scheme == "file" and not Path(location.path).parent.is_dir():
-        raise PipelineError(
-            f"MLflow experiment '{experiment.name}' in {uri} keeps its artifacts in {location.path}, whose folder "
-            "no longer exists (was the project moved?); move the artifact folder back there, or set "
-            "tracking.experiment to a new name to start a new experiment here")
-
-
-def _mark_model_training(client: mlflow.MlflowClient, experiment: Any) -> None:
-    """Tag an experiment made before ``EXPERIMENT_KIND`` existed, unless the user chose another kind."""
-    for key, value in EXPERIMENT_KIND.items():
-        if key not in experiment.tags:
-            try:
-                client.set_experiment_tag(experiment.experiment_id, key, value)
-            except MlflowException as exc:
-                log.warning("could not tag MLflow experiment '%s' as model training (%s)", experiment.name,
-                            exception_summary(exc))
-
-
-def start_run(uri: str, experiment_id: str, run_name: str | None = None, tags: dict[str, str] | None = None,
-              parent_run_id: str | None = None) -> str:
-    """Create a run (a child of ``parent_run_id`` when given, shown nested in the UI); returns its id."""
-    tags = dict(tags or {})
-    if parent_run_id:
-        tags["mlflow.parentRunId"] = parent_run_id
-    return mlflow.MlflowClient(uri).create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
-
-
-def find_run(uri: str, experiment_id: str, tags: dict[str, str]) -> str | None:
-    """The id of the newest run of the experiment carrying every tag in ``tags``, or None."""
-    condition = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
-    runs = mlflow.MlflowClient(uri).search_runs([experiment_id], condition, max_results=1,
-                                                order_by=["attributes.start_time DESC"])
-    return runs[0].info.run_id if runs else None
-
-
-def record_error(client: mlflow.MlflowClient, run_id: str, error: BaseException | str) -> None:
-    """End ``run_id`` FAILED with the error's one-line summary in its ``error`` tag and, for an
-    exception, the traceback in ``error.txt``."""
-    if isinstance(error, BaseException):
-        client.log_text(run_id, "".join(traceback.format_exception(error)), "error.txt")
-        error = f"{type(error).__name__}: {error}"
-    client.set_tag(run_id, "error", error[:MAX_TAG_VAL_LENGTH])
-    client.set_terminated(run_id, "FAILED")
-
-
-def flatten_params(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested params as ``{"train.lr": "0.0002", ...}``; lists and empty mappings as JSON.
-
-    Values longer than MLflow's limit are cut and end in ``...``; the full params are logged as
-    the ``params.yaml`` artifact.
-    """
-    flat: dict[str, str] = {}
-    for key, value in tree.items():
-        name = _mlflow_name(f"{prefix}{key}")
-        if isinstance(value, dict) and value:
-            flat.update(flatten_params(value, f"{name}."))
-            continue
-        text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
-        flat[name] = text if len(text) <= MAX_PARAM_VAL_LENGTH else text[: MAX_PARAM_VAL_LENGTH - 3] + "..."
-    return flat
-
-
-def git_tags(folder: Path) -> dict[str, str]:
-    """Commit and dirty flag of the code in ``folder``; empty without git or a commit.
-
-    The tree is dirty when a file that is not in ``GIT_STATE_EXCLUDED`` (DVC's lock file and the
-    evaluate stage's outputs, which a run itself writes) differs from the commit or is untracked and
-    not ignored; ``git.dirty_files`` then names the first ``DIRTY_FILES_SHOWN`` of them.
-    """
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10,
-                              check=True).stdout.rstrip()
-
-    try:
-        commit = git("rev-parse", "HEAD").strip()
-        status = git("status", "--porcelain", "--", ".", *(f":(exclude,top){path}" for path in GIT_STATE_EXCLUDED))
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    tags = {"mlflow.source.git.commit": commit, "git.dirty": str(bool(status)).lower()}
-    if status:
-        changed = [line[3:] for line in status.splitlines()]
-        shown = ", ".join(changed[:DIRTY_FILES_SHOWN]) + (", ..." if len(changed) > DIRTY_FILES_SHOWN else "")
-        tags["git.dirty_files"] = shown[:MAX_TAG_VAL_LENGTH]
-    return tags
-
-
-def objective_tags(kind: str, name: str | None = None) -> dict[str, str]:
-    """``objective``: the sweep's name for it (``l1``, ``grad2``), else its kind; ``objective.kind``:
-    the ``loss.objective`` it trains (``regression``, ``tlw``, ...)."""
-    return {"objective": name or kind, "objective.kind": kind}
-
-
-def manifest_texts(manifests: dict[str, Any]) -> dict[str, str]:
-    """Each data manifest (``{"hr": ..., "lr": ...}``) as the JSON text that is logged."""
-    return {name: json.dumps(manifest, sort_keys=True, indent=1) for name, manifest in manifests.items()}
-
-
-def data_tags(texts: dict[str, str]) -> dict[str, str]:
-    """``data.<name>.sha256``: the hash of each manifest text from ``manifest_texts``."""
-    return {f"data.{name}.sha256": hashlib.sha256(text.encode()).hexdigest() for name, text in texts.items()}
-
-
-def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
-    """Equal-height uint8 images left to right, separated by ``gap`` white columns."""
-    white = np.full((images[0].shape[0], gap, 3), 255, dtype=np.uint8)
-    parts = [part for image in images for part in (white, image)][1:]
-    return np.concatenate(parts, axis=1)
-
-
-def labelled_strip(panels: Sequence[tuple[str, np.ndarray]], zoom: int = 2, gap: int = 4) -> np.ndarray:
-    """Equal-height uint8 images side by side, each enlarged ``zoom`` times (nearest neighbour, so pixels
-    stay visible) under a white band that names it, e.g. ``[("bicubic", ...), ("SR", ...), ("HR", ...)]``."""
-    images = [np.repeat(np.repeat(image, zoom, axis=0), zoom, axis=1) for _, image in panels]
-    font = ImageFont.load_default(size=LABEL_PIXELS)
-    bands = []
-    for (label, _), image in zip(panels, images):
-        band = Image.new("RGB", (image.shape[1], LABEL_PIXELS + 6), "white")
-        ImageDraw.Draw(band).text((2, 2), label, fill="black", font=font)
-        bands.append(np.concatenate([np.asarray(band), image], axis=0))
-    return side_by_side(*bands, gap=gap)
-
-
-def _mlflow_name(key: str) -> str:
-    """Metric, param and image names may hold ASCII letters, digits and ``_ - . / space``; the rest becomes ``_``."""
-    return re.sub(r"[^A-Za-z0-9_./\- ]", "_", key)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -433,7 +210,7 @@ class MLflowCallback(Callback):
         self._flush()
         for name, bicubic, sr, hr in samples[: self._log_images]:
             strip = labelled_strip([("bicubic", bicubic), (f"SR ({self._objective_name})", sr), ("HR", hr)])
-            self._client.log_image(self.run_id, strip, key=_mlflow_name(f"bicubic-sr-hr/{name}"), step=iteration)
+            self._client.log_image(self.run_id, strip, key=mlflow_name(f"bicubic-sr-hr/{name}"), step=iteration)
 
     @_tolerant("uploading the best checkpoint")
     def on_checkpoint(self, iteration: int, path: Path, is_best: bool) -> None:
@@ -445,10 +222,10 @@ class MLflowCallback(Callback):
     @_tolerant("finishing the run")
     def on_end(self, result: TrainResult) -> None:
         self._flush()
-        final = [Metric(_mlflow_name(f"final/{key}"), float(value), _now_ms(), result.iterations)
+        final = [Metric(mlflow_name(f"final/{key}"), float(value), _now_ms(), result.iterations)
                  for key, value in result.final_metrics.items()]
         if result.best_metric is not None:
-            final += [Metric(_mlflow_name(f"best/{self._select_metric}"), float(result.best_metric), _now_ms(),
+            final += [Metric(mlflow_name(f"best/{self._select_metric}"), float(result.best_metric), _now_ms(),
                              result.iterations),
                       Metric("best/iteration", float(result.best_iteration or 0), _now_ms(), result.iterations)]
         for chunk in _chunks(final, MAX_METRICS_PER_BATCH):
@@ -469,7 +246,7 @@ class MLflowCallback(Callback):
 
     def _queue(self, iteration: int, values: dict[str, float]) -> None:
         now = _now_ms()
-        self._pending += [Metric(_mlflow_name(key), float(value), now, iteration) for key, value in values.items()]
+        self._pending += [Metric(mlflow_name(key), float(value), now, iteration) for key, value in values.items()]
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
