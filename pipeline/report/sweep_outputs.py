@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.sweep_files import SWEEP_FILE
 from pipeline.train.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
-
-SWEEP_FILE = "sweep.json"
 
 
 @dataclass(frozen=True)

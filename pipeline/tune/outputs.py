@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from pipeline.config import Params
-from pipeline.report.sweep_outputs import SWEEP_FILE
+from pipeline.sweep_files import SWEEP_FILE
 from pipeline.tune.results import Selection, TrialRecord
 from pipeline.tune.space import SearchSpace
 
