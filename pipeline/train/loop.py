@@ -27,6 +27,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,79 +88,21 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
     run_dir = Path(run_dir)
     last_path = run_dir / "checkpoints" / "last.pt"
     best_path = run_dir / "checkpoints" / "best.pt"
-    setup = plan_device(config)
-    configure_determinism(config.deterministic)
-    keep_freed_cpu_memory(setup.device)
-    flush_subnormals(setup.device)
+    setup = _prepare_device(config)
     rank, world_size = rank_and_world_size()
 
-    data_dir = Path(params.data_dir)
-    dataset = PairedPatchDataset(_training_pairs(data_dir, config, "train"),
-                                 config.patch_size, config.scale, config.batch_size, params.seed)
-    validator = Validator({split: _training_pairs(data_dir, config, split) for split in ("val", *config.val_benchmarks)},
-                          config.scale, params.metrics, setup, params.tracking.log_images,
-                          params.evaluate.crop_size) if rank == 0 else None
-
-    seed_everything(params.seed)
-    net = build_model(params.model.name, config.scale, params.model.args)
-    objective = build_objective(params.loss, net.feature_channels, config.scale, total_iterations=config.iterations)
-    net.to(setup.device, memory_format=setup.memory_format)
-    objective.to(setup.device, memory_format=setup.memory_format)
-    optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    optimizer = optimizer_class([*net.parameters(), *objective.sr_parameters()], lr=config.lr, betas=config.betas,
-                                weight_decay=config.weight_decay)
+    dataset, validator = _training_data(params, setup, rank)
+    run = _start_or_resume(params, setup, resume, world_size)
+    net, objective, optimizer, best, start = run.net, run.objective, run.optimizer, run.best, run.start
     schedule = LrSchedule(config.scheduler, config.iterations, config.lr)
-    scaler = torch.amp.GradScaler(setup.device.type, enabled=setup.uses_grad_scaler)
-    meta = checkpoint_meta(params, net.feature_channels)
-    best: dict[str, Any] = {"metric": config.select_metric, "value": None, "iteration": None}
-    start = 0
-    checkpoint = load_checkpoint(resume, map_location=setup.device) if resume is not None else None
-    if checkpoint is not None:
-        _check_resumable(checkpoint["meta"]["params"], params, Path(resume))
-        net.load_state_dict(checkpoint["model"])
-        objective.load_state_dict(checkpoint["objective"])
-        objective.load_aux_state_dict(checkpoint["aux"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        for group in optimizer.param_groups:
-            group.update(betas=config.betas, weight_decay=config.weight_decay)
-        if checkpoint["scaler"]:
-            scaler.load_state_dict(checkpoint["scaler"])
-        set_rng_state(checkpoint["rng"])
-        if checkpoint["best"]["metric"] == config.select_metric:
-            best = checkpoint["best"]
-        start = checkpoint["iteration"]
-        log.info("resuming %s from iteration %d", resume, start)
-    if world_size > 1:
-        broadcast_weights([net, objective])
-    ema = ModelEma({"net": net, "head": objective.head}, config.ema) if config.ema is not None else None
-    if ema is not None and checkpoint is not None and checkpoint["ema"]:
-        ema.load_state_dict(checkpoint["ema"])
-
-    def state(done: int) -> dict[str, Any]:
-        return {"meta": meta, "model": net.state_dict(), "objective": objective.state_dict(),
-                "optimizer": optimizer.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-                "scaler": scaler.state_dict(), "aux": objective.aux_state_dict(), "iteration": done,
-                "rng": rng_state(), "best": dict(best)}
-
-    def validate() -> tuple[dict[str, float], list[Sample]]:
-        """Rank 0 measures; in a process group the other ranks get its metrics and no samples."""
-        metrics: dict[str, float] = {}
-        samples: list[Sample] = []
-        if validator is not None:
-            with ema.applied() if ema is not None else contextlib.nullcontext():
-                metrics, samples = validator(net, objective)
-        return (share_from_rank0(metrics) if world_size > 1 else metrics), samples
 
     ctx = RunContext(params=params, run_dir=run_dir, model=net, objective=objective, device=setup.device,
-                     data_manifest=read_manifests(data_dir), start_iteration=start)
+                     data_manifest=read_manifests(Path(params.data_dir)), start_iteration=start)
     for callback in callbacks:
         callback.on_start(ctx)
     with _failures_reported_to(callbacks), _gradients_averaged([net, objective], world_size):
         train_net = torch.compile(net) if setup.compile else net
-        batches = range(start * world_size + rank, config.iterations * world_size, world_size)  # i * W + rank
-        loader = DataLoader(dataset, batch_size=None, sampler=batches,
-                            num_workers=config.num_workers, pin_memory=setup.device.type == "cuda",
-                            generator=torch.Generator().manual_seed(params.seed))
+        loader = _batch_loader(dataset, config, start, rank, world_size, params.seed, setup)
         window = _LogWindow()
         unchecked: tuple[int, Tensor] | None = None
         final_metrics: dict[str, float] = {}
@@ -169,18 +112,16 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
         with tqdm(total=config.iterations, initial=start, disable=not config.progress or rank > 0, unit="it",
                   dynamic_ncols=True, desc=f"{params.model.name}/{params.loss.objective}") as progress:
             for iteration, batch in zip(range(start, config.iterations), loader):
-                lr_now = schedule(iteration)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_now
+                lr_now = _set_lr(optimizer, schedule(iteration))
                 lr_images, hr_images = batch_to_device(batch, setup)
-                losses, aux_logs = train_step(train_net, objective, optimizer, scaler, setup, config.grad_clip,
+                losses, aux_logs = train_step(train_net, objective, optimizer, run.scaler, setup, config.grad_clip,
                                               lr_images, hr_images, iteration)
                 if unchecked is not None:  # the previous loss: checking it now waits for no device work
                     _stop_if_diverged(*unchecked, last_path)
                 done = iteration + 1
                 unchecked = (done, losses["total"])
-                if ema is not None:
-                    ema.update()
+                if run.ema is not None:
+                    run.ema.update()
                 window.add(losses, aux_logs)
                 progress.update(1)
 
@@ -196,39 +137,170 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
                     _stop_if_diverged(*unchecked, last_path)
                 is_best = False
                 if validate_now:
-                    final_metrics, samples = validate()
+                    final_metrics, samples = _validate(validator, run, world_size)
                     is_best = _improves(best, final_metrics, config, done)
                     if is_best and rank == 0:
-                        save_checkpoint(best_path, state(done))
+                        save_checkpoint(best_path, run.state(done))
                 if checkpoint_now and rank == 0:
-                    save_checkpoint(last_path, state(done))
-                if validate_now:
-                    for callback in callbacks:
-                        callback.on_validation(done, final_metrics, samples)
-                for callback in callbacks if rank == 0 else ():
-                    if is_best:
-                        callback.on_checkpoint(done, best_path, True)
-                    if checkpoint_now:
-                        callback.on_checkpoint(done, last_path, False)
+                    save_checkpoint(last_path, run.state(done))
+                _report_validation_and_checkpoints(callbacks, rank, done, (final_metrics, samples) if validate_now
+                                                   else None, is_best, checkpoint_now, best_path, last_path)
 
         if not final_metrics:
-            final_metrics, samples = validate()
+            final_metrics, samples = _validate(validator, run, world_size)
             for callback in callbacks:
                 callback.on_validation(config.iterations, final_metrics, samples)
-        elapsed = time.perf_counter() - started
         result = TrainResult(iterations=config.iterations, best_metric=best["value"], best_iteration=best["iteration"],
                              final_metrics=final_metrics, last_checkpoint=last_path,
                              best_checkpoint=best_path if best_path.is_file() else None, run_dir=run_dir)
-        trained = config.iterations - start
-        best_text = "none" if best["value"] is None else f"{best['value']:.4f} at iteration {best['iteration']}"
-        log.info("%s/%s x%d: %d iterations in %.1f s (%.2f it/s) on %s; %s %.4f, best %s, bicubic val/psnr %.4f; "
-                 "checkpoints in %s", params.model.name, params.loss.objective, config.scale, trained, elapsed,
-                 trained / max(elapsed, 1e-9), setup.device, config.select_metric,
-                 final_metrics.get(config.select_metric, math.nan), best_text,
-                 final_metrics.get("val/bicubic_psnr", math.nan), last_path.parent)
+        _log_summary(params, setup, result, config.iterations - start, time.perf_counter() - started)
         for callback in callbacks:
             callback.on_end(result)
         return result
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> float:
+    """Set every parameter group's learning rate to ``lr``; returns it."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def _report_validation_and_checkpoints(callbacks: Sequence[Callback], rank: int, done: int,
+                                       validation: tuple[dict[str, float], list[Sample]] | None, is_best: bool,
+                                       checkpoint_now: bool, best_path: Path, last_path: Path) -> None:
+    """``on_validation`` on every rank when ``validation`` (metrics, samples) was measured, then, on rank 0
+    only, ``on_checkpoint`` for the best checkpoint when it improved and for the last one when it was written."""
+    if validation is not None:
+        for callback in callbacks:
+            callback.on_validation(done, *validation)
+    for callback in callbacks if rank == 0 else ():
+        if is_best:
+            callback.on_checkpoint(done, best_path, True)
+        if checkpoint_now:
+            callback.on_checkpoint(done, last_path, False)
+
+
+def _training_data(params: Params, setup: DeviceSetup, rank: int) -> tuple[PairedPatchDataset, Validator | None]:
+    """The training patches, and on rank 0 the validator of the ``val`` split and ``train.val_benchmarks``."""
+    config = params.train
+    data_dir = Path(params.data_dir)
+    dataset = PairedPatchDataset(_training_pairs(data_dir, config, "train"),
+                                 config.patch_size, config.scale, config.batch_size, params.seed)
+    validator = Validator({split: _training_pairs(data_dir, config, split) for split in ("val", *config.val_benchmarks)},
+                          config.scale, params.metrics, setup, params.tracking.log_images,
+                          params.evaluate.crop_size) if rank == 0 else None
+    return dataset, validator
+
+
+def _prepare_device(config: TrainConfig) -> DeviceSetup:
+    """The device plan of ``config``, with determinism, the CPU allocator and subnormal flushing set for it."""
+    setup = plan_device(config)
+    configure_determinism(config.deterministic)
+    keep_freed_cpu_memory(setup.device)
+    flush_subnormals(setup.device)
+    return setup
+
+
+@dataclass
+class _RunState:
+    """What a checkpoint holds of one run: networks, optimiser, loss scaler, EMA, the best metric so
+    far (updated in place) and the iteration training starts from."""
+
+    meta: dict[str, Any]
+    net: nn.Module
+    objective: Objective
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    ema: ModelEma | None
+    best: dict[str, Any]
+    start: int
+
+    def state(self, done: int) -> dict[str, Any]:
+        """The checkpoint after ``done`` iterations (random generators included)."""
+        return {"meta": self.meta, "model": self.net.state_dict(), "objective": self.objective.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "scaler": self.scaler.state_dict(), "aux": self.objective.aux_state_dict(), "iteration": done,
+                "rng": rng_state(), "best": dict(self.best)}
+
+
+def _start_or_resume(params: Params, setup: DeviceSetup, resume: Path | None, world_size: int) -> _RunState:
+    """Seeded new networks and optimiser on the device, restored from ``resume`` when given; in a
+    process group rank 0's weights are broadcast before the EMA copies them."""
+    config = params.train
+    seed_everything(params.seed)
+    net = build_model(params.model.name, config.scale, params.model.args)
+    objective = build_objective(params.loss, net.feature_channels, config.scale, total_iterations=config.iterations)
+    net.to(setup.device, memory_format=setup.memory_format)
+    objective.to(setup.device, memory_format=setup.memory_format)
+    optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    optimizer = optimizer_class([*net.parameters(), *objective.sr_parameters()], lr=config.lr, betas=config.betas,
+                                weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler(setup.device.type, enabled=setup.uses_grad_scaler)
+    run = _RunState(meta=checkpoint_meta(params, net.feature_channels), net=net, objective=objective,
+                    optimizer=optimizer, scaler=scaler, ema=None,
+                    best={"metric": config.select_metric, "value": None, "iteration": None}, start=0)
+    checkpoint = load_checkpoint(resume, map_location=setup.device) if resume is not None else None
+    if checkpoint is not None:
+        _restore(run, checkpoint, params, Path(resume))
+    if world_size > 1:
+        broadcast_weights([net, objective])
+    run.ema = ModelEma({"net": net, "head": objective.head}, config.ema) if config.ema is not None else None
+    if run.ema is not None and checkpoint is not None and checkpoint["ema"]:
+        run.ema.load_state_dict(checkpoint["ema"])
+    return run
+
+
+def _restore(run: _RunState, checkpoint: dict[str, Any], params: Params, path: Path) -> None:
+    """Load ``checkpoint`` (the EMA aside) into ``run``; hyperparameters stay those of ``params``."""
+    config = params.train
+    _check_resumable(checkpoint["meta"]["params"], params, path)
+    run.net.load_state_dict(checkpoint["model"])
+    run.objective.load_state_dict(checkpoint["objective"])
+    run.objective.load_aux_state_dict(checkpoint["aux"])
+    run.optimizer.load_state_dict(checkpoint["optimizer"])
+    for group in run.optimizer.param_groups:
+        group.update(betas=config.betas, weight_decay=config.weight_decay)
+    if checkpoint["scaler"]:
+        run.scaler.load_state_dict(checkpoint["scaler"])
+    set_rng_state(checkpoint["rng"])
+    if checkpoint["best"]["metric"] == config.select_metric:
+        run.best = checkpoint["best"]
+    run.start = checkpoint["iteration"]
+    log.info("resuming %s from iteration %d", path, run.start)
+
+
+def _batch_loader(dataset: PairedPatchDataset, config: TrainConfig, start: int, rank: int, world_size: int,
+                  seed: int, setup: DeviceSetup) -> DataLoader:
+    """The batches of iterations ``start..`` for this rank: batch ``i * W + rank`` at iteration ``i``."""
+    batches = range(start * world_size + rank, config.iterations * world_size, world_size)
+    return DataLoader(dataset, batch_size=None, sampler=batches,
+                      num_workers=config.num_workers, pin_memory=setup.device.type == "cuda",
+                      generator=torch.Generator().manual_seed(seed))
+
+
+def _validate(validator: Validator | None, run: _RunState, world_size: int) -> tuple[dict[str, float], list[Sample]]:
+    """Rank 0 measures (with the EMA weights when there are any); in a process group the other ranks
+    get its metrics and no samples."""
+    metrics: dict[str, float] = {}
+    samples: list[Sample] = []
+    if validator is not None:
+        with run.ema.applied() if run.ema is not None else contextlib.nullcontext():
+            metrics, samples = validator(run.net, run.objective)
+    return (share_from_rank0(metrics) if world_size > 1 else metrics), samples
+
+
+def _log_summary(params: Params, setup: DeviceSetup, result: TrainResult, trained: int, elapsed: float) -> None:
+    """One line: iterations and speed, the selection metric, the best one and the bicubic baseline."""
+    config = params.train
+    best_text = ("none" if result.best_metric is None
+                 else f"{result.best_metric:.4f} at iteration {result.best_iteration}")
+    log.info("%s/%s x%d: %d iterations in %.1f s (%.2f it/s) on %s; %s %.4f, best %s, bicubic val/psnr %.4f; "
+             "checkpoints in %s", params.model.name, params.loss.objective, config.scale, trained, elapsed,
+             trained / max(elapsed, 1e-9), setup.device, config.select_metric,
+             result.final_metrics.get(config.select_metric, math.nan), best_text,
+             result.final_metrics.get("val/bicubic_psnr", math.nan), result.last_checkpoint.parent)
 
 
 @contextlib.contextmanager
