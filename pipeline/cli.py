@@ -115,15 +115,20 @@ def cmd_models(args: argparse.Namespace) -> None:
 def cmd_config(args: argparse.Namespace) -> None:
     import yaml
 
-    if args.reference:
-        from pipeline.config_reference import REFERENCE_FILE, config_reference, write_reference
+    if args.reference or args.options:
+        from pipeline import config_reference, options_reference
 
-        if args.write:
-            target = Path(REFERENCE_FILE if args.write is True else args.write)
-            changed = write_reference(target)
-            print(f"{target}: {'updated' if changed else 'already up to date'}")
+        if args.reference:
+            default, make, write = config_reference.REFERENCE_FILE, config_reference.config_reference, \
+                config_reference.write_reference
         else:
-            print(config_reference())
+            default, make, write = options_reference.OPTIONS_FILE, options_reference.options_reference, \
+                options_reference.write_options
+        if args.write:
+            target = Path(default if args.write is True else args.write)
+            print(f"{target}: {'updated' if write(target) else 'already up to date'}")
+        else:
+            print(make())
         return
     print(yaml.safe_dump(_load(args).model_dump(mode="json"), sort_keys=False), end="")
 
@@ -180,9 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     m = add("models", cmd_models, "list the networks with parameter counts and FLOPs", params=False)
     m.add_argument("--scale", type=int, default=2)
     c = add("config", cmd_config, "print the resolved params (defaults filled in, overrides applied)")
-    c.add_argument("--reference", action="store_true", help="print the configuration reference (markdown)")
+    which = c.add_mutually_exclusive_group()
+    which.add_argument("--reference", action="store_true", help="print the configuration reference (markdown)")
+    which.add_argument("--options", action="store_true",
+                       help="print the options of every objective, loss term and network (markdown)")
     c.add_argument("--write", metavar="FILE", nargs="?", const=True,
-                   help="with --reference: replace the reference block in FILE (default docs/configuration.md)")
+                   help="with --reference or --options: replace the generated block in FILE "
+                        "(default docs/configuration.md or docs/options.md)")
     return parser
 
 

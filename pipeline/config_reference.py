@@ -17,14 +17,15 @@ END = "<!-- config-reference:end -->"
 REFERENCE_FILE = "docs/configuration.md"
 
 
-def _type_name(annotation: Any) -> str:
+def type_name(annotation: Any) -> str:
+    """A type annotation as the reference shows it: ``"a" \\| "b"``, ``list[int]``, ``float \\| null``."""
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
         return " \\| ".join(json.dumps(a) for a in typing.get_args(annotation))
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        return " \\| ".join(_type_name(a) for a in typing.get_args(annotation))
+        return " \\| ".join(type_name(a) for a in typing.get_args(annotation))
     if origin is not None:
-        args = ", ".join(_type_name(a) for a in typing.get_args(annotation))
+        args = ", ".join(type_name(a) for a in typing.get_args(annotation))
         return f"{getattr(origin, '__name__', str(origin))}[{args}]"
     if annotation is type(None):
         return "null"
@@ -54,7 +55,7 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
             rows.extend(_rows(nested, f"{key}."))
             continue
         shown = json.dumps(field.get_default(call_default_factory=True), default=_plain)
-        rows.append(f"| `{key}` | {_type_name(field.annotation)} | `{shown}` | {field.description or ''} |")
+        rows.append(f"| `{key}` | {type_name(field.annotation)} | `{shown}` | {field.description or ''} |")
     return rows
 
 
@@ -64,13 +65,18 @@ def config_reference() -> str:
     return "\n".join([BEGIN, *header, *_rows(Params, ""), END])
 
 
-def write_reference(path: Path) -> bool:
-    """Replace the block between ``BEGIN`` and ``END`` in ``path``; return whether the file changed."""
+def write_block(path: Path, begin: str, end: str, block: str) -> bool:
+    """Replace the lines from ``begin`` to ``end`` in ``path`` with ``block``; return whether the file changed."""
     text = path.read_text()
-    if BEGIN not in text or END not in text:
-        raise PipelineError(f"{path} has no configuration reference block; add the lines {BEGIN} and {END} "
+    if begin not in text or end not in text:
+        raise PipelineError(f"{path} has no generated block; add the lines {begin} and {end} "
                             "where the table belongs, then run the command again")
-    start, stop = text.index(BEGIN), text.index(END) + len(END)
-    updated = text[:start] + config_reference() + text[stop:]
+    start, stop = text.index(begin), text.index(end) + len(end)
+    updated = text[:start] + block + text[stop:]
     path.write_text(updated)
     return updated != text
+
+
+def write_reference(path: Path) -> bool:
+    """Replace the configuration reference block in ``path``; return whether the file changed."""
+    return write_block(path, BEGIN, END, config_reference())

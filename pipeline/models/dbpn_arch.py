@@ -67,6 +67,12 @@ class DBPN(nn.Module):
     PReLU. The paper's reconstruction ``conv3x3([H_1, ..., H_T])`` is the objective's head, so
     the features are ``[H_1, ..., H_T]`` with ``stages * n_feats`` channels. Defaults: D-DBPN
     (T = 7, 256 / 64 maps, dense).
+
+    Options:
+        stages: ``T``, the number of up-projections.
+        n_feats: maps per projection unit.
+        n_init: maps of the first initial convolution.
+        dense: D-DBPN's dense connections (False: DBPN).
     """
 
     def __init__(self, scale: int, stages: int = 7, n_feats: int = 64, n_init: int = 256, dense: bool = True):

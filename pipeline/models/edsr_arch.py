@@ -49,6 +49,11 @@ class EDSR(nn.Module):
     upsampler is pixel shuffle (x2, x3, x4 and x8 by cascading x2). The input mean-shift
     subtracts the DIV2K RGB mean (a fixed buffer, not a parameter); the paper's tail convolution
     to RGB is the objective's head, whose bias takes the role of adding the mean back.
+
+    Options:
+        n_blocks: residual blocks.
+        n_feats: maps per convolution.
+        res_scale: factor on each block's residual.
     """
 
     def __init__(self, scale: int, n_blocks: int = 16, n_feats: int = 64, res_scale: float = 1.0):

@@ -18,6 +18,10 @@ class ESPCN(nn.Module):
     periodic shuffling ``PS`` rearranges them into ``out_feats`` maps at ``r`` times the size.
     In the paper ``PS`` yields the image itself; here it yields ``out_feats`` HR feature maps
     (default 3, the paper's size) and the objective's head makes the output from them.
+
+    Options:
+        n1, n2: maps of the two LR layers.
+        out_feats: HR feature maps after the shuffle.
     """
 
     def __init__(self, scale: int, n1: int = 64, n2: int = 32, out_feats: int = 3):

@@ -20,6 +20,12 @@ class FSRCNN(nn.Module):
     exactly ``scale`` times the input. Defaults: FSRCNN(56, 12, 4); the paper's FSRCNN-s is
     (32, 5, 1). The paper's deconvolution gives the image; here it gives ``out_feats`` HR
     feature maps (default 3) and the objective's head makes the output from them.
+
+    Options:
+        d: maps of feature extraction and expanding.
+        s: maps after shrinking.
+        m: mapping layers.
+        out_feats: HR feature maps of the deconvolution.
     """
 
     def __init__(self, scale: int, d: int = 56, s: int = 12, m: int = 4, out_feats: int = 3):

@@ -47,6 +47,10 @@ class LapSRN(nn.Module):
     The paper's deep supervision of the intermediate levels (a loss on every ``I_s``) is not
     included: only the final output is supervised. Convolutions use He initialisation. Defaults:
     64 maps, ``depth`` 10 convolutions per level (5 at x8, as in the paper).
+
+    Options:
+        n_feats: maps per convolution.
+        depth: convolutions per level; None is 10 (5 at x8).
     """
 
     def __init__(self, scale: int, n_feats: int = 64, depth: int | None = None):

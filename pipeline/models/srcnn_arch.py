@@ -17,6 +17,10 @@ class SRCNN(nn.Module):
     9-5-5 network with 64/32 maps; ``f2=1`` gives the ECCV 9-1-5 base network). The paper's
     reconstruction layer (``f3 = 5``, to the image) is the objective's head, so the features
     are ``F2`` with ``n2`` channels. Zero padding keeps the size, unlike the paper's valid convolutions.
+
+    Options:
+        n1, n2: filters of ``W1`` and ``W2``.
+        f1, f2: kernel sides of ``W1`` and ``W2``.
     """
 
     def __init__(self, scale: int, n1: int = 64, n2: int = 32, f1: int = 9, f2: int = 5):

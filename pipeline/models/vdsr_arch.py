@@ -18,6 +18,10 @@ class VDSR(nn.Module):
     objective's head; to keep the residual path available to any head, the features are
     ``concat(h_{depth-1}, x)`` with ``n_feats + 3`` channels. 3x3 convolutions, zero padding and
     He initialisation as in the paper (default depth 20, 64 maps).
+
+    Options:
+        depth: the paper's layer count (the last is the head).
+        n_feats: maps per convolution.
     """
 
     def __init__(self, scale: int, depth: int = 20, n_feats: int = 64):

@@ -134,6 +134,14 @@ class AdversarialLoss(LossTerm):
     it uses the last one given to ``aux_step``, which the trainer calls before the loss every
     iteration (``last_iteration`` starts at 0). D's parameters have ``requires_grad`` off except
     inside ``aux_step``, so the generator's backward pass never touches them.
+
+    Options:
+        discriminator: ``vgg``: SRGAN/ESRGAN VGG-style, one logit per image; ``unet``: Real-ESRGAN U-Net
+            with spectral norm, one logit per pixel.
+        gan_type: the pair of discriminator and generator losses (docs/losses.md).
+        channels: base width of ``D``.
+        lr, betas: ``D``'s Adam (ESRGAN's and Real-ESRGAN's values).
+        warmup: iterations before the term starts.
     """
 
     def __init__(self, discriminator: Literal["vgg", "unet"] = "vgg", gan_type: GanType = "vanilla",

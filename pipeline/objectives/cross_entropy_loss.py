@@ -297,6 +297,16 @@ class CrossEntropySR(_ClassDecoding, Objective):
     Head: one ``kernel_size`` conv to ``3 * 256`` logits (1x1 by default: a 3x3 conv to 768
     channels would cost more than the whole EDSR-baseline trunk per pixel), ``init``
     ``ordered`` (a Gaussian of ``init_sigma`` levels around a linear read-out) or ``plain``.
+
+    Options:
+        decode: ``argmax`` (the class / 255), ``expectation`` (``sum_k softmax_k * k/255``) or ``annealed``
+            (``softmax(logits / temperature)``, then the expectation).
+        temperature: of the ``annealed`` decode.
+        ce_weight: weight of the cross-entropy in the total.
+        kernel_size: side of the head's convolution.
+        init, init_sigma: the class head's start, ``ordered`` (a Gaussian of ``init_sigma`` levels) or ``plain``
+            (the paper's).
+        chunk_elements: block size of the cross-entropy (docs/losses.md).
     """
 
     def __init__(
@@ -361,6 +371,19 @@ class FrequencyCrossEntropySR(_ClassDecoding, Objective):
     the cross-entropy of a Gaussian-shaped softmax of width ``s`` is an L2 on its read-out with
     that weight (``pipeline.objectives.ordered_head``), so both branches pull on the shared
     network with the same curvature. The paper's unweighted sum is ``low_weight: 1``.
+
+    Options:
+        lowpass: ``f``: ``{kind: gaussian, sigma, kernel_size}`` or ``{kind: bicubic, factor}``; None is
+            ``{kind: gaussian, sigma: 1.5, kernel_size: 9}``.
+        quantizer: ``uniform``: 256 levels evenly over ``[-tau, tau]``; ``mulaw``: mu-law companded, then even.
+        tau: residual range; values beyond it go to the end classes.
+        mu: mu-law compression.
+        decode, temperature: as CS, for the high branch.
+        low_weight: weight of the low branch's L2; ``balanced`` is ``1 / (2 s^2)`` (docs/losses.md).
+        high_weight: weight of the high branch's cross-entropy.
+        kernel_size: side of the class branch's convolution.
+        init, init_sigma: the class branch's start, as CS.
+        chunk_elements: block size of the cross-entropy, as CS.
     """
 
     def __init__(

@@ -70,7 +70,19 @@ def _argmax_classes(logits: Tensor, classes: int) -> Tensor:
 
 @register_objective("fine_grained")
 class FineGrainedDynamicLoss(Objective):
-    """Bins + dynamic anchor width + masked regression (see the module docstring)."""
+    """Bins + dynamic anchor width + masked regression (see the module docstring).
+
+    Options:
+        bins: ``K``, a power of two from 2 to 256.
+        max_width: ``A``, the largest half-width class.
+        bins_weight, width_weight, regress_weight: the weights of the three terms (logged ``bins``,
+            ``width``, ``regress``).
+        charbonnier_eps: ``eps`` of the regression's Charbonnier loss.
+        kernel_size: 1 or 3, for all three branches.
+        decode: ``expectation`` or ``anchor`` (the paper's).
+        init, init_sigma: the bin head's start, ``ordered`` (a Gaussian of ``init_sigma`` levels) or ``plain``
+            (the paper's).
+    """
 
     decodes = ("anchor", "expectation")
 

@@ -21,6 +21,11 @@ class FocalFrequencyLoss(LossTerm):
     over the frequencies of each patch and channel, so it lies in [0, 1] (0 where SR matches HR),
     and is detached, as in the paper: hard frequencies get the most weight, but the weight itself is
     not optimised. The DFT runs in float32 so the term works under mixed precision.
+
+    Options:
+        alpha: focusing exponent; 0 gives the plain spectrum distance, equal to the MSE (Parseval).
+        patch_factor: cut the image into ``patch_factor x patch_factor`` patches before the DFT.
+        log_matrix: log-compress the weight before normalising.
     """
 
     def __init__(self, alpha: float = 1.0, patch_factor: int = 1, log_matrix: bool = False):

@@ -43,6 +43,10 @@ class SecondOrderGradientLoss(LossTerm):
     Kernels are applied on the valid region only (no padding), so every operator maps an affine
     ramp ``a x + b y + c`` to exactly 0 and borders add no artefacts. The paper adds the term to a
     pixel loss: ``terms: {l1: 1.0, grad2: 0.1}``.
+
+    Options:
+        operator: ``G``: ``hessian``, ``laplacian`` or ``grad_magnitude_twice`` (above).
+        distance: ``d``: ``l1`` (mean absolute) or ``l2`` (mean squared).
     """
 
     def __init__(self, operator: Operator = "hessian", distance: Literal["l1", "l2"] = "l1"):

@@ -40,6 +40,9 @@ class LDLLoss(LossTerm):
     which is the paper's map when the EMA equals the current weights. ``M`` is a fixed weight (no
     gradient through it): the derivative of ``var^(1/5)`` is infinite at a constant residual. The
     paper uses it with L1, a perceptual loss and a GAN: ``terms: {l1: 1.0, ldl: 1.0, ...}``.
+
+    Options:
+        window: side of the odd ``window x window`` neighbourhood of the local variance.
     """
 
     def __init__(self, window: int = 7):

@@ -22,6 +22,13 @@ class PerceptualLoss(LossTerm):
     with ``criterion: l1`` is ESRGAN's choice (features before activation keep more information);
     SRGAN's VGG54 is ``{relu5_4: 1.0}`` with ``l2``. ``d`` is L1 or squared L2 (``l2``); images are
     ImageNet-normalised first when ``normalize``. ``weights``: the VGG file (see ``load_vgg``).
+
+    Options:
+        layers: VGG layer name -> weight ``w_l``; None is ``{conv5_4: 1.0}``.
+        criterion: ``d``: ``l1`` (mean absolute) or ``l2`` (mean squared).
+        arch: ``vgg19`` or ``vgg16``.
+        weights: a local VGG state dict file; None is torchvision's ImageNet weights (docs/losses.md).
+        normalize: ImageNet mean/std normalisation of the inputs.
     """
 
     def __init__(self, layers: dict[str, float] | None = None, criterion: Literal["l1", "l2"] = "l1",

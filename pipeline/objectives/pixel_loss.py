@@ -32,6 +32,9 @@ class CharbonnierLoss(LossTerm):
     """``mean sqrt((SR - HR)^2 + eps^2)``, a differentiable L1 (LapSRN, Lai et al. 2017, eps=1e-3).
 
     Its minimum is ``eps``, not 0, as in the paper; it tends to L1 as ``eps -> 0``.
+
+    Options:
+        eps: the ``eps`` inside the square root.
     """
 
     def __init__(self, eps: float = 1e-3):
@@ -50,6 +53,9 @@ class HuberLoss(LossTerm):
     """``mean h(SR - HR)``, ``h(d) = d^2 / 2`` if ``|d| < delta`` else ``delta (|d| - delta / 2)`` (Huber 1964).
 
     ``smooth_l1`` is the same term; with the default ``delta = 1`` it equals PyTorch's SmoothL1Loss.
+
+    Options:
+        delta: where ``h`` turns from quadratic to linear.
     """
 
     def __init__(self, delta: float = 1.0):

@@ -47,6 +47,12 @@ class TextureLoss(LossTerm):
     ``relu1_1, relu2_1, relu3_1`` are EnhanceNet's conv1.1, conv2.1, conv3.1 (TensorFlow VGG layers
     include the ReLU). Gram matrices are divided by ``C N`` so layers of any size weigh alike; tune
     the weights for that normalisation (EnhanceNet's tiny weights are for unnormalised matrices).
+
+    Options:
+        layers: VGG layer name -> weight ``w_l``; None is ``{relu1_1: 1, relu2_1: 1, relu3_1: 1}``.
+        patch_size: side in pixels of the square patches whose Gram matrices are compared; None is the
+            whole image (Gatys).
+        arch, weights, normalize: as for ``perceptual``.
     """
 
     def __init__(self, layers: dict[str, float] | None = None, patch_size: int | None = 16,

@@ -74,7 +74,21 @@ class WeightingNet(nn.Module):
 
 @register_objective("tlw")
 class TrainableLossWeights(Objective):
-    """RGB head; ``loss = weight * mean(w * err(SR, HR))`` with ``w`` from the EM-trained weighting net."""
+    """RGB head; ``loss = weight * mean(w * err(SR, HR))`` with ``w`` from the EM-trained weighting net.
+
+    Options:
+        base: ``l1`` or ``l2`` weighted error.
+        variant: ``stochastic`` as the authors' code, or ``deterministic`` (docs/losses.md).
+        weight: weight of the term in the total.
+        k_start, k_span, k_tau: the ``k`` schedule (``k_tau`` a fraction of the run).
+        features, depth: the weighting CNN: ``depth`` convs (kernels 7, 5, then 3) of ``features`` maps with
+            batch norm and ReLU, the last one to 3 channels.
+        lr: the weighting CNN's Adam.
+        distance: ``D``: ``multiscale`` (no pretrained weights) or ``vgg`` (unlearned VGG LPIPS).
+        vgg_arch, vgg_weights: for ``distance: vgg`` (weights as for ``perceptual``).
+        eps: inside the logs.
+        temperature, samples, seed: the stochastic variant.
+    """
 
     def __init__(
         self,

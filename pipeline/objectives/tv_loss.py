@@ -25,6 +25,9 @@ class TotalVariationLoss(LossTerm):
     anisotropic (default): ``mean |dx| + mean |dy|``;
     isotropic: ``mean sqrt(dx^2 + dy^2)`` on the ``(H-1) x (W-1)`` grid where both exist.
     HR is not used: TV is a prior on the output (Johnson et al. 2016 add it to their SR perceptual loss).
+
+    Options:
+        variant: ``anisotropic`` or ``isotropic`` (above).
     """
 
     def __init__(self, variant: Literal["anisotropic", "isotropic"] = "anisotropic"):
