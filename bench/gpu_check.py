@@ -62,6 +62,7 @@ from torch.utils.data import DataLoader
 import loss_overhead
 import train_throughput
 from spread import spread
+from synthetic_photo import synthetic_photo
 from pipeline.config import LossConfig, Params, TrainConfig, validate
 from pipeline.data.paired import PairedPatchDataset, load_pairs
 from pipeline.degrade.imresize import imresize_uint8
@@ -80,6 +81,7 @@ DATA_BOUND_TARGET = 1.05
 CURVE_RTOL = 0.02
 PSNR_TOLERANCE_DB = 0.05
 PAPER_WORKERS = 4  # train.num_workers in params-paper.yaml
+PHOTO_DISCS = {"discs": 12, "centres": (0.05, 0.95), "radii": (0.02, 0.15)}  # smaller discs than the tests'
 VARIANTS = {  # cumulative: each adds one switch to the one before
     "fp32": {"amp": "none", "channels_last": False, "compile": False},
     "bf16": {"amp": "bf16", "channels_last": False, "compile": False},
@@ -154,27 +156,12 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def synthetic_photo(rng: np.random.Generator, side: int) -> np.ndarray:
-    """A smooth colour image with sharp-edged discs: learnable structure at every scale, made here,
-    so the check depends on no image files of the machine it runs on."""
-    y, x = np.mgrid[0:side, 0:side] / side
-    image = np.full((side, side, 3), 0.5)
-    for channel in range(3):
-        for _ in range(4):
-            fy, fx = rng.uniform(-5, 5, size=2)
-            image[..., channel] += rng.uniform(0.05, 0.15) * np.sin(2 * np.pi * (fy * y + fx * x) + rng.uniform(0, 6.3))
-    for _ in range(12):
-        cy, cx, radius = rng.uniform(0.05, 0.95, size=2).tolist() + [rng.uniform(0.02, 0.15)]
-        image[(y - cy) ** 2 + (x - cx) ** 2 < radius**2] += rng.uniform(-0.3, 0.3, size=3)
-    return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
-
-
 def write_data(folder: Path, sizes: Sizes, scale: int) -> Path:
     """A prepared and degraded (bicubic, ``scale``) data folder of synthetic images."""
     rng = np.random.default_rng(0)
     for split, count, side in (("train", TRAIN_IMAGES, sizes.train_side), ("val", VAL_IMAGES, sizes.val_side)):
         for index in range(count):
-            hr = modcrop(synthetic_photo(rng, side), scale)
+            hr = modcrop(synthetic_photo(rng, side, side, **PHOTO_DISCS), scale)
             write_png(folder / "hr" / split / f"img{index}.png", hr)
             write_png(folder / "lr" / "bicubic" / f"x{scale}" / split / f"img{index}.png", imresize_uint8(hr, 1 / scale))
     return folder

@@ -19,17 +19,14 @@ Run from the project root: ``PYTHONPATH=. python bench/loss_overhead.py [--patch
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.profiler import ProfilerActivity, profile
 
+from peak_memory import peak_cpu_bytes
 from pipeline.config import LossConfig
 from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
@@ -86,17 +83,7 @@ def peak_step_bytes(case: Case, lr: torch.Tensor, hr: torch.Tensor, device: torc
         case.step(lr, hr)
         synchronize(device)
         return torch.cuda.max_memory_allocated(device) - before
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        case.step(lr, hr)
-    with tempfile.TemporaryDirectory() as folder:
-        trace = Path(folder) / "trace.json"
-        prof.export_chrome_trace(str(trace))
-        events = json.loads(trace.read_text())["traceEvents"]
-    memory = [e["args"] for e in events if e.get("name") == "[memory]"]
-    if not memory:
-        return 0
-    start = memory[0]["Total Allocated"] - memory[0]["Bytes"]  # the running total counts earlier profiled blocks
-    return max(m["Total Allocated"] for m in memory) - start
+    return peak_cpu_bytes(lambda: case.step(lr, hr))
 
 
 def interleaved_step_times(cases: dict[str, Any], lr: torch.Tensor, hr: torch.Tensor, device: torch.device,

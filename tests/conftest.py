@@ -8,29 +8,28 @@ import numpy as np
 import pytest
 import torch
 
+from bench.synthetic_photo import synthetic_photo
 from pipeline.config import Params, validate
 from pipeline.degrade.imresize import imresize_uint8
 from pipeline.imageio import modcrop, write_png
 from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
+from pipeline.train.callbacks import Callback
 from pipeline.train.checkpoint import checkpoint_meta, save_checkpoint
 
 TINY_SCALE = 2
 TINY_SPLITS = {"hr/train": (6, 64), "hr/val": (2, 48), "benchmarks/Tiny": (2, 40)}
 
 
-def synthetic_photo(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A smooth colour image with sharp-edged discs: learnable structure at every scale."""
-    y, x = np.mgrid[0:height, 0:width] / max(height, width)
-    image = np.full((height, width, 3), 0.5)
-    for channel in range(3):
-        for _ in range(4):
-            fy, fx = rng.uniform(-5, 5, size=2)
-            image[..., channel] += rng.uniform(0.05, 0.15) * np.sin(2 * np.pi * (fy * y + fx * x) + rng.uniform(0, 6.3))
-    for _ in range(3):
-        cy, cx, radius = rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9), rng.uniform(0.08, 0.25)
-        image[(y - cy) ** 2 + (x - cx) ** 2 < radius**2] += rng.uniform(-0.3, 0.3, size=3)
-    return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
+class CrashAtValidation(Callback):
+    """Raises ``KeyboardInterrupt`` at the validation of ``iteration``: a run killed mid-way, for resume tests."""
+
+    def __init__(self, iteration: int) -> None:
+        self.iteration = iteration
+
+    def on_validation(self, iteration, metrics, samples):
+        if iteration == self.iteration:
+            raise KeyboardInterrupt("simulated crash")
 
 
 @pytest.fixture(autouse=True)

@@ -28,9 +28,10 @@ from pipeline.tracking.callback import MLflowCallback
 from pipeline.tracking.images import LABEL_PIXELS, labelled_strip, side_by_side
 from pipeline.tracking.store import check_tracking, ensure_experiment, find_run, flatten_params, start_run, tracking_uri
 from pipeline.tracking.tags import git_tags, objective_tags
-from pipeline.train.callbacks import Callback, RunContext, Sample, TrainResult
+from pipeline.train.callbacks import RunContext, Sample, TrainResult
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
 from pipeline.train.loop import fit
+from tests.conftest import CrashAtValidation
 
 HTTP_ENV = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_TRACKING_URI")
 
@@ -366,15 +367,6 @@ def test_ctrl_c_ends_the_run_killed(tiny_checkpoint, store, tmp_path):
     assert "error" not in run.data.tags
 
 
-class CrashAt(Callback):
-    def __init__(self, iteration: int) -> None:
-        self.iteration = iteration
-
-    def on_validation(self, iteration, metrics, samples):
-        if iteration == self.iteration:
-            raise KeyboardInterrupt("simulated crash")
-
-
 def test_a_checkpoint_flushes_the_buffered_training_metrics(store, tiny_checkpoint, tmp_path):
     """What a checkpoint covers is in MLflow when it is written, so a run killed with -9 and resumed
     from it loses no train/* point."""
@@ -393,7 +385,7 @@ def test_a_resumed_fit_continues_its_run_and_a_new_fit_starts_another(tiny_data,
     params = tracked_tiny(tiny_data, store, tmp_path, "resumed")
     first = MLflowCallback()
     with pytest.raises(KeyboardInterrupt):
-        fit(params, tmp_path / "run", callbacks=[first, CrashAt(6)])
+        fit(params, tmp_path / "run", callbacks=[first, CrashAtValidation(6)])
     client = mlflow.MlflowClient(store)
     assert client.get_run(first.run_id).info.status == "KILLED"
     assert json.loads((tmp_path / "run" / "mlflow_run.json").read_text())["run_id"] == first.run_id

@@ -1,15 +1,13 @@
 """Chunked cross-entropy, CS and FCS objectives, residual quantisers and low-pass filters."""
 
-import json
 import math
-import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.profiler import ProfilerActivity, profile
 
+from bench.peak_memory import peak_cpu_bytes
 from pipeline.config import LossConfig
 from pipeline.errors import ConfigError
 from pipeline.imageio import read_image
@@ -55,21 +53,6 @@ def train_on_smooth_images(make_objective, steps=10, seed=0):
     hr = smooth_images(generator)
     inputs = hr + 0.05 * torch.randn(hr.shape, generator=generator)
     return train_totals(make_objective, inputs, hr, steps, seed)
-
-
-def peak_extra_bytes(fn) -> int:
-    """Peak CPU bytes allocated inside ``fn`` beyond what existed before (torch profiler memory events)."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    with tempfile.TemporaryDirectory() as folder:
-        trace = Path(folder) / "trace.json"
-        prof.export_chrome_trace(str(trace))
-        events = json.loads(trace.read_text())["traceEvents"]
-    memory = [e["args"] for e in events if e.get("name") == "[memory]"]
-    if not memory:
-        return 0
-    start = memory[0]["Total Allocated"] - memory[0]["Bytes"]  # the running total counts earlier profiled blocks
-    return max(m["Total Allocated"] for m in memory) - start
 
 
 # ------------------------------------------------------------ chunked cross-entropy
@@ -130,7 +113,7 @@ def test_chunked_ce_without_gradient_allocates_no_gradient_buffer():
     logits = torch.randn(4, 3 * LEVELS, 24, 24)
     target = torch.randint(0, LEVELS, (4, 3, 24, 24))
     with torch.no_grad():
-        peak = peak_extra_bytes(lambda: chunked_cross_entropy(logits, target, LEVELS))
+        peak = peak_cpu_bytes(lambda: chunked_cross_entropy(logits, target, LEVELS))
     assert peak < 0.5 * logits.numel() * logits.element_size()
 
 
@@ -147,9 +130,9 @@ def test_chunked_ce_peak_memory_within_one_and_a_half_logits():
         reference_ce(logits, target, LEVELS).backward()
 
     logits.grad = None
-    ours_peak = peak_extra_bytes(ours)
+    ours_peak = peak_cpu_bytes(ours)
     logits.grad = None
-    plain_peak = peak_extra_bytes(plain)
+    plain_peak = peak_cpu_bytes(plain)
     assert ours_peak <= 1.5 * size
     assert plain_peak > 1.5 * size  # the measurement does see a full log-softmax copy
 

@@ -12,9 +12,9 @@ from pipeline.objectives.fixedsum import fixed_sum
 from pipeline.objectives.registry import build_objective
 from pipeline.objectives.tlw_distance import MultiScaleDistance, UnlearnedVGGDistance
 from pipeline.objectives.tlw_loss import TrainableLossWeights
-from pipeline.train.callbacks import Callback
 from pipeline.train.checkpoint import load_checkpoint
 from pipeline.train.loop import fit
+from tests.conftest import CrashAtValidation
 from tests.objectives.tiny_training import train_totals
 
 
@@ -33,15 +33,6 @@ def batch(seed=0, size=16):
 
 def snapshot(module):
     return {name: value.detach().clone() for name, value in module.state_dict().items()}
-
-
-class CrashAtValidation(Callback):
-    def __init__(self, iteration: int) -> None:
-        self.iteration = iteration
-
-    def on_validation(self, iteration, metrics, samples):
-        if iteration == self.iteration:
-            raise KeyboardInterrupt("simulated crash")
 
 
 def test_k_schedule_values():

@@ -23,7 +23,7 @@ from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
 from pipeline.train.checkpoint import checkpoint_meta, save_checkpoint
 from pipeline.train.loop import fit
-from tests.conftest import synthetic_photo
+from bench.synthetic_photo import synthetic_photo
 
 IMAGES = {"hr/train": (4, 48, 48), "hr/val": (1, 40, 40), "benchmarks/Tiny": (2, 40, 40),
           "benchmarks/Wide": (1, 36, 52)}

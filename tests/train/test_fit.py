@@ -14,6 +14,7 @@ from pipeline.errors import PipelineError
 from pipeline.train.callbacks import Callback
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
 from pipeline.train.loop import fit
+from tests.conftest import CrashAtValidation
 from tests.models.tiny_networks import TINY_NETWORKS
 
 
@@ -40,15 +41,6 @@ class Recorder(Callback):
 
     def payloads(self, name: str) -> list:
         return [payload for event, _, payload in self.events if event == name]
-
-
-class CrashAtValidation(Callback):
-    def __init__(self, iteration: int) -> None:
-        self.iteration = iteration
-
-    def on_validation(self, iteration, metrics, samples):
-        if iteration == self.iteration:
-            raise KeyboardInterrupt("simulated crash")
 
 
 def assert_same_tensors(a: dict, b: dict) -> None:
