@@ -30,10 +30,10 @@ from pipeline.report.leaderboard import render_leaderboard, unavailable_reasons,
 from pipeline.report.metrics_file import BASELINE, flat_metrics, write_metrics, write_text
 from pipeline.report.per_image import PerImageScores
 from pipeline.report.plots import has_perceptual_metric, perception_distortion_plot, psnr_gain_bars
-from pipeline.report.run_store import RunStore
+from pipeline.report.run_store import RunStore, portable_uri, store_kind
 from pipeline.report.statement import study_statement
 from pipeline.report.sweep_outputs import TrainedObjective
-from pipeline.tracking.store import tracking_uri
+from pipeline.tracking.store import is_remote, tracking_uri
 from pipeline.tracking.tags import git_tags
 
 log = logging.getLogger(__name__)
@@ -213,8 +213,15 @@ def _tracking_note(params: Params, store: RunStore | None) -> str:
         return "Tracking was disabled (tracking.enabled false): the rows link to no MLflow run."
     if not store.usable:
         return f"MLflow could not be used while evaluating: {store.problem}"
-    return (f"MLflow runs are in {store.uri}, experiment `{params.tracking.experiment}`; open them with "
-            f"`{store.ui_command()}`; each row names its run.")
+    experiment = f"experiment `{params.tracking.experiment}`"
+    shown = portable_uri(store.uri, PROJECT_ROOT)
+    if shown is None:  # a path on one machine, or credentials: the report names neither
+        return (f"MLflow runs are in a {store_kind(store.uri)} store outside the project (tracking.uri or "
+                f"$MLFLOW_TRACKING_URI), {experiment}; open them with `mlflow ui --backend-store-uri <that URI>`; "
+                "each row names its run.")
+    where = "" if is_remote(shown) else " in the project folder"
+    return (f"MLflow runs are in {shown}, {experiment}; open them with `mlflow ui --backend-store-uri {shown}`"
+            f"{where}; each row names its run.")
 
 
 def _count_images(folder: Path) -> int | None:

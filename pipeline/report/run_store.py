@@ -32,6 +32,35 @@ def run_link(server: str, experiment_id: str, run_id: str) -> str:
     return f"[{run_id[:8]}]({server.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id})"
 
 
+def portable_uri(uri: str, root: Path) -> str | None:
+    """``uri`` as every reader of a report can use it, or ``None``.
+
+    A server's ``http(s)`` URL is kept; a local SQLite or file store inside ``root`` is named relative
+    to it (``sqlite:///mlflow.db``, as ``mlflow ui`` takes it from the project folder). A local store
+    elsewhere is a path on one machine, and a database URI may hold credentials: both give ``None``.
+    """
+    if is_remote(uri):
+        return uri
+    scheme = urlparse(uri).scheme
+    if scheme == "sqlite" and uri.startswith("sqlite:///"):
+        prefix, location = "sqlite:///", uri.removeprefix("sqlite:///")
+    elif scheme in ("", "file"):
+        prefix, location = "", urlparse(uri).path if scheme == "file" else uri
+    else:
+        return None
+    path = Path(location) if Path(location).is_absolute() else Path.cwd() / location
+    try:
+        return prefix + path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def store_kind(uri: str) -> str:
+    """``SQLite``, ``file`` or the URI's scheme: what a report says of a store it does not name."""
+    scheme = urlparse(uri).scheme
+    return {"sqlite": "SQLite", "": "file", "file": "file"}.get(scheme, scheme)
+
+
 class RunStore:
     """MLflow at ``uri`` (an http(s) server, ``sqlite:///...`` or a file store); ``problem`` says why
     it cannot be used, ``None`` when it can."""
@@ -58,10 +87,6 @@ class RunStore:
     @property
     def usable(self) -> bool:
         return self.problem is None
-
-    def ui_command(self) -> str:
-        """The command that opens this store's runs in a browser."""
-        return f"mlflow ui --backend-store-uri {self.uri}"
 
     def link(self, run_id: str, experiment_id: str | None = None) -> str:
         """Markdown for ``run_id``: a link into the server's UI (its experiment asked from the server

@@ -14,7 +14,8 @@ import pytest
 from mlflow.entities import Metric
 
 from pipeline.report.evaluate import evaluate_all
-from pipeline.report.run_store import RunStore, run_link
+from pipeline.report import publish
+from pipeline.report.run_store import RunStore, portable_uri, run_link, store_kind
 from pipeline.tracking.store import HTTP_RETRY_DEFAULTS, ensure_experiment, start_run
 
 from .conftest import study_params, write_info
@@ -31,6 +32,30 @@ def _closed_port() -> int:
 def test_a_server_link_opens_the_run_page():
     assert run_link("http://mlflow.lab:5000/", "7", "0123456789abcdef") == (
         "[01234567](http://mlflow.lab:5000/#/experiments/7/runs/0123456789abcdef)")
+
+
+def test_a_store_is_named_relative_to_the_project_or_not_at_all(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    project.mkdir()
+    assert portable_uri(f"sqlite:///{project / 'mlflow.db'}", project) == "sqlite:///mlflow.db"
+    assert portable_uri(f"sqlite:///{project / 'stores' / 'a.db'}", project) == "sqlite:///stores/a.db"
+    assert portable_uri(f"sqlite:///{tmp_path / 'mlflow.db'}", project) is None  # outside: a path on one machine
+    assert portable_uri(f"file://{project / 'mlruns'}", project) == "mlruns"
+    assert portable_uri(str(tmp_path / "mlruns"), project) is None
+    assert portable_uri("http://mlflow.lab:5000", project) == "http://mlflow.lab:5000"
+    assert portable_uri("postgresql://user:secret@db/mlflow", project) is None  # may hold credentials
+    monkeypatch.chdir(project)
+    assert portable_uri("sqlite:///mlflow.db", project) == "sqlite:///mlflow.db"  # relative: to the working folder
+    assert [store_kind(u) for u in ("sqlite:///x.db", "mlruns", "postgresql://db/m")] == ["SQLite", "file", "postgresql"]
+
+
+def test_the_report_names_the_default_store_as_a_reader_of_the_project_opens_it(study_copy, tmp_path, monkeypatch):
+    monkeypatch.setattr(publish, "PROJECT_ROOT", tmp_path)
+    params = study_params(study_copy, tracking={"enabled": True})
+    store = type("Store", (), {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "usable": True})()
+    assert publish._tracking_note(params, store) == (
+        "MLflow runs are in sqlite:///mlflow.db, experiment `srloss`; open them with "
+        "`mlflow ui --backend-store-uri sqlite:///mlflow.db` in the project folder; each row names its run.")
 
 
 def test_a_server_that_is_down_still_gets_links_when_the_experiment_is_known(monkeypatch):
@@ -97,7 +122,8 @@ def test_a_tracked_sweep_gets_run_ids_curves_and_the_report_in_its_parent_run(st
     assert sorted(rows) == sorted((name, key, step, value) for name, points in logged.items()
                                   for key, step, value in points)
     leaderboard = (results / "leaderboard.md").read_text()
-    assert f"`mlflow ui --backend-store-uri {uri}`" in leaderboard
+    assert str(tmp_path) not in leaderboard  # a path on this machine is no use to a reader of the report
+    assert "MLflow runs are in a SQLite store outside the project (tracking.uri or $MLFLOW_TRACKING_URI)" in leaderboard
     assert f"| seed 0: `{children['l1']}`, seed 1: `{second_seed}` |" in leaderboard
     assert f"| `{children['cs']}` |" in leaderboard
 
