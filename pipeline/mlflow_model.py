@@ -78,6 +78,9 @@ class _PyfuncSuperResolver:
 
 def _load_pyfunc(data_path: str) -> _PyfuncSuperResolver:
     """Called by ``mlflow.pyfunc.load_model`` with the model's data file."""
+    # The package's one import cycle, on purpose (tools/import_graph.py allows it): ``inference`` reads
+    # this module's format, and this loader, which MLflow calls by name, needs ``inference``'s loader.
+    # Imported here, only when MLflow calls it, so neither module needs the other to import.
     from pipeline.inference import load_super_resolver
 
     return _PyfuncSuperResolver(load_super_resolver(Path(data_path)))
