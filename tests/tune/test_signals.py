@@ -1,0 +1,98 @@
+"""A sweep stopped by SIGTERM to its process group: Tune saves its trials, every MLflow run it
+opened ends KILLED, no process it started lives on, one sentence says how to continue, the exit
+status is 143; meanwhile a second sweep into the same outputs is refused; the continued sweep
+finishes every trial from its checkpoint with no MLflow run duplicated."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import psutil
+import pytest
+import yaml
+
+from pipeline.config import PROJECT_ROOT
+from tests.tune.sweep_params import sweep_params
+from tests.tune.test_resume import wait_for
+
+OBJECTIVES = ("l1", "l2")
+
+
+def survivors(processes: list[psutil.Process], grace: float) -> list[psutil.Process]:
+    """The ``processes`` still alive after up to ``grace`` seconds (zombies count as ended)."""
+    _, alive = psutil.wait_procs(processes, timeout=grace)
+    return [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_group_stops_the_sweep_resumably(tiny_data, tmp_path):
+    params = sweep_params(tiny_data, tmp_path, {"objectives": {name: {"loss": {"terms": {name: 1.0}}}
+                                                               for name in OBJECTIVES}, "reports": 3},
+                          iterations=600)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    command = [sys.executable, "-m", "pipeline", "-q", "sweep", "--params", str(params_file)]
+    folder = Path(params.sweep.storage_path) / params.sweep.name
+    environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+
+    sweep = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, start_new_session=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started: list[psutil.Process] = []
+    try:
+        wait_for(lambda: all(any(folder.glob(f"*-{name}-seed0/checkpoint_*")) for name in OBJECTIVES), 240,
+                 "a checkpoint of each trial")
+        second = subprocess.run(command, cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True,
+                                timeout=120)
+        started = psutil.Process(sweep.pid).children(recursive=True)
+        os.killpg(sweep.pid, signal.SIGTERM)
+        _, stderr = sweep.communicate(timeout=120)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+        for process in survivors(started, 0):
+            process.kill()
+    left = survivors(started, 15)
+    assert not left, [p.cmdline() for p in left]
+
+    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+    assert re.fullmatch(r"error: another sweep \(pid \d+\) is writing '.+'; wait for it to end, .+\n", second.stderr)
+    assert all(any(folder.glob(f"*-{name}-seed0/checkpoint_*")) for name in OBJECTIVES)  # nothing replaced
+
+    assert sweep.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    sentence = stderr.strip().splitlines()[-1]
+    match = re.fullmatch(r"interrupted with (\d) of 2 trials of sweep 'test' finished \(SIGTERM\); "
+                         r"continue with `(.+ --resume)`", sentence)
+    assert match, stderr[-3000:]
+    client = mlflow.MlflowClient(params.tracking.uri)
+    experiment = client.get_experiment_by_name(params.tracking.experiment).experiment_id
+    parent_id = json.loads((folder / "srloss_sweep.json").read_text())["parent_run_id"]
+    statuses = {run.info.run_id: run.info.status for run in client.search_runs([experiment])}
+    assert statuses[parent_id] == "KILLED" and "RUNNING" not in statuses.values(), statuses
+
+    resumed = subprocess.run(shlex.split(match[2]), cwd=PROJECT_ROOT, env=environment, capture_output=True,
+                             text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = list(csv.DictReader((Path(params.results_dir) / "sweep" / "trials.csv").open()))
+    assert sorted(row["objective"] for row in rows) == list(OBJECTIVES) and {row["status"] for row in rows} == {
+        "COMPLETED"}
+    runs = client.search_runs([experiment])
+    assert [run.info.run_id for run in runs if "mlflow.parentRunId" not in run.data.tags] == [parent_id]
+    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent_id]
+    assert sorted(run.data.tags["sweep.trial_id"] for run in children) == sorted(row["trial_id"] for row in rows)
+    for run in children:
+        assert run.info.status == "FINISHED"
+        if statuses[run.info.run_id] == "KILLED":  # interrupted: went on from its checkpoint, not from 0
+            assert int(run.data.tags["resumed_from_iteration"]) > 0
+        steps = [m.step for m in sorted(client.get_metric_history(run.info.run_id, "val/psnr"),
+                                        key=lambda m: m.timestamp)]
+        assert steps == sorted(steps) and steps[-1] == 600, steps
