@@ -124,7 +124,8 @@ def _tune(base: Params, space: SearchSpace, folder: str, storage: str, parent: P
             grid = _tuner(sweep, storage, max_validations, resume, console).fit()
         if signals is not None:
             signals.forward = None
-            signals.check(f"with {grid.num_terminated} of {len(grid)} trials of sweep '{config.name}' finished")
+            finished = sum(bool(result.metrics.get("done")) for result in grid)
+            signals.check(f"with {finished} of {len(grid)} trials of sweep '{config.name}' finished")
         filesystem, _ = storage_filesystem(folder)
         records = [trial_record(result, config.metric, config.mode, filesystem) for result in grid]
         if parent is not None:

@@ -45,17 +45,21 @@ def test_sigterm_to_the_group_stops_the_sweep_resumably(tiny_data, tmp_path):
     folder = Path(params.sweep.storage_path) / params.sweep.name
     environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
 
+    log = (tmp_path / "sweep.err").open("w+")
     sweep = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, start_new_session=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.DEVNULL, stderr=log, text=True)
     started: list[psutil.Process] = []
     try:
         wait_for(lambda: all(any(folder.glob(f"*-{name}-seed0/checkpoint_*")) for name in OBJECTIVES), 240,
                  "a checkpoint of each trial")
+        locks = Path("/proc/locks").read_text()
+        lock = (Path(params.results_dir) / ".sweep.lock").read_text()
+        tree = [(p.pid, p.cmdline()[-3:]) for p in psutil.Process(sweep.pid).children(recursive=True)][:4]
         second = subprocess.run(command, cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True,
-                                timeout=120)
+                                timeout=180)
         started = psutil.Process(sweep.pid).children(recursive=True)
         os.killpg(sweep.pid, signal.SIGTERM)
-        _, stderr = sweep.communicate(timeout=120)
+        sweep.wait(timeout=120)
     finally:
         if sweep.poll() is None:
             os.killpg(sweep.pid, signal.SIGKILL)
@@ -64,7 +68,9 @@ def test_sigterm_to_the_group_stops_the_sweep_resumably(tiny_data, tmp_path):
     left = survivors(started, 15)
     assert not left, [p.cmdline() for p in left]
 
-    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+    log.seek(0)
+    stderr = log.read()
+    assert second.returncode == 2 and second.stderr.count("\n") == 1, (second.stderr, locks, lock, tree)
     assert re.fullmatch(r"error: another sweep \(pid \d+\) is writing '.+'; wait for it to end, .+\n", second.stderr)
     assert all(any(folder.glob(f"*-{name}-seed0/checkpoint_*")) for name in OBJECTIVES)  # nothing replaced
 
