@@ -1,5 +1,5 @@
 #!/bin/bash
-# Rehearse tools/slurm/sweep.sbatch for real on a one-host SLURM cluster: a tiny sweep submitted with a 3-minute
+# Rehearse tools/slurm/sweep.sbatch for real on a one-host SLURM cluster: a tiny sweep submitted with a 5-minute
 # time limit must be stopped by SIGUSR1, requeued, resumed, and finish with every trial complete and no MLflow
 # run duplicated. Needs root and the Debian packages: apt-get install -y slurm-wlm munge
 #
@@ -80,8 +80,8 @@ rng = np.random.default_rng(0)
 for index in range(2):
     write_png(folder / "benchmark" / f"img{index}.png", rng.integers(0, 256, (48, 40, 3), dtype=np.uint8))
 params = tiny_params(folder)
-params["train"].update(iterations=200, val_every=25, checkpoint_every=25)
-params["sweep"].update(reports=8)
+params["train"].update(iterations=200, val_every=20, checkpoint_every=20)
+params["sweep"].update(reports=10)
 (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 for command in ("prepare", "degrade"):
     subprocess.run([sys.executable, "-m", "pipeline", "-q", command, "--params", str(folder / "params.yaml")],
@@ -90,11 +90,11 @@ PY
 
 begin=$(date +%s)
 cd "$work"
-job=$(timeout 30 sbatch --parsable --time=3 --signal=B:USR1@60 --output="$work/slurm-%j.out" \
+job=$(timeout 30 sbatch --parsable --time=5 --signal=B:USR1@60 --output="$work/slurm-%j.out" \
       "$root/tools/slurm/sweep.sbatch" python -m pipeline -q sweep --params "$work/params.yaml" --resume auto)
-echo "submitted job $job (time limit 3 min, SIGUSR1 60 s before it)"
+echo "submitted job $job (time limit 5 min, SIGUSR1 60 s before it)"
 state=""
-deadline=$((begin + 1500))
+deadline=$((begin + 2400))
 while [ "$(date +%s)" -lt "$deadline" ]; do
     info=$(timeout 10 scontrol show job "$job" 2> /dev/null || true)
     state=$(grep -o "JobState=[A-Z_]*" <<< "$info" | cut -d= -f2)
