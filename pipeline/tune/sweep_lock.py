@@ -37,7 +37,5 @@ def sweep_lock(results_dir: Path) -> Iterator[None]:
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield  # no LOCK_UN: closing the file releases the lock, and a forked child that unwinds this
+        # frame (a library's fork without exec) must not release it for the sweep (its close does not)

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from pipeline.config import PROJECT_ROOT
+from pipeline.tune.sweep_lock import sweep_lock
 from tests.tune.sweep_params import sweep_params
 from tests.tune.test_resume import wait_for
 
@@ -102,3 +103,29 @@ def test_sigterm_to_the_group_stops_the_sweep_resumably(tiny_data, tmp_path):
         steps = [m.step for m in sorted(client.get_metric_history(run.info.run_id, "val/psnr"),
                                         key=lambda m: m.timestamp)]
         assert steps == sorted(steps) and steps[-1] == 600, steps
+
+
+class Unwind(Exception):
+    pass
+
+
+def test_the_sweep_lock_survives_a_forked_child_that_unwinds(tmp_path):
+    """Found the hard way: a library forking the sweep's driver without exec, its child exiting through
+    the ``with`` block, must not release the lock (an explicit LOCK_UN there would, for both)."""
+    def probe() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "import sys; from pipeline.tune.sweep_lock import sweep_lock\n"
+                               "with sweep_lock(sys.argv[1]): pass", str(tmp_path)],
+                              env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, capture_output=True, text=True,
+                              timeout=60)
+
+    try:
+        with sweep_lock(tmp_path):
+            child = os.fork()
+            if child == 0:
+                raise Unwind  # the child leaves through sweep_lock's exit
+            os.waitpid(child, 0)
+            held = probe()
+    except Unwind:
+        os._exit(0)
+    assert held.returncode == 1 and f"another sweep (pid {os.getpid()}) is writing" in held.stderr, held.stderr
+    assert probe().returncode == 0  # released when the sweep's own block ends
