@@ -26,7 +26,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,10 +152,8 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
                 _report_validation_and_checkpoints(callbacks, rank, done, (final_metrics, samples) if validate_now
                                                    else None, is_best, checkpoint_now, best_path, last_path)
                 if stop is not None and stop.received is not None:
-                    _stop_if_diverged(*unchecked, last_path)
-                    if rank == 0 and not checkpoint_now:
-                        save_checkpoint(last_path, run.state(done))
-                    stop.check(f"at iteration {done}")
+                    _end_at_signal(stop, done, unchecked, last_path, run.state if rank == 0 and not checkpoint_now
+                                   else None)
 
         if not final_metrics:
             final_metrics, samples = _validate(validator, run, world_size)
@@ -383,6 +381,16 @@ class _LogWindow:
         means = {name: float(total) / self.count for name, total in self.sums.items()}
         self.sums, self.count = {}, 0
         return means
+
+
+def _end_at_signal(stop: StopSignals, done: int, unchecked: tuple[int, Tensor], last_path: Path,
+                   state: Callable[[int], dict[str, Any]] | None) -> None:
+    """After iteration ``done``, for a recorded stop signal: write ``last.pt`` with ``state`` (unless
+    None: not rank 0, or just written), if the loss is finite, then raise ``Interrupted``."""
+    _stop_if_diverged(*unchecked, last_path)
+    if state is not None:
+        save_checkpoint(last_path, state(done))
+    stop.check(f"at iteration {done}")
 
 
 def _stop_if_diverged(iteration: int, total: Tensor, last_path: Path) -> None:
