@@ -248,6 +248,10 @@ def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool, co
     else:
         trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=sweep),
                                         {"cpu": resources.cpu, "gpu": resources.gpu})
+    # Tune warns whenever it snapshots its state soon after the last time, which short trials always do;
+    # its new output engine prints a configuration box and TensorBoard advice even at verbose=0
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if resume:
         return tune.Tuner.restore(sweep.folder, trainable, resume_unfinished=True, resume_errored=True)
     max_concurrent = config.max_concurrent
@@ -264,10 +268,6 @@ def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool, co
                                   reuse_actors=True)  # a finished trial's process (torch imported) runs the next
     total = samples if config.search == "optuna" else samples * len(sweep.space.grid_variants()) * config.seeds
     progress = SweepProgress(total, config.metric, config.mode, sweep.base.seed, show=console)
-    # Tune warns whenever it snapshots its state soon after the last time, which short trials always do;
-    # its new output engine prints a configuration box and TensorBoard advice even at verbose=0
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     run_config = tune.RunConfig(name=config.name, storage_path=storage, verbose=0, callbacks=[progress, ForwardStop()],
                                 failure_config=tune.FailureConfig(max_failures=config.max_failures),
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
