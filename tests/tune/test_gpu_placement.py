@@ -82,6 +82,7 @@ def read_records(records: Path, pattern: str) -> list[dict]:
     return [json.loads(path.read_text()) for path in sorted(records.glob(pattern))]
 
 
+@pytest.mark.slow
 def test_fractional_gpus_share_a_gpu_between_trials(fake_gpu_ray, tiny_data, tmp_path, monkeypatch):
     params = sweep_params(tiny_data, tmp_path, {"objectives": {"l1": {}, "l2": {"loss": {"terms": {"l2": 1.0}}}},
                                                 "seeds": 2, "resources": {"cpu": 1, "gpu": 0.5}}, tracking=False)
@@ -94,6 +95,7 @@ def test_fractional_gpus_share_a_gpu_between_trials(fake_gpu_ray, tiny_data, tmp
     assert {trial["cuda_visible_devices"] for trial in given} <= {"0", "1"}
 
 
+@pytest.mark.slow
 def test_data_parallel_workers_each_hold_a_gpu(fake_gpu_ray, tiny_data, tmp_path, monkeypatch):
     params = sweep_params(tiny_data, tmp_path, {"objectives": {"l1": {}}, "resources": {"cpu": 1, "gpu": 1,
                                                                                         "workers": 2}},
