@@ -28,13 +28,17 @@ def listening_addresses(pids: set[int]) -> dict[str, set[str]]:
     return found
 
 
+def worker_pid() -> int:
+    return os.getpid()
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="Ray 2.60's gRPC servers listen on every interface; see the module docstring")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="Ray 2.60's gRPC servers listen on every interface; see the module docstring")
 def test_a_local_cluster_listens_on_the_loopback_only():
     with ray_cluster(RayConfig(num_cpus=1)):
         import ray
 
-        ray.get(ray.remote(os.getpid).remote())  # a worker process, with its own gRPC server
+        ray.get(ray.remote(worker_pid).remote())  # a worker process, with its own gRPC server
         started = {child.pid for child in psutil.Process().children(recursive=True)} | {os.getpid()}
         addresses = listening_addresses(started)
     assert addresses, "no Ray process listened at all"
