@@ -23,14 +23,22 @@ import numpy as np
 import piq
 import torch
 
+from pipeline.errors import PipelineError
 from pipeline.metrics.reference import PEAK, measured_planes
 
 WEIGHT_FREE = ("haarpsi", "mdsi", "ms_gmsd")
+MIN_SIZE = 17  # MS-GMSD's four scales need 2^4 + 1 pixels; HaarPSI's three need 16
 
 
 def weight_free_scores(sr: np.ndarray, hr: np.ndarray, crop_border: int, y_channel: bool) -> dict[str, float]:
     """``haarpsi``, ``mdsi`` and ``ms_gmsd`` of one ``H x W x 3`` SR image against its HR image."""
     sr_planes, hr_planes = (_batch(planes) for planes in measured_planes(sr, hr, crop_border, y_channel))
+    height, width = sr_planes.shape[-2:]
+    if min(height, width) < MIN_SIZE:
+        raise PipelineError(
+            f"HaarPSI and MS-GMSD need at least {MIN_SIZE}x{MIN_SIZE} pixels after cropping {crop_border} per "
+            f"side but the image leaves {height}x{width}; use larger images or a smaller crop_border"
+        )
     sr_rgb, hr_rgb = (_batch(planes) for planes in measured_planes(sr, hr, crop_border, False))
     return {"haarpsi": float(piq.haarpsi(sr_planes, hr_planes, data_range=PEAK)),
             "mdsi": float(piq.mdsi(sr_rgb, hr_rgb, data_range=PEAK)),

@@ -9,7 +9,8 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from pipeline.metrics.color import rgb_to_y_numpy
-from pipeline.metrics.perceptual import WEIGHT_FREE, weight_free_scores
+from pipeline.errors import PipelineError
+from pipeline.metrics.perceptual import MIN_SIZE, WEIGHT_FREE, weight_free_scores
 
 PERFECT = {"haarpsi": 1.0, "mdsi": 0.0, "ms_gmsd": 0.0}
 
@@ -56,3 +57,11 @@ def test_more_noise_scores_worse_on_every_metric():
     assert PERFECT["haarpsi"] > mild["haarpsi"] > strong["haarpsi"]
     assert PERFECT["mdsi"] < mild["mdsi"] < strong["mdsi"]
     assert PERFECT["ms_gmsd"] < mild["ms_gmsd"] < strong["ms_gmsd"]
+
+
+def test_an_image_too_small_for_the_coarsest_scale_is_a_pipeline_error():
+    sr, hr = _images()
+    crop = np.s_[:MIN_SIZE + 3, :MIN_SIZE + 2]
+    assert set(weight_free_scores(sr[crop], hr[crop], 1, True)) == set(WEIGHT_FREE)
+    with pytest.raises(PipelineError, match=f"at least {MIN_SIZE}x{MIN_SIZE} pixels .* leaves {MIN_SIZE - 1}x{MIN_SIZE - 2}"):
+        weight_free_scores(sr[crop], hr[crop], 2, True)
