@@ -38,3 +38,16 @@ def test_l1_on_edsr_matches_the_hand_count():
 def test_a_budget_buys_whole_steps():
     assert iterations_for_budget(10_000, 3_000) == 3
     assert iterations_for_budget(1, 3_000) == 1
+
+
+def test_tlw_counts_its_weighting_network_update(monkeypatch):
+    torch.manual_seed(0)
+    net = build_model("edsr", 2, {"n_blocks": BLOCKS, "n_feats": FEATS})
+    objective = build_objective(LossConfig(objective="tlw", args={"features": 8, "variant": "stochastic"}, terms={}),
+                                FEATS, 2)
+    lr, hr = torch.rand(BATCH, 3, HEIGHT, WIDTH), torch.rand(BATCH, 3, 2 * HEIGHT, 2 * WIDTH)
+    state = {name: value.clone() for name, value in objective.state_dict().items()}
+    with_aux = training_step_flops(net, objective, lr, hr)
+    assert all(torch.equal(value, state[name]) for name, value in objective.state_dict().items())
+    monkeypatch.setattr(type(objective), "has_aux_step", property(lambda self: False))
+    assert with_aux > training_step_flops(net, objective, lr, hr) > 0
