@@ -19,10 +19,11 @@ METRIC = "hf_ratio"
 
 
 def spectral_ratio_plot(scores: PerImageScores, benchmark: str, scale: int, path: Path) -> Path | None:
-    """Write the plot of ``benchmark`` x``scale`` to ``path``; None when no method has ``hf_ratio``."""
+    """Write the plot of ``benchmark`` x``scale`` to ``path``; None when fewer than two methods have
+    ``hf_ratio`` (nothing to compare)."""
     methods = sorted((method for method in scores.methods(benchmark, scale)
                       if scores.has(benchmark, scale, method, METRIC)), key=lambda name: (name != BASELINE, name))
-    if not methods:
+    if len(methods) < 2:
         return None
     figure = new_figure(max(4.5, 1.5 + 0.7 * len(methods)), 4.0)
     axis = figure.subplots()
