@@ -142,7 +142,7 @@ class MetricsConfig(Strict):
 
 # ------------------------------------------------------------- model / loss
 class ModelConfig(Strict):
-    name: str = Field("edsr", description="network: srcnn, vdsr, espcn, fsrcnn, edsr, lapsrn, dbpn")
+    name: str = Field("edsr", description="network: srcnn, vdsr, espcn, fsrcnn, edsr, lapsrn, dbpn, rcan, swinir, swinir_light")
     args: dict[str, Any] = Field({}, description="constructor arguments of the network")
 
 
