@@ -72,6 +72,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from pipeline.train.run_folder import refuse_finished_run
 
     params = _load(args)
+    if args.init_from:
+        from pipeline.config import absolute_source
+
+        params.train.init_from = absolute_source(args.init_from, Path.cwd())
     run_dir = Path(args.run_dir).resolve() if args.run_dir else params.runs_dir / default_run_name(params)
     resume = run_dir / "checkpoints" / "last.pt" if args.resume else None
     if resume is not None and not resume.is_file():
@@ -168,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where checkpoints go (default: <runs_dir>/<model>-<objective>-seed<seed>)")
     t.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoints/last.pt")
     t.add_argument("--overwrite", action="store_true", help="replace the checkpoints of an earlier run in --run-dir")
+    t.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from these weights (train.init_from): a checkpoint, models/<objective>, an MLflow "
+                        "model URI, or a .pth/.safetensors state dict")
     s = add("sweep", cmd_sweep, "run the Ray Tune sweep declared under 'sweep' in params")
     s.add_argument("--resume", action="store_true", help="resume an interrupted sweep (Tuner.restore)")
     add("evaluate", cmd_evaluate, "score the sweep's best models on the benchmarks; write results/")

@@ -141,7 +141,8 @@ class SwinIR(nn.Module):
             raise ValueError(f"'depths' and 'num_heads' need one entry per RSTB each (got {list(depths)} and "
                              f"{list(num_heads)})")
         if any(embed_dim % heads for heads in num_heads):
-            raise ValueError(f"'embed_dim' {embed_dim} must be divisible by every entry of 'num_heads' {list(num_heads)}")
+            raise ValueError(f"'embed_dim' {embed_dim} must be divisible by every entry of 'num_heads' "
+                             f"{list(num_heads)}")
         if not mlp_ratio > 0:
             raise ValueError(f"'mlp_ratio' must be positive (got {mlp_ratio!r})")
         self.window = window_size
