@@ -106,7 +106,8 @@ def cmd_upscale(args: argparse.Namespace) -> None:
 
     written = upscale_paths(args.model, args.scale, [Path(p) for p in args.inputs], Path(args.output),
                             tile=args.tile, overlap=args.overlap, device=args.device,
-                            architecture=args.architecture, tracking_uri=args.tracking_uri, progress=not args.quiet)
+                            architecture=args.architecture, tracking_uri=args.tracking_uri, progress=not args.quiet,
+                            self_ensemble=args.self_ensemble)
     print(f"wrote {len(written)} image(s) to {args.output}")
 
 
@@ -181,14 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
     u = add("upscale", cmd_upscale, "super-resolve images or folders with a trained model", params=False)
     u.add_argument("inputs", nargs="+", help="image files or folders")
     u.add_argument("--model", required=True,
-                   help="checkpoint (.pt) or MLflow model URI (runs:/<id>/<objective>-seed<seed>)")
-    u.add_argument("--scale", type=int, required=True, help="the scale the model was trained for")
+                   help="checkpoint (.pt), a models/<objective> folder, or MLflow model URI "
+                        "(runs:/<id>/<objective>-seed<seed>)")
+    u.add_argument("--scale", type=int, default=None,
+                   help="optional check: refuse a model trained for another scale (default: the model's scale)")
     u.add_argument("-o", "--output", required=True, help="output folder for PNGs")
     u.add_argument("--tile", type=int, default=256, help="LR tile side (bounds memory)")
     u.add_argument("--overlap", type=int, default=16, help="LR pixels of overlap between tiles")
     u.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     u.add_argument("--architecture", default=None, help="refuse a model of another network (e.g. edsr)")
     u.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for runs:/ and models:/ URIs")
+    u.add_argument("--self-ensemble", action="store_true",
+                   help="average the SR images of the 8 flips/rotations of each input (8 times the compute)")
     m = add("models", cmd_models, "list the networks with parameter counts and FLOPs", params=False)
     m.add_argument("--scale", type=int, default=2)
     c = add("config", cmd_config, "print the resolved params (defaults filled in, overrides applied)")

@@ -283,6 +283,8 @@ class EvaluateConfig(Strict):
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N")
     decodes: dict[str, list[str]] = Field({}, description="objective -> other decodes of its models to score too, "
                                                           "as rows '<objective>@<decode>'")
+    self_ensemble: bool = Field(False, description="also score every model with x8 self-ensemble (8 flips/rotations, "
+                                                   "averaged after the decode), as rows '<objective>+'; 8x the time")
 
 
 class Params(Strict):

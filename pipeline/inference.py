@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,8 @@ def _load_checkpoint(path: Path) -> SuperResolver:
     if not zipfile.is_zipfile(path):
         sibling = path.with_name("best.pt")
         hint = f"pass {sibling}" if sibling.is_file() and sibling != path else _model_suggestion()
-        raise PipelineError(f"model '{path}' is not a checkpoint (not a torch archive); {hint}")
+        raise PipelineError(f"model '{path}' is not a checkpoint (not a torch archive: another kind of file, or "
+                            f"truncated); {hint}")
     checkpoint = load_checkpoint(path, map_location="cpu")
     try:
         meta = checkpoint["meta"]
@@ -164,14 +166,20 @@ def computed_pixels(height: int, width: int, tile: int, overlap: int) -> int:
             * sum(stop - start for start, stop, _, _ in tile_windows(width, tile, overlap)))
 
 
+def tile_count(height: int, width: int, tile: int, overlap: int) -> int:
+    """How many windows ``upscale_image`` cuts a ``height x width`` image into."""
+    return len(tile_windows(height, tile, overlap)) * len(tile_windows(width, tile, overlap))
+
+
 @torch.inference_mode()
 def upscale_image(resolver: SuperResolver, image: np.ndarray, tile: int = 256, overlap: int = 16,
-                  batch: int = 1) -> np.ndarray:
+                  batch: int = 1, on_tiles: Callable[[int], None] | None = None) -> np.ndarray:
     """Super-resolve an ``H x W x 3`` uint8 image to ``(H*s) x (W*s) x 3`` uint8.
 
     Windows of one shape (at most four shapes: two sizes per axis) go through the network ``batch``
     at a time, so memory beyond the output array is that of ``batch`` forward passes on inputs of
     at most ``tile x tile``, whatever the image size. Runs on the resolver's device and dtype.
+    ``on_tiles(n)`` is called after each batch of ``n`` windows (a progress bar's ``update``).
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"upscale_image expects an H x W x 3 uint8 array, got {image.dtype} {image.shape}")
@@ -195,4 +203,6 @@ def upscale_image(resolver: SuperResolver, image: np.ndarray, tile: int = 256, o
                 kept = sr[k, :, (top - y) * scale:(bottom - y) * scale, (left - x) * scale:(right - x) * scale]
                 output[top * scale:bottom * scale, left * scale:right * scale] = (
                     to_uint8(kept).permute(1, 2, 0).cpu().numpy())
+            if on_tiles is not None:
+                on_tiles(len(chunk))
     return output

@@ -188,8 +188,8 @@ def test_info_json_is_refused_in_one_sentence_that_points_at_best_pt(tiny_checkp
     (tmp_path / "info.json").write_text('{"run_id": "abc"}')
     with pytest.raises(PipelineError) as error:
         load_super_resolver(tmp_path / "info.json")
-    assert str(error.value) == (f"model '{tmp_path / 'info.json'}' is not a checkpoint (not a torch archive); "
-                                f"pass {tmp_path / 'best.pt'}")
+    assert str(error.value) == (f"model '{tmp_path / 'info.json'}' is not a checkpoint (not a torch archive: "
+                                f"another kind of file, or truncated); pass {tmp_path / 'best.pt'}")
 
 
 def test_load_from_an_mlflow_model_folder(tiny_checkpoint: Path, tmp_path: Path):

@@ -38,6 +38,8 @@ from pipeline.report.per_image import PerImageScores
 from pipeline.report.publish import write_report
 from pipeline.report.scoring import ImageScorer, decode_ms_per_megapixel
 from pipeline.report.sweep_outputs import TrainedObjective, find_trained_objectives, objectives_without_model
+from pipeline.self_ensemble import SUFFIX as ENSEMBLE_SUFFIX
+from pipeline.self_ensemble import SelfEnsemble
 from pipeline.train.cpus import use_available_cpus
 from pipeline.train.device import flush_subnormals, keep_freed_cpu_memory, resolve_device
 
@@ -98,7 +100,7 @@ def evaluate_all(params: Params, progress: bool = False) -> dict[str, Any]:
     results = Results()
     comparisons: list[Comparison] = []
     image_counts: dict[str, int] = {}
-    models = sum(len(objective.checkpoints) * (1 + len(config.decodes.get(objective.name, [])))
+    models = sum(len(objective.checkpoints) * (1 + len(config.decodes.get(objective.name, [])) + config.self_ensemble)
                  for objective in trained if objective.scale in scales)
     bar = tqdm(total=len(benchmarks) * (len(scales) + models), desc="evaluate", unit="model", disable=not progress)
     for scale in scales:
@@ -141,6 +143,11 @@ def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], sco
         if checkpoint == objective.best:
             comparison.outputs[objective.name] = first
         bar.update()
+        if params.evaluate.self_ensemble:
+            ensemble, method = SelfEnsemble(resolver), f"{objective.name}{ENSEMBLE_SUFFIX}"
+            scores, _ = _score(pairs, scorer, _tiled(ensemble, params), sets)
+            results.record(comparison, method, seed, None, pairs, scores, **sets.take(method, seed))
+            bar.update()
         for decode in params.evaluate.decodes.get(objective.name, []):
             resolver.objective.use_decode(decode)
             scores, _ = _score(pairs, scorer, _tiled(resolver, params), sets)
