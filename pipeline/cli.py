@@ -111,6 +111,15 @@ def cmd_upscale(args: argparse.Namespace) -> None:
     print(f"wrote {len(written)} image(s) to {args.output}")
 
 
+def cmd_score(args: argparse.Namespace) -> None:
+    from pipeline.score import score_model
+
+    summary = score_model(_load(args), args.model, Path(args.hr_dir), Path(args.output), scale=args.scale,
+                          lr_dir=Path(args.lr_dir) if args.lr_dir else None, tile=args.tile, overlap=args.overlap,
+                          device=args.device, self_ensemble=args.self_ensemble, tracking_uri=args.tracking_uri)
+    _print_summary(summary)
+
+
 def cmd_models(args: argparse.Namespace) -> None:
     from pipeline.models.summary import summary_table
 
@@ -194,6 +203,19 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for runs:/ and models:/ URIs")
     u.add_argument("--self-ensemble", action="store_true",
                    help="average the SR images of the 8 flips/rotations of each input (8 times the compute)")
+    r = add("score", cmd_score, "score any trained model on a folder of HR images (or LR/HR pairs): per-image CSV "
+            "and JSON summary, as evaluate scores")
+    r.add_argument("--model", required=True,
+                   help="checkpoint (.pt), a models/<objective> folder, or MLflow model URI")
+    r.add_argument("--hr-dir", required=True, help="folder of HR images")
+    r.add_argument("--lr-dir", default=None, help="folder of their LR images (same names); default: MATLAB bicubic")
+    r.add_argument("--scale", type=int, default=None, help="optional check: refuse a model of another scale")
+    r.add_argument("-o", "--output", required=True, help="folder for image_scores.csv and summary.json")
+    r.add_argument("--tile", type=int, default=256, help="LR tile side (bounds memory)")
+    r.add_argument("--overlap", type=int, default=16, help="LR pixels of overlap between tiles")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    r.add_argument("--self-ensemble", action="store_true", help="score with x8 self-ensemble")
+    r.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for runs:/ and models:/ URIs")
     m = add("models", cmd_models, "list the networks with parameter counts and FLOPs", params=False)
     m.add_argument("--scale", type=int, default=2)
     c = add("config", cmd_config, "print the resolved params (defaults filled in, overrides applied)")

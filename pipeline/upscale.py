@@ -34,13 +34,8 @@ def upscale_paths(model: str, scale: int | None, inputs: list[Path], out_dir: Pa
     ``architecture`` is given the model must be that network.
     """
     jobs = _plan_outputs(inputs, Path(out_dir))
-    _check_tracking_server(model, tracking_uri)
-    device = resolve_device(device) if isinstance(device, str) else device
-    keep_freed_cpu_memory(device)
-    flush_subnormals(device)
-    use_available_cpus()
-    resolver = load_super_resolver(model, device, tracking_uri=tracking_uri)
-    _check_model(resolver, model, scale, architecture)
+    resolver = load_model(model, resolve_device(device) if isinstance(device, str) else device, tracking_uri)
+    check_model(resolver, model, scale, architecture)
     if self_ensemble:
         resolver = SelfEnsemble(resolver)
     log.info("upscaling %d images with %s", len(jobs), resolver.description)
@@ -109,7 +104,18 @@ def _check_tracking_server(model: str, tracking_uri: str | None) -> None:
         check_tracking(uri)
 
 
-def _check_model(resolver: SuperResolver, model: str, scale: int | None, architecture: str | None) -> None:
+def load_model(model: str, device: torch.device, tracking_uri: str | None = None) -> SuperResolver:
+    """``load_super_resolver`` set up for inference on ``device``: a down tracking server fails within
+    seconds, subnormals are flushed, freed memory is kept, and every available CPU is used."""
+    _check_tracking_server(model, tracking_uri)
+    keep_freed_cpu_memory(device)
+    flush_subnormals(device)
+    use_available_cpus()
+    return load_super_resolver(model, device, tracking_uri=tracking_uri)
+
+
+def check_model(resolver: SuperResolver, model: str, scale: int | None, architecture: str | None) -> None:
+    """Refuse a model of another scale than ``scale`` or another network than ``architecture`` (each when given)."""
     if scale is not None and resolver.scale != scale:
         raise PipelineError(
             f"model {model} was trained for x{resolver.scale} but --scale {scale} was given; "
