@@ -12,8 +12,8 @@ def rgb_tail_params(n_feats: int) -> int:
 def test_rcan_paper_configuration_has_the_published_parameter_count(scale):
     """RCAN (Zhang et al. 2018; 10 groups x 20 RCABs x 64 maps, reduction 16) with its RGB tail.
 
-    Published: 15,592K parameters at x4 (SwinIR paper, Liang et al. 2021, Table 3's model-size
-    comparison; the RCAN paper's figure gives "16M"). By hand: head 1,792 + 10 groups x (20 RCABs x
+    Published: 15,592K parameters at x4 (SwinIR paper, Liang et al. 2021, in its comparison of
+    model sizes at x4; the RCAN paper's figure gives "16M"). By hand: head 1,792 + 10 groups x (20 RCABs x
     (73,856 convs + 580 attention) + 36,928 conv) + body conv 36,928 + upsampler (147,712 per x2)
     + tail 1,731 = 15,592,355; x2 has one x2 stage less (15,444,643; no x2 figure is published). The
     upsampler is part of the network here and the tail is the objective's head, so the network alone

@@ -15,8 +15,8 @@ def rgb_tail_params(n_feats: int) -> int:
 def test_classical_swinir_has_the_published_parameter_count():
     """SwinIR classical SR (Liang et al. 2021): 6 RSTBs x 6 layers, 180 channels, 6 heads, window 8.
 
-    Published: 11,900K parameters at x4 (SwinIR paper, Table 3's model-size comparison, with RCAN at
-    15,592K). It counts the relative position bias tables (48,600) and the RGB tail (1,731), which is the
+    Published: 11,900K parameters at x4 (SwinIR paper, its comparison of model sizes at x4, with RCAN
+    at 15,592K). It counts the relative position bias tables (48,600) and the RGB tail (1,731), which is the
     objective's head here.
     """
     with torch.device("meta"):
@@ -30,7 +30,7 @@ def test_classical_swinir_has_the_published_parameter_count():
 def test_lightweight_swinir_has_the_published_parameter_count_without_bias_tables(scale, published):
     """Lightweight SwinIR: 4 RSTBs x 6 layers, 60 channels, window 8, one-step upsampler to RGB.
 
-    Published: 878K (x2), 886K (x3), 897K (x4) parameters (SwinIR paper, Table 2, lightweight SR).
+    Published: 878K (x2), 886K (x3), 897K (x4) parameters (SwinIR paper, its lightweight SR table).
     These figures are reproduced by the modules' parameters without the relative position bias
     tables (32,400 of them); with them the x2 network has 910,152. Its one-step upsampler ends in
     the 3 RGB maps, so the paper's model is this network alone (the head adds a 3x3 conv on top).
