@@ -120,6 +120,13 @@ def cmd_score(args: argparse.Namespace) -> None:
     _print_summary(summary)
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from pipeline.export import FORMATS, export_model
+
+    _print_summary(export_model(args.model, Path(args.output), tuple(args.formats or FORMATS),
+                                tracking_uri=args.tracking_uri))
+
+
 def cmd_models(args: argparse.Namespace) -> None:
     from pipeline.models.summary import summary_table
 
@@ -216,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     r.add_argument("--self-ensemble", action="store_true", help="score with x8 self-ensemble")
     r.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for runs:/ and models:/ URIs")
+    e = add("export", cmd_export, "export a trained model, decode included, as ONNX (dynamic height/width) and "
+            "TorchScript, checked against PyTorch", params=False)
+    e.add_argument("--model", required=True, help="checkpoint (.pt), a models/<objective> folder, or MLflow model URI")
+    e.add_argument("-o", "--output", required=True, help="folder for model.onnx and model.torchscript.pt")
+    e.add_argument("--format", dest="formats", action="append", choices=["onnx", "torchscript"],
+                   help="only this format (repeatable; default: both)")
+    e.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for runs:/ and models:/ URIs")
     m = add("models", cmd_models, "list the networks with parameter counts and FLOPs", params=False)
     m.add_argument("--scale", type=int, default=2)
     c = add("config", cmd_config, "print the resolved params (defaults filled in, overrides applied)")
