@@ -61,6 +61,12 @@ class RCAN(nn.Module):
     Defaults are the paper's: 10 residual groups of 20 RCABs, 64 maps, channel reduction 16, a
     pixel-shuffle upsampler (x2, x3, x4 and x8 by cascading x2). As in EDSR here, the DIV2K mean is a
     fixed buffer and the paper's tail convolution to RGB is the objective's head.
+
+    Options:
+        n_groups: residual groups.
+        n_blocks: residual channel attention blocks per group.
+        n_feats: maps per convolution.
+        reduction: channel reduction inside the attention (n_feats / reduction hidden maps).
     """
 
     def __init__(self, scale: int, n_groups: int = 10, n_blocks: int = 20, n_feats: int = 64, reduction: int = 16):

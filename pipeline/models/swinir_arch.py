@@ -122,6 +122,14 @@ class SwinIR(nn.Module):
     channels, 6 heads, 8 x 8 windows, MLP ratio 2, then ``conv + LeakyReLU`` to ``out_feats`` (64)
     maps and a pixel-shuffle upsampler (x2, x3, x4, x8). The last conv to RGB is the objective's head;
     the DIV2K mean is a fixed buffer, added back by the head's bias.
+
+    Options:
+        depths: Swin Transformer layers of each RSTB (one entry per RSTB).
+        embed_dim: channels of the transformer.
+        num_heads: attention heads of each RSTB (one entry per RSTB; each divides embed_dim).
+        window_size: side of the attention windows (the input is padded to a multiple of it).
+        mlp_ratio: hidden width of each MLP as a multiple of embed_dim.
+        out_feats: channels of the HR features.
     """
 
     direct_upsampler = False
@@ -176,6 +184,14 @@ class SwinIRLight(SwinIR):
     """Lightweight SwinIR: 4 RSTBs of 6 layers, 60 channels, 6 heads, and the one-step upsampler
     ``PixelShuffle(conv(f, out_feats * s^2))`` (any integer scale). In the paper ``out_feats`` is 3,
     the RGB image itself; here those 3 maps are the HR features and the head adds a 3x3 conv on top.
+
+    Options:
+        depths: Swin Transformer layers of each RSTB (one entry per RSTB).
+        embed_dim: channels of the transformer.
+        num_heads: attention heads of each RSTB (one entry per RSTB; each divides embed_dim).
+        window_size: side of the attention windows (the input is padded to a multiple of it).
+        mlp_ratio: hidden width of each MLP as a multiple of embed_dim.
+        out_feats: channels of the HR features (3 in the paper: the one-step upsampler's RGB).
     """
 
     direct_upsampler = True
