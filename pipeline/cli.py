@@ -76,6 +76,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from pipeline.train.run_folder import refuse_finished_run
 
     params = _load(args)
+    if args.init_from:
+        from pipeline.config import absolute_source
+
+        params.train.init_from = absolute_source(args.init_from, Path.cwd())
     run_dir = Path(args.run_dir).resolve() if args.run_dir else params.runs_dir / default_run_name(params)
     resume = run_dir / "checkpoints" / "last.pt" if args.resume else None
     if resume is not None and not resume.is_file():
@@ -108,8 +112,25 @@ def cmd_upscale(args: argparse.Namespace) -> None:
 
     written = upscale_paths(args.model, args.scale, [Path(p) for p in args.inputs], Path(args.output),
                             tile=args.tile, overlap=args.overlap, device=args.device,
-                            architecture=args.architecture, tracking_uri=args.tracking_uri, progress=not args.quiet)
+                            architecture=args.architecture, tracking_uri=args.tracking_uri, progress=not args.quiet,
+                            self_ensemble=args.self_ensemble)
     print(f"wrote {len(written)} image(s) to {args.output}")
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from pipeline.score import score_model
+
+    summary = score_model(_load(args), args.model, Path(args.hr_dir), Path(args.output), scale=args.scale,
+                          lr_dir=Path(args.lr_dir) if args.lr_dir else None, tile=args.tile, overlap=args.overlap,
+                          device=args.device, self_ensemble=args.self_ensemble, tracking_uri=args.tracking_uri)
+    _print_summary(summary)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from pipeline.export import FORMATS, export_model
+
+    _print_summary(export_model(args.model, Path(args.output), tuple(args.formats or FORMATS),
+                                tracking_uri=args.tracking_uri))
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -174,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where checkpoints go (default: <runs_dir>/<model>-<objective>-seed<seed>)")
     t.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoints/last.pt")
     t.add_argument("--overwrite", action="store_true", help="replace the checkpoints of an earlier run in --run-dir")
+    t.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from these weights (train.init_from): a checkpoint, models/<objective>, an MLflow "
+                        "model URI, or a .pth/.safetensors state dict")
     s = add("sweep", cmd_sweep, "run the Ray Tune sweep declared under 'sweep' in params")
     s.add_argument("--resume", nargs="?", const="always", choices=("always", "auto"), default="never",
                    help="resume an interrupted sweep (Tuner.restore); 'auto': resume the sweep folder's unfinished "
@@ -182,14 +206,38 @@ def build_parser() -> argparse.ArgumentParser:
     u = add("upscale", cmd_upscale, "super-resolve images or folders with a trained model", params=False)
     u.add_argument("inputs", nargs="+", help="image files or folders")
     u.add_argument("--model", required=True,
-                   help="checkpoint (.pt) or MLflow model URI (runs:/<id>/<objective>-seed<seed>)")
-    u.add_argument("--scale", type=int, required=True, help="the scale the model was trained for")
+                   help="checkpoint (.pt), a models/<objective> folder, or MLflow model URI "
+                        "(runs:/<id>/<objective>-seed<seed>)")
+    u.add_argument("--scale", type=int, default=None,
+                   help="optional check: refuse a model trained for another scale (default: the model's scale)")
     u.add_argument("-o", "--output", required=True, help="output folder for PNGs")
     u.add_argument("--tile", type=int, default=256, help="LR tile side (bounds memory)")
     u.add_argument("--overlap", type=int, default=16, help="LR pixels of overlap between tiles")
     u.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     u.add_argument("--architecture", default=None, help="refuse a model of another network (e.g. edsr)")
     u.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for runs:/ and models:/ URIs")
+    u.add_argument("--self-ensemble", action="store_true",
+                   help="average the SR images of the 8 flips/rotations of each input (8 times the compute)")
+    r = add("score", cmd_score, "score any trained model on a folder of HR images (or LR/HR pairs): per-image CSV "
+            "and JSON summary, as evaluate scores")
+    r.add_argument("--model", required=True,
+                   help="checkpoint (.pt), a models/<objective> folder, or MLflow model URI")
+    r.add_argument("--hr-dir", required=True, help="folder of HR images")
+    r.add_argument("--lr-dir", default=None, help="folder of their LR images (same names); default: MATLAB bicubic")
+    r.add_argument("--scale", type=int, default=None, help="optional check: refuse a model of another scale")
+    r.add_argument("-o", "--output", required=True, help="folder for image_scores.csv and summary.json")
+    r.add_argument("--tile", type=int, default=256, help="LR tile side (bounds memory)")
+    r.add_argument("--overlap", type=int, default=16, help="LR pixels of overlap between tiles")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    r.add_argument("--self-ensemble", action="store_true", help="score with x8 self-ensemble")
+    r.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for runs:/ and models:/ URIs")
+    e = add("export", cmd_export, "export a trained model, decode included, as ONNX (dynamic height/width) and "
+            "TorchScript, checked against PyTorch", params=False)
+    e.add_argument("--model", required=True, help="checkpoint (.pt), a models/<objective> folder, or MLflow model URI")
+    e.add_argument("-o", "--output", required=True, help="folder for model.onnx and model.torchscript.pt")
+    e.add_argument("--format", dest="formats", action="append", choices=["onnx", "torchscript"],
+                   help="only this format (repeatable; default: both)")
+    e.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for runs:/ and models:/ URIs")
     m = add("models", cmd_models, "list the networks with parameter counts and FLOPs", params=False)
     m.add_argument("--scale", type=int, default=2)
     c = add("config", cmd_config, "print the resolved params (defaults filled in, overrides applied)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -142,7 +143,8 @@ class MetricsConfig(Strict):
 
 # ------------------------------------------------------------- model / loss
 class ModelConfig(Strict):
-    name: str = Field("edsr", description="network: srcnn, vdsr, espcn, fsrcnn, edsr, lapsrn, dbpn")
+    name: str = Field("edsr", description="network: srcnn, vdsr, espcn, fsrcnn, edsr, lapsrn, dbpn, rcan, swinir, "
+                                          "swinir_light")
     args: dict[str, Any] = Field({}, description="constructor arguments of the network")
 
 
@@ -197,6 +199,13 @@ class TrainConfig(Strict):
     log_every: int = Field(10, ge=1, description="log training losses every N iterations")
     checkpoint_every: int = Field(250, ge=1, description="write last.pt every N iterations")
     progress: bool = Field(True, description="show a progress bar")
+    init_from: str | None = Field(None, description="start from pretrained weights: a checkpoint, a models/<objective> "
+                                  "folder, an MLflow model URI, or a .pth/.safetensors state dict (docs/fine-tuning.md); "
+                                  "None = random initialisation")
+    init_key: str | None = Field(None, description="state dict inside a BasicSR-style init_from file (params or "
+                                 "params_ema); None = params_ema when present, else params, else the whole file")
+    init_head: bool = Field(True, description="also load the objective's head from init_from when the file has one "
+                            "of the same shape; false = every objective's head starts as without init_from")
 
 
 class TrackingConfig(Strict):
@@ -274,6 +283,8 @@ class EvaluateConfig(Strict):
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N")
     decodes: dict[str, list[str]] = Field({}, description="objective -> other decodes of its models to score too, "
                                                           "as rows '<objective>@<decode>'")
+    self_ensemble: bool = Field(False, description="also score every model with x8 self-ensemble (8 flips/rotations, "
+                                                   "averaged after the decode), as rows '<objective>+'; 8x the time")
 
 
 class Params(Strict):
@@ -293,9 +304,12 @@ class Params(Strict):
     evaluate: EvaluateConfig = EvaluateConfig()
 
     def resolved(self, root: Path) -> "Params":
-        """A copy with every relative path made absolute against ``root``."""
+        """A copy with every relative path made absolute against ``root`` (``train.init_from`` too,
+        unless it is a URI)."""
         data = self.model_dump()
         _absolutise(data, root)
+        if data["train"]["init_from"]:
+            data["train"]["init_from"] = absolute_source(data["train"]["init_from"], root)
         return Params.model_validate(data)
 
     def digest(self, *sections: str) -> str:
@@ -303,6 +317,18 @@ class Params(Strict):
         dump = self.model_dump(mode="json")
         picked = {k: dump[k] for k in (sections or dump)}
         return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()
+
+
+URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+"""A model source that is a URI (``runs:/``, ``models:/``, ``file:``, ``s3:``, ``http(s):``), not a path."""
+
+
+def absolute_source(source: str, root: Path) -> str:
+    """A model source with a relative path made absolute against ``root``; URIs unchanged."""
+    if URI_SCHEME.match(source):
+        return source
+    path = Path(source).expanduser()
+    return str(path if path.is_absolute() else (root / path).resolve())
 
 
 def _absolutise(node: Any, root: Path) -> None:

@@ -12,20 +12,20 @@ in whole-image inference, so the tiled result equals the untiled one.
 
 from __future__ import annotations
 
-import re
 import tempfile
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pipeline.config import URI_SCHEME
 from pipeline.errors import PipelineError, exception_summary
 from pipeline.metrics.torch_metrics import quantize
 from pipeline.mlflow_model import weights_file
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
-
-_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 
 class SuperResolver(nn.Module):
@@ -49,7 +49,8 @@ class SuperResolver(nn.Module):
 
 def load_super_resolver(source: str | Path, device: torch.device | str = "cpu",
                         tracking_uri: str | None = None) -> SuperResolver:
-    """A ``SuperResolver`` in eval mode on ``device`` from a checkpoint (``.pt``) or an MLflow model.
+    """A ``SuperResolver`` in eval mode on ``device`` from a checkpoint (``.pt``), a sweep's
+    ``models/<objective>`` folder (its ``best.pt``) or an MLflow model.
 
     MLflow sources are URIs (``runs:/<run_id>/<objective>-seed<seed>``, ``models:/<name>/<version>``,
     ``file:``, ``http(s):``, ...) or a local folder holding an ``MLmodel`` file; ``runs:/`` and
@@ -59,21 +60,40 @@ def load_super_resolver(source: str | Path, device: torch.device | str = "cpu",
     Checkpoints are rebuilt with ``pipeline.train.checkpoint.restore_networks``.
     """
     text = str(source)
-    if _URI_SCHEME.match(text):
+    path = Path(text)
+    if URI_SCHEME.match(text):
         resolver = _load_mlflow_model(text, tracking_uri)
-    elif (Path(text) / "MLmodel").is_file():
-        resolver = _load_checkpoint(weights_file(Path(text), text))
+    elif (path / "MLmodel").is_file():
+        resolver = _load_checkpoint(weights_file(path, text))
+    elif path.is_dir():
+        if not (path / "best.pt").is_file():
+            raise PipelineError(f"model folder '{path}' holds neither best.pt nor an MLmodel file; "
+                                f"{_model_suggestion()}")
+        resolver = _load_checkpoint(path / "best.pt")
     else:
-        resolver = _load_checkpoint(Path(text))
+        resolver = _load_checkpoint(path)
     return resolver.to(device).eval()
+
+
+def _model_suggestion(root: Path = Path("models")) -> str:
+    """Where models are: the study's ``models/<objective>/best.pt`` found here, else the patterns."""
+    found = sorted(root.glob("*/best.pt"))
+    if found:
+        shown = ", ".join(str(path) for path in found[:4]) + (", ..." if len(found) > 4 else "")
+        return f"the study's models here are {shown} (a models/<objective> folder works too)"
+    return ("pass models/<objective>/best.pt (or the folder models/<objective>) from the study, "
+            "runs/<name>/checkpoints/best.pt from `python -m pipeline train`, or an MLflow URI "
+            "runs:/<run_id>/<objective>-seed<seed>")
 
 
 def _load_checkpoint(path: Path) -> SuperResolver:
     if not path.is_file():
-        raise PipelineError(
-            f"model '{path}' is neither a checkpoint file nor an MLflow model URI; "
-            "pass a .pt file (e.g. runs/<name>/checkpoints/best.pt) or runs:/<run_id>/<objective>-seed<seed>"
-        )
+        raise PipelineError(f"model '{path}' not found; {_model_suggestion()}")
+    if not zipfile.is_zipfile(path):
+        sibling = path.with_name("best.pt")
+        hint = f"pass {sibling}" if sibling.is_file() and sibling != path else _model_suggestion()
+        raise PipelineError(f"model '{path}' is not a checkpoint (not a torch archive: another kind of file, or "
+                            f"truncated); {hint}")
     checkpoint = load_checkpoint(path, map_location="cpu")
     try:
         meta = checkpoint["meta"]
@@ -146,14 +166,20 @@ def computed_pixels(height: int, width: int, tile: int, overlap: int) -> int:
             * sum(stop - start for start, stop, _, _ in tile_windows(width, tile, overlap)))
 
 
+def tile_count(height: int, width: int, tile: int, overlap: int) -> int:
+    """How many windows ``upscale_image`` cuts a ``height x width`` image into."""
+    return len(tile_windows(height, tile, overlap)) * len(tile_windows(width, tile, overlap))
+
+
 @torch.inference_mode()
 def upscale_image(resolver: SuperResolver, image: np.ndarray, tile: int = 256, overlap: int = 16,
-                  batch: int = 1) -> np.ndarray:
+                  batch: int = 1, on_tiles: Callable[[int], None] | None = None) -> np.ndarray:
     """Super-resolve an ``H x W x 3`` uint8 image to ``(H*s) x (W*s) x 3`` uint8.
 
     Windows of one shape (at most four shapes: two sizes per axis) go through the network ``batch``
     at a time, so memory beyond the output array is that of ``batch`` forward passes on inputs of
     at most ``tile x tile``, whatever the image size. Runs on the resolver's device and dtype.
+    ``on_tiles(n)`` is called after each batch of ``n`` windows (a progress bar's ``update``).
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"upscale_image expects an H x W x 3 uint8 array, got {image.dtype} {image.shape}")
@@ -177,4 +203,6 @@ def upscale_image(resolver: SuperResolver, image: np.ndarray, tile: int = 256, o
                 kept = sr[k, :, (top - y) * scale:(bottom - y) * scale, (left - x) * scale:(right - x) * scale]
                 output[top * scale:bottom * scale, left * scale:right * scale] = (
                     to_uint8(kept).permute(1, 2, 0).cpu().numpy())
+            if on_tiles is not None:
+                on_tiles(len(chunk))
     return output

@@ -11,33 +11,33 @@ from tqdm import tqdm
 
 from pipeline.errors import PipelineError
 from pipeline.imageio import UnreadableImage, list_images, read_image, write_png
-from pipeline.inference import SuperResolver, load_super_resolver, upscale_image
+from pipeline.inference import SuperResolver, load_super_resolver, tile_count, upscale_image
+from pipeline.self_ensemble import SelfEnsemble
 from pipeline.train.cpus import use_available_cpus
 from pipeline.train.device import flush_subnormals, keep_freed_cpu_memory, resolve_device
 
 log = logging.getLogger(__name__)
 
 
-def upscale_paths(model: str, scale: int, inputs: list[Path], out_dir: Path, tile: int = 256, overlap: int = 16,
-                  device: str | torch.device = "auto", architecture: str | None = None,
-                  tracking_uri: str | None = None, progress: bool = True) -> list[Path]:
+def upscale_paths(model: str, scale: int | None, inputs: list[Path], out_dir: Path, tile: int = 256,
+                  overlap: int = 16, device: str | torch.device = "auto", architecture: str | None = None,
+                  tracking_uri: str | None = None, progress: bool = True, self_ensemble: bool = False) -> list[Path]:
     """Upscale every image in ``inputs`` (files, or folders searched recursively) into ``out_dir``,
-    with a progress bar on stderr unless ``progress`` is false.
+    with progress bars on stderr (images, and the tiles of an image cut into several) unless
+    ``progress`` is false; ``self_ensemble`` averages the 8 flips/rotations (``pipeline.self_ensemble``).
 
     Each result is ``out_dir/<path below its input folder>/<stem>.png``; a result that would replace
     an input is refused before any work. Unreadable images are
     skipped with a warning naming each one; the written paths are returned in input order.
-    ``model`` is a checkpoint or an MLflow model URI (see ``load_super_resolver``); it must have been
-    trained for ``scale`` and, when ``architecture`` is given, be that network.
+    ``model`` is a checkpoint, a ``models/<objective>`` folder or an MLflow model URI (see
+    ``load_super_resolver``); the scale is the model's, and a ``scale`` given must equal it; when
+    ``architecture`` is given the model must be that network.
     """
     jobs = _plan_outputs(inputs, Path(out_dir))
-    _check_tracking_server(model, tracking_uri)
-    device = resolve_device(device) if isinstance(device, str) else device
-    keep_freed_cpu_memory(device)
-    flush_subnormals(device)
-    use_available_cpus()
-    resolver = load_super_resolver(model, device, tracking_uri=tracking_uri)
-    _check_model(resolver, model, scale, architecture)
+    resolver = load_model(model, resolve_device(device) if isinstance(device, str) else device, tracking_uri)
+    check_model(resolver, model, scale, architecture)
+    if self_ensemble:
+        resolver = SelfEnsemble(resolver)
     log.info("upscaling %d images with %s", len(jobs), resolver.description)
     written: list[Path] = []
     skipped = 0
@@ -48,7 +48,10 @@ def upscale_paths(model: str, scale: int, inputs: list[Path], out_dir: Path, til
             log.warning("skipping %s", exc)
             skipped += 1
             continue
-        write_png(target, upscale_image(resolver, image, tile=tile, overlap=overlap))
+        tiles = tile_count(*image.shape[:2], tile, overlap)
+        with tqdm(total=tiles, desc=source.name, unit="tile", leave=False,
+                  disable=not progress or tiles == 1) as tile_bar:
+            write_png(target, upscale_image(resolver, image, tile=tile, overlap=overlap, on_tiles=tile_bar.update))
         log.debug("%s -> %s", source, target)
         written.append(target)
     if not written:
@@ -101,11 +104,22 @@ def _check_tracking_server(model: str, tracking_uri: str | None) -> None:
         check_tracking(uri)
 
 
-def _check_model(resolver: SuperResolver, model: str, scale: int, architecture: str | None) -> None:
-    if resolver.scale != scale:
+def load_model(model: str, device: torch.device, tracking_uri: str | None = None) -> SuperResolver:
+    """``load_super_resolver`` set up for inference on ``device``: a down tracking server fails within
+    seconds, subnormals are flushed, freed memory is kept, and every available CPU is used."""
+    _check_tracking_server(model, tracking_uri)
+    keep_freed_cpu_memory(device)
+    flush_subnormals(device)
+    use_available_cpus()
+    return load_super_resolver(model, device, tracking_uri=tracking_uri)
+
+
+def check_model(resolver: SuperResolver, model: str, scale: int | None, architecture: str | None) -> None:
+    """Refuse a model of another scale than ``scale`` or another network than ``architecture`` (each when given)."""
+    if scale is not None and resolver.scale != scale:
         raise PipelineError(
             f"model {model} was trained for x{resolver.scale} but --scale {scale} was given; "
-            f"use a x{scale} model or --scale {resolver.scale}"
+            f"use a x{scale} model, or drop --scale (the model's x{resolver.scale} is used)"
         )
     if architecture is not None and resolver.model_name != architecture:
         raise PipelineError(

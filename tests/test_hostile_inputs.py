@@ -274,7 +274,8 @@ def test_a_damaged_checkpoint_or_data_manifest_is_one_sentence(tiny_checkpoint, 
     broken.write_bytes(tiny_checkpoint.read_bytes()[:200])
     refused(capsys, ["upscale", "--model", str(broken), "--scale", "2", str(image(tmp_path / "a.png")), "-o",
                      str(tmp_path / "out")],
-            rf"checkpoint '{broken}' is unreadable \(.*\); it is truncated or not a checkpoint, use another one .*")
+            rf"model '{broken}' is not a checkpoint \(not a torch archive: another kind of file, or truncated\); "
+            r"pass models/<objective>/best.pt .*")
     manifest = Path(tiny_data.data_dir) / "hr" / "manifest.json"
     manifest.write_text('{"train/img0.png": ')
     refused(capsys, ["train", "--params", str(params_file(tiny_data, tmp_path / "p.yaml")), "--run-dir",

@@ -162,9 +162,34 @@ def test_load_from_checkpoint_rebuilds_the_trained_networks(tiny_checkpoint: Pat
     assert (resolver.scale, resolver.model_name, resolver.objective_name) == (2, "edsr", "regression")
 
 
-def test_load_missing_checkpoint_names_the_fix(tmp_path: Path):
-    with pytest.raises(PipelineError, match="neither a checkpoint file nor an MLflow model URI"):
-        load_super_resolver(tmp_path / "nope.pt")
+def test_load_missing_checkpoint_says_not_found_and_suggests_the_study_models(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PipelineError, match=r"'nope.pt' not found; pass models/<objective>/best.pt .*runs/<name>/"):
+        load_super_resolver("nope.pt")
+    (tmp_path / "models" / "l1").mkdir(parents=True)
+    (tmp_path / "models" / "l1" / "best.pt").write_bytes(b"")
+    with pytest.raises(PipelineError, match=r"'nope.pt' not found; the study's models here are models/l1/best.pt"):
+        load_super_resolver("nope.pt")
+
+
+def test_a_models_objective_folder_loads_its_best_checkpoint(tiny_checkpoint: Path, tmp_path: Path):
+    folder = tmp_path / "models" / "l1"
+    folder.mkdir(parents=True)
+    (folder / "best.pt").write_bytes(tiny_checkpoint.read_bytes())
+    lr = torch.rand(1, 3, 6, 7, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(load_super_resolver(folder)(lr), load_super_resolver(tiny_checkpoint)(lr))
+    with pytest.raises(PipelineError, match=f"model folder '{tmp_path}' holds neither best.pt nor an MLmodel file"):
+        load_super_resolver(tmp_path)
+
+
+def test_info_json_is_refused_in_one_sentence_that_points_at_best_pt(tiny_checkpoint: Path, tmp_path: Path):
+    (tmp_path / "best.pt").write_bytes(tiny_checkpoint.read_bytes())
+    (tmp_path / "info.json").write_text('{"run_id": "abc"}')
+    with pytest.raises(PipelineError) as error:
+        load_super_resolver(tmp_path / "info.json")
+    assert str(error.value) == (f"model '{tmp_path / 'info.json'}' is not a checkpoint (not a torch archive: "
+                                f"another kind of file, or truncated); pass {tmp_path / 'best.pt'}")
 
 
 def test_load_from_an_mlflow_model_folder(tiny_checkpoint: Path, tmp_path: Path):

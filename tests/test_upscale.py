@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.cli import main
 from pipeline.errors import PipelineError
 from pipeline.imageio import read_image, write_png
-from pipeline.inference import load_super_resolver, upscale_image
+from pipeline.inference import load_super_resolver, tile_count, upscale_image
+from pipeline.self_ensemble import SelfEnsemble
 from pipeline.upscale import upscale_paths
 
 
@@ -47,8 +50,57 @@ def test_a_model_for_another_scale_is_refused(tiny_checkpoint: Path, tmp_path: P
     with pytest.raises(PipelineError) as error:
         upscale_paths(str(tiny_checkpoint), 4, [tmp_path / "a.png"], tmp_path / "out", device="cpu")
     assert str(error.value) == (f"model {tiny_checkpoint} was trained for x2 but --scale 4 was given; "
-                                "use a x4 model or --scale 2")
+                                "use a x4 model, or drop --scale (the model's x2 is used)")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_scale_is_read_from_the_model_and_a_models_folder_is_accepted(tiny_checkpoint: Path, tmp_path: Path,
+                                                                          capsys):
+    image = write_image(tmp_path / "a.png", 9, 11, 0)
+    folder = tmp_path / "models" / "l1"
+    folder.mkdir(parents=True)
+    (folder / "best.pt").write_bytes(tiny_checkpoint.read_bytes())
+    assert main(["-q", "upscale", "--model", str(folder), str(tmp_path / "a.png"), "-o", str(tmp_path / "out")]) == 0
+    expected = upscale_image(load_super_resolver(tiny_checkpoint), image, tile=256, overlap=16)
+    np.testing.assert_array_equal(read_image(tmp_path / "out" / "a.png"), expected)
+    assert expected.shape == (18, 22, 3)
+
+
+def test_self_ensemble_writes_the_ensembled_image(tiny_checkpoint: Path, tmp_path: Path):
+    image = write_image(tmp_path / "a.png", 9, 11, 0)
+    upscale_paths(str(tiny_checkpoint), None, [tmp_path / "a.png"], tmp_path / "out", tile=10, overlap=4,
+                  device="cpu", progress=False, self_ensemble=True)
+    ensemble = SelfEnsemble(load_super_resolver(tiny_checkpoint))
+    written = read_image(tmp_path / "out" / "a.png")
+    np.testing.assert_array_equal(written, upscale_image(ensemble, image, tile=10, overlap=4))
+    assert not np.array_equal(written, upscale_image(load_super_resolver(tiny_checkpoint), image, tile=10, overlap=4))
+
+
+def test_an_image_cut_into_tiles_shows_a_tile_progress_bar(tiny_checkpoint: Path, tmp_path: Path, capsys):
+    write_image(tmp_path / "big.png", 30, 30, 0)
+    upscale_paths(str(tiny_checkpoint), 2, [tmp_path / "big.png"], tmp_path / "out", tile=14, overlap=2,
+                  device="cpu")
+    assert tile_count(30, 30, 14, 2) == 9
+    assert re.search(r"big\.png: +0%\S* +\| 0/9 \[", capsys.readouterr().err)
+    done: list[int] = []
+    upscale_image(load_super_resolver(tiny_checkpoint), read_image(tmp_path / "big.png"), tile=14, overlap=2,
+                  batch=2, on_tiles=done.append)
+    assert sum(done) == 9 and max(done) == 2
+
+
+def test_a_missing_model_says_not_found_and_suggests_the_study_models(tiny_checkpoint: Path, tmp_path: Path,
+                                                                    monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_image(tmp_path / "a.png", 8, 8, 0)
+    (tmp_path / "models" / "cs").mkdir(parents=True)
+    (tmp_path / "models" / "cs" / "best.pt").write_bytes(tiny_checkpoint.read_bytes())
+    (tmp_path / "models" / "cs" / "info.json").write_text("{}")
+    assert main(["upscale", "--model", "models/l1/best.pt", "a.png", "-o", "out"]) == 2
+    assert capsys.readouterr().err == ("error: model 'models/l1/best.pt' not found; the study's models here are "
+                                       "models/cs/best.pt (a models/<objective> folder works too)\n")
+    assert main(["upscale", "--model", "models/cs/info.json", "a.png", "-o", "out"]) == 2
+    assert capsys.readouterr().err == ("error: model 'models/cs/info.json' is not a checkpoint (not a torch "
+                                       "archive: another kind of file, or truncated); pass models/cs/best.pt\n")
 
 
 def test_an_unexpected_architecture_is_refused(tiny_checkpoint: Path, tmp_path: Path):

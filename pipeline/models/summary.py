@@ -26,6 +26,9 @@ SMALL_CONFIGS: dict[str, dict[str, Any]] = {
     "edsr": {"n_blocks": 4, "n_feats": 32},
     "lapsrn": {"n_feats": 32, "depth": 3},
     "dbpn": {"stages": 3, "n_feats": 32, "n_init": 64},
+    "rcan": {"n_groups": 2, "n_blocks": 4, "n_feats": 32, "reduction": 4},
+    "swinir": {"depths": [2, 2], "embed_dim": 48, "num_heads": [3, 3], "out_feats": 32},
+    "swinir_light": {"depths": [2, 2], "embed_dim": 48, "num_heads": [3, 3]},
 }
 """Recommended CPU configurations (paper variants where one exists: SRCNN 9-1-5, FSRCNN-s)."""
 

@@ -38,6 +38,8 @@ from pipeline.report.per_image import PerImageScores
 from pipeline.report.publish import write_report
 from pipeline.report.scoring import ImageScorer, decode_ms_per_megapixel
 from pipeline.report.sweep_outputs import TrainedObjective, find_trained_objectives, objectives_without_model
+from pipeline.self_ensemble import SUFFIX as ENSEMBLE_SUFFIX
+from pipeline.self_ensemble import SelfEnsemble
 from pipeline.train.cpus import use_available_cpus
 from pipeline.train.device import flush_subnormals, keep_freed_cpu_memory, resolve_device
 
@@ -87,18 +89,12 @@ def evaluate_all(params: Params, progress: bool = False) -> dict[str, Any]:
     device = resolve_device(config.device)
     keep_freed_cpu_memory(device)
     flush_subnormals(device)
-    lpips = LpipsMetric.load(params.metrics.lpips)
-    unavailable = {"lpips": lpips.reason} if isinstance(lpips, Unavailable) else {}
-    lpips_metric = None if isinstance(lpips, Unavailable) else lpips.to(device)
-    fid = FidMetric.load(params.metrics.fid)
-    if isinstance(fid, Unavailable):
-        unavailable["fid"] = fid.reason
-    fid_metric = None if isinstance(fid, Unavailable) else fid.to(device)
+    lpips_metric, fid_metric, unavailable = perceptual_metrics(params, device)
 
     results = Results()
     comparisons: list[Comparison] = []
     image_counts: dict[str, int] = {}
-    models = sum(len(objective.checkpoints) * (1 + len(config.decodes.get(objective.name, [])))
+    models = sum(len(objective.checkpoints) * (1 + len(config.decodes.get(objective.name, [])) + config.self_ensemble)
                  for objective in trained if objective.scale in scales)
     bar = tqdm(total=len(benchmarks) * (len(scales) + models), desc="evaluate", unit="model", disable=not progress)
     for scale in scales:
@@ -113,8 +109,8 @@ def evaluate_all(params: Params, progress: bool = False) -> dict[str, Any]:
             comparison = Comparison(benchmark, scale, pairs[0].name, pairs[0].hr)
             comparisons.append(comparison)
             sets = SetScores(scorer, pairs, results.set_level, comparison)
-            scores, comparison.outputs[BASELINE] = _score(pairs, scorer, lambda lr, s=scale: imresize_uint8(lr, s),
-                                                          sets)
+            scores, comparison.outputs[BASELINE] = score_pairs(pairs, scorer,
+                                                               lambda lr, s=scale: imresize_uint8(lr, s), sets)
             results.record(comparison, BASELINE, None, None, pairs, scores, **sets.take(BASELINE, None))
             bar.update()
             for objective in here:
@@ -127,6 +123,18 @@ def evaluate_all(params: Params, progress: bool = False) -> dict[str, Any]:
     return {**summary, "without_model": without_model}
 
 
+def perceptual_metrics(params: Params, device: torch.device) -> tuple[LpipsMetric | None, FidMetric | None,
+                                                                     dict[str, str]]:
+    """LPIPS and FID on ``device`` where their weights load, and ``{metric: reason}`` for those that do not."""
+    lpips = LpipsMetric.load(params.metrics.lpips)
+    unavailable = {"lpips": lpips.reason} if isinstance(lpips, Unavailable) else {}
+    fid = FidMetric.load(params.metrics.fid)
+    if isinstance(fid, Unavailable):
+        unavailable["fid"] = fid.reason
+    return (None if isinstance(lpips, Unavailable) else lpips.to(device),
+            None if isinstance(fid, Unavailable) else fid.to(device), unavailable)
+
+
 def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], scorer: ImageScorer, params: Params,
                         device: torch.device, results: Results, sets: SetScores, comparison: Comparison,
                         bar: tqdm) -> None:
@@ -134,24 +142,29 @@ def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], sco
     model's MLflow run) and keep ``best.pt``'s output of the first image for the comparison."""
     for seed, checkpoint in objective.checkpoints.items():
         resolver = load_super_resolver(checkpoint, device)
-        scores, first = _score(pairs, scorer, _tiled(resolver, params), sets)
+        scores, first = score_pairs(pairs, scorer, _tiled(resolver, params), sets)
         decode_ms = decode_ms_per_megapixel(resolver, pairs[0].lr)
         results.record(comparison, objective.name, seed, run_of(objective, seed), pairs, scores,
                        decode_ms_per_mp=decode_ms, **sets.take(objective.name, seed))
         if checkpoint == objective.best:
             comparison.outputs[objective.name] = first
         bar.update()
+        if params.evaluate.self_ensemble:
+            ensemble, method = SelfEnsemble(resolver), f"{objective.name}{ENSEMBLE_SUFFIX}"
+            scores, _ = score_pairs(pairs, scorer, _tiled(ensemble, params), sets)
+            results.record(comparison, method, seed, None, pairs, scores, **sets.take(method, seed))
+            bar.update()
         for decode in params.evaluate.decodes.get(objective.name, []):
             resolver.objective.use_decode(decode)
-            scores, _ = _score(pairs, scorer, _tiled(resolver, params), sets)
+            scores, _ = score_pairs(pairs, scorer, _tiled(resolver, params), sets)
             method = f"{objective.name}@{decode}"
             results.record(comparison, method, seed, None, pairs, scores,
                            decode_ms_per_mp=decode_ms_per_megapixel(resolver, pairs[0].lr), **sets.take(method, seed))
             bar.update()
     comparison.seeds[objective.name] = int(objective.trained_with["seed"])
     if objective.name not in comparison.outputs:
-        _, comparison.outputs[objective.name] = _score(pairs[:1], scorer,
-                                                       _tiled(load_super_resolver(objective.best, device), params))
+        _, comparison.outputs[objective.name] = score_pairs(pairs[:1], scorer,
+                                                            _tiled(load_super_resolver(objective.best, device), params))
 
 
 def run_of(objective: TrainedObjective, seed: int) -> str | None:
@@ -190,8 +203,8 @@ class SetScores:
         return scores
 
 
-def _score(pairs: list[ImagePair], scorer: ImageScorer, super_resolve: SuperResolve,
-           sets: SetScores | None = None) -> tuple[list[dict[str, float]], tuple[np.ndarray, float]]:
+def score_pairs(pairs: list[ImagePair], scorer: ImageScorer, super_resolve: SuperResolve,
+                sets: SetScores | None = None) -> tuple[list[dict[str, float]], tuple[np.ndarray, float]]:
     """Each pair's scores (and, into ``sets``, its set-score features), and the first image's output
     with its PSNR."""
     per_image: list[dict[str, float]] = []

@@ -34,6 +34,7 @@ from pipeline.report.run_store import RunStore, portable_uri, store_kind
 from pipeline.report.spectral_plot import spectral_ratio_plot
 from pipeline.report.statement import study_statement
 from pipeline.report.sweep_outputs import TrainedObjective
+from pipeline.self_ensemble import NOTE as SELF_ENSEMBLE_NOTE
 from pipeline.tracking.store import is_remote, tracking_uri
 from pipeline.tracking.tags import git_tags
 
@@ -114,6 +115,8 @@ def _leaderboard(params: Params, evaluated: list[TrainedObjective], tree: dict[s
     notes = [_tracking_note(params, store)]
     if curves_problem:
         notes.append(f"Training curves are missing: {curves_problem}")
+    if params.evaluate.self_ensemble:
+        notes.append(SELF_ENSEMBLE_NOTE)
     return render_leaderboard(tree, scores, study_statement(evaluated, params, image_counts, train_images, device), links,
                               notes, {objective.name: objective.scale for objective in evaluated})
 

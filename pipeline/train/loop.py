@@ -51,6 +51,7 @@ from pipeline.train.device import (DeviceSetup, configure_determinism, flush_sub
                                    plan_device)
 from pipeline.train.distributed import GradientAverager, broadcast_weights, rank_and_world_size, share_from_rank0
 from pipeline.train.ema import ModelEma
+from pipeline.train.init_weights import initialise_from
 from pipeline.train.run_folder import refuse_finished_run, remove_orphaned_temp_files, run_folder_lock
 from pipeline.train.rng import rng_state, seed_everything, set_rng_state
 from pipeline.train.schedule import LrSchedule
@@ -253,6 +254,9 @@ def _start_or_resume(params: Params, setup: DeviceSetup, resume: Path | None, wo
     checkpoint = load_checkpoint(resume, map_location=setup.device) if resume is not None else None
     if checkpoint is not None:
         _restore(run, checkpoint, params, Path(resume))
+    elif config.init_from is not None:
+        log.info("starting from %s", initialise_from(config.init_from, params.model.name, net, objective,
+                                                     config.init_key, config.init_head))
     if world_size > 1:
         broadcast_weights([net, objective])
     run.ema = ModelEma({"net": net, "head": objective.head}, config.ema) if config.ema is not None else None

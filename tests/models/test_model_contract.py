@@ -12,8 +12,8 @@ UNSUPPORTED = {("lapsrn", 3)}
 CASES = [(name, scale) for name in NAMES for scale in (2, 3, 4, 8)]
 
 
-def test_all_four_families_are_registered():
-    assert {"srcnn", "vdsr", "espcn", "fsrcnn", "edsr", "lapsrn", "dbpn"} <= set(NAMES)
+def test_all_families_are_registered():
+    assert {"srcnn", "vdsr", "espcn", "fsrcnn", "edsr", "lapsrn", "dbpn", "rcan", "swinir", "swinir_light"} <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -45,7 +45,7 @@ def test_scale_that_is_not_an_integer_above_one_is_a_config_error(name, scale):
         build_model(name, scale)
 
 
-@pytest.mark.parametrize("name", ["edsr", "lapsrn", "dbpn"])
+@pytest.mark.parametrize("name", ["edsr", "lapsrn", "dbpn", "rcan", "swinir"])
 def test_scale_five_is_rejected_where_the_upsampler_cannot_make_it(name):
     with pytest.raises(ConfigError, match="not supported"):
         build_model(name, 5)
@@ -58,7 +58,8 @@ def test_unknown_argument_is_a_config_error_that_lists_the_allowed_ones(name):
 
 
 WIDTH_ARGUMENT = {"srcnn": "n1", "vdsr": "n_feats", "espcn": "n1", "fsrcnn": "d", "edsr": "n_feats",
-                  "lapsrn": "n_feats", "dbpn": "n_feats"}
+                  "lapsrn": "n_feats", "dbpn": "n_feats", "rcan": "n_feats", "swinir": "embed_dim",
+                  "swinir_light": "embed_dim"}
 
 
 @pytest.mark.parametrize("name,width", sorted(WIDTH_ARGUMENT.items()))

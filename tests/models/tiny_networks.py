@@ -8,4 +8,7 @@ TINY_NETWORKS = {
     "edsr": {"n_blocks": 2, "n_feats": 16},
     "lapsrn": {"n_feats": 16, "depth": 2},
     "dbpn": {"stages": 2, "n_feats": 8, "n_init": 16},
+    "rcan": {"n_groups": 1, "n_blocks": 2, "n_feats": 16, "reduction": 4},
+    "swinir": {"depths": [2], "embed_dim": 16, "num_heads": [2], "window_size": 4, "out_feats": 16},
+    "swinir_light": {"depths": [2], "embed_dim": 16, "num_heads": [2], "window_size": 4},
 }

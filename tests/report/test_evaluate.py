@@ -20,6 +20,7 @@ from pipeline.inference import load_super_resolver, upscale_image
 from pipeline.metrics import reference
 from pipeline.report.evaluate import evaluate_all
 from pipeline.report.metrics_file import HIGHER_IS_BETTER, flat_metrics
+from pipeline.self_ensemble import SelfEnsemble
 
 from tests.metrics.test_fid_metric import random_fid_inception
 
@@ -220,3 +221,21 @@ def test_other_decodes_of_a_model_are_scored_as_rows_of_their_own(study, tmp_pat
                         for pair in pairs])
     assert rows["cs@argmax"]["psnr"]["mean"] == pytest.approx(expected, abs=1e-9)
     assert rows["cs@argmax"]["psnr"]["mean"] != rows["cs"]["psnr"]["mean"]
+
+
+def test_self_ensemble_rows_are_the_models_with_x8_self_ensemble(study, tmp_path):
+    params = study_params(study, results_dir=str(tmp_path / "results"),
+                          evaluate={"scales": [2], "benchmarks": ["Tiny"], "tile": 24, "tile_overlap": 4,
+                                    "crop_size": 24, "device": "cpu", "self_ensemble": True})
+    summary = evaluate_all(params)
+    rows = json.loads(Path(summary["scores"]).read_text())["Tiny"]["x2"]
+    assert list(rows) == ["bicubic", "cs", "cs+", "l1", "l1+"]
+    ensemble = SelfEnsemble(load_super_resolver(study / "models" / "cs" / "best.pt"))
+    pairs = load_pairs(study / "data", "bicubic", 2, "Tiny")
+    expected = np.mean([reference.psnr(upscale_image(ensemble, pair.lr, tile=24, overlap=4), pair.hr, 2, True)
+                        for pair in pairs])
+    assert rows["cs+"]["psnr"]["mean"] == pytest.approx(expected, abs=1e-9)
+    assert rows["cs+"]["psnr"]["mean"] != rows["cs"]["psnr"]["mean"]
+    leaderboard = (tmp_path / "results" / "leaderboard.md").read_text()
+    assert re.search(r"^\| \d \| (\*\*)?cs\+(\*\*)? ", leaderboard, re.MULTILINE)
+    assert "Rows ending in + are the same models with x8 self-ensemble" in leaderboard
