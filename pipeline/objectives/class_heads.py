@@ -24,8 +24,28 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 22
 DECODE_BLOCK_ELEMENTS = 1 << 19
 PREDICT_BLOCK_ELEMENTS = 1 << 22
 PIXEL_MAJOR_BLOCK_ELEMENTS = 1 << 20
+HEAD_BLOCK_PIXELS = 512
 DecodeMode = Literal["argmax", "expectation", "annealed"]
 DECODE_MODES = ("argmax", "expectation", "annealed")
+EXP_FLOORS = {torch.float32: -87.33654022216797, torch.float64: -708.3964185322641}
+
+
+def exp_normal_(x: Tensor) -> Tensor:
+    """``x.exp_()``, with every entry whose exp is not a normal float set to 0 without computing it.
+
+    On CPU ``torch.exp`` is 20-80x slower where its result underflows (below ``2^-126`` in float32,
+    ``2^-1022`` in float64; ``bench/exp_underflow.py``), and ordered class logits put most classes
+    there. ``EXP_FLOORS`` holds the least ``x`` whose exp is normal (tested on this build): entries below it
+    are clamped to it, exponentiated fast, then zeroed. With subnormals flushed (as ``fit``, ``evaluate``
+    and ``upscale`` run) this is bitwise ``x.exp_()`` (tested); unflushed, an entry below ``1.2e-38`` is 0
+    instead of subnormal. Differentiable like ``exp_``; other devices and dtypes call ``exp_`` as is.
+    """
+    floor = EXP_FLOORS.get(x.dtype)
+    if floor is None or x.device.type != "cpu":
+        return x.exp_()
+    below = x < floor
+    exps = x.clamp_min_(floor).exp_()
+    return exps.masked_fill(below, 0) if exps.requires_grad else exps.masked_fill_(below, 0)
 
 
 def _blocks(rows: int, classes: int, spatial: int, budget: int) -> Iterator[tuple[slice, slice]]:
@@ -57,7 +77,7 @@ def _cross_entropy_pass(logits: Tensor, target: Tensor, classes: int, chunk_elem
         block = x[r, :, s].to(dtype)
         index = t[r, :, s]
         peak = block.amax(dim=1, keepdim=True)
-        exps = (block - peak).exp_()
+        exps = exp_normal_(block - peak)
         sums = exps.sum(dim=1, keepdim=True)
         total += (peak + sums.log() - block.gather(1, index)).sum()
         if g is not None:
@@ -145,7 +165,7 @@ def decode_classes(logits: Tensor, values: Tensor, mode: DecodeMode, temperature
         blocks = []
         for block in grouped.split(pixels, dim=3):
             scaled = block.to(dtype) / temperature if mode == "annealed" else block.to(dtype)
-            weights = (scaled - scaled.detach().amax(dim=2, keepdim=True)).exp_()
+            weights = exp_normal_(scaled - scaled.detach().amax(dim=2, keepdim=True))
             blocks.append(torch.matmul(row, weights) / weights.sum(dim=2, keepdim=True))
         return torch.cat(blocks, dim=3).view(batch, channels, height, width)
 
@@ -154,24 +174,55 @@ def _decode_pixel_major(logits: Tensor, values: Tensor, mode: DecodeMode, temper
     """``decode_classes`` for channels-last logits, returned as ``[B, H, W, C]``.
 
     Each pixel's ``C*K`` logits are contiguous, so the class axis is the innermost one and every
-    value is one fused ``softmax`` row plus a dot product: two passes over the logits instead of
-    five strided ones. Rows go ``PIXEL_MAJOR_BLOCK_ELEMENTS`` logits at a time, so the
-    probabilities stay in cache.
+    value is one fused ``softmax`` row plus a dot product (``_decode_rows``): two passes over the
+    logits instead of five strided ones. Rows go ``PIXEL_MAJOR_BLOCK_ELEMENTS`` logits at a time, so
+    the probabilities stay in cache.
     """
     classes = values.numel()
     batch, height, width = logits.shape[0], logits.shape[2], logits.shape[3]
     rows = logits.permute(0, 2, 3, 1).reshape(-1, classes)
-    if mode == "argmax":
-        return values[rows.argmax(dim=1)].view(batch, height, width, -1)
+    step = max(1, PIXEL_MAJOR_BLOCK_ELEMENTS // classes) if logits.device.type == "cpu" else rows.shape[0]
     with torch.autocast(logits.device.type, enabled=False):
-        dtype = torch.promote_types(logits.dtype, torch.float32)
-        column = values.to(dtype)
-        step = max(1, PIXEL_MAJOR_BLOCK_ELEMENTS // classes) if logits.device.type == "cpu" else rows.shape[0]
-        decoded = []
-        for block in rows.split(step):
-            block = block.to(dtype) / temperature if mode == "annealed" else block.to(dtype)
-            decoded.append(torch.softmax(block, dim=1) @ column)
+        decoded = [_decode_rows(block, values, mode, temperature) for block in rows.split(step)]
         return torch.cat(decoded).view(batch, height, width, -1)
+
+
+def _decode_rows(rows: Tensor, values: Tensor, mode: DecodeMode, temperature: float) -> Tensor:
+    """``[N, K]`` logits -> ``[N]`` values: ``values[argmax]`` or ``softmax(rows / T) @ values``, in at least float32.
+
+    ``torch.softmax`` over the innermost axis needs no guard against underflowing ``exp``: its fused
+    kernel does not slow down there (``bench/exp_underflow.py``).
+    """
+    if mode == "argmax":
+        return values[rows.argmax(dim=1)]
+    dtype = torch.promote_types(rows.dtype, torch.float32)
+    rows = rows.to(dtype) / temperature if mode == "annealed" else rows.to(dtype)
+    return torch.softmax(rows, dim=1) @ values.to(dtype)
+
+
+def pointwise_class_predict(conv: nn.Conv2d, features: Tensor, values: Tensor, mode: DecodeMode,
+                            temperature: float) -> Tensor:
+    """``decode_classes(conv(features), values, ...)`` for a 1x1 ``conv``, ``[B, F, H, W]`` -> ``[B, C, H, W]``.
+
+    Per block of ``HEAD_BLOCK_PIXELS`` pixels: the logits are one ``addmm`` (bias + channels-last
+    features @ weights, ``[P, C*K]``), decoded by ``_decode_rows`` while they are in cache; only one
+    block's logits exist at a time, and no pixel is computed twice (a 1x1 head needs no context). On
+    one CPU thread this is 0.8x the time of the conv on channels-last features plus the pixel-major decode, and
+    bitwise equal to it (tested); ``bench/class_head_floor.py`` compares it with its arithmetic floor.
+    """
+    batch, channels, height, width = features.shape
+    classes = values.numel()
+    weight = conv.weight.view(conv.out_channels, channels).t()
+    with torch.autocast(features.device.type, enabled=False):
+        pixels = features.permute(0, 2, 3, 1).reshape(-1, channels).to(weight.dtype)
+        step = HEAD_BLOCK_PIXELS if features.device.type == "cpu" else max(1, PREDICT_BLOCK_ELEMENTS // conv.out_channels)
+        dtype = torch.promote_types(weight.dtype, torch.float32)
+        decoded = torch.empty(pixels.shape[0], conv.out_channels // classes, dtype=dtype, device=features.device)
+        for start in range(0, pixels.shape[0], step):
+            logits = torch.addmm(conv.bias, pixels[start:start + step], weight)
+            decoded[start:start + step] = _decode_rows(logits.view(-1, classes), values, mode, temperature).view(
+                logits.shape[0], -1)
+    return decoded.view(batch, height, width, -1).permute(0, 3, 1, 2)
 
 
 class ResidualQuantizer(nn.Module):
@@ -240,16 +291,28 @@ class ClassDecoding:
         super().use_decode(name)
         self._set_decoding(name, self.temperature, dict(self.terms))
 
-    def predict(self, features: Tensor) -> Tensor:
-        """``decode(head(features))`` over blocks of rows with one row of context on each side.
+    def class_head(self) -> tuple[nn.Conv2d, Tensor]:
+        """The conv that gives the class logits and the values of its classes."""
+        raise NotImplementedError
 
-        Heads are 1x1 or 3x3 convolutions, so each block's rows equal those of the whole; only
-        one block's 768 logits per pixel exist at a time (about ``PREDICT_BLOCK_ELEMENTS``): a
-        1024 x 1024 output needs about 16 MiB of float32 logits at a time instead of 3 GiB.
-        The features are made channels-last, so the head writes each pixel's logits contiguously
-        and ``decode_classes`` takes its fused pixel-major path (measured 1.5-2x faster for CS and FCS on
-        one CPU thread, 512 x 512 output from EDSR 4x32 features, on a busy machine).
+    def add_regressed(self, features: Tensor, decoded: Tensor) -> Tensor:
+        """The SR image from the decoded classes: ``decoded`` itself, or a regression branch plus it."""
+        return decoded
+
+    def predict(self, features: Tensor) -> Tensor:
+        """``decode(head(features))`` in blocks: of pixels for a 1x1 class head, of rows for a 3x3 one.
+
+        1x1: ``pointwise_class_predict`` (each pixel once, the logits of ``HEAD_BLOCK_PIXELS`` pixels at
+        a time). 3x3: blocks of rows with one row of context on each side, whose rows equal those of the
+        whole; only one block's 768 logits per pixel exist at a time (about ``PREDICT_BLOCK_ELEMENTS``:
+        a 1024 x 1024 output needs about 16 MiB of float32 logits at a time instead of 3 GiB). The
+        features are made channels-last, so the head writes each pixel's logits contiguously and
+        ``decode_classes`` takes its fused pixel-major path.
         """
+        conv, values = self.class_head()
+        if conv.kernel_size == (1, 1):
+            decoded = pointwise_class_predict(conv, features, values, self.decode_mode, self.temperature)
+            return self.add_regressed(features.contiguous(memory_format=torch.channels_last), decoded)
         batch, _, height, width = features.shape
         features = features.contiguous(memory_format=torch.channels_last)
         rows = max(1, PREDICT_BLOCK_ELEMENTS // (batch * 3 * LEVELS * width))

@@ -99,6 +99,9 @@ class CrossEntropySR(ClassDecoding, Objective):
     def decode(self, out: Tensor) -> Tensor:
         return decode_classes(out, self.levels, self.decode_mode, self.temperature)
 
+    def class_head(self) -> tuple[nn.Conv2d, Tensor]:
+        return self.head, self.levels
+
     def own_terms(self, out: Tensor, hr: Tensor, iteration: int) -> dict[str, tuple[float, Tensor]]:
         target = torch.round(hr.clamp(0, 1) * (LEVELS - 1)).long()
         return {"ce": (self.ce_weight, chunked_cross_entropy(out, target, LEVELS, self.chunk_elements))}
@@ -187,6 +190,12 @@ class FrequencyCrossEntropySR(ClassDecoding, Objective):
 
     def decode(self, out: SplitOutput) -> Tensor:
         return out.low + decode_classes(out.high, self.quantizer.values, self.decode_mode, self.temperature)
+
+    def class_head(self) -> tuple[nn.Conv2d, Tensor]:
+        return self.head.high, self.quantizer.values
+
+    def add_regressed(self, features: Tensor, decoded: Tensor) -> Tensor:
+        return self.head.low(features) + decoded
 
     def own_terms(self, out: SplitOutput, hr: Tensor, iteration: int) -> dict[str, tuple[float, Tensor]]:
         low_hr = self.lowpass(hr)
