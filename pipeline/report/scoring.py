@@ -1,4 +1,4 @@
-"""Scores of one super-resolved image, and the time an objective's own decode takes.
+"""Scores of one super-resolved image, and the time a model takes to super-resolve a megapixel.
 
 PSNR and SSIM follow the recipe behind published SR tables: the 8-bit SR image against the HR
 image modcropped to the scale, in float64 (``pipeline.metrics.reference``), with
@@ -71,27 +71,28 @@ class ImageScorer:
 
 
 @torch.inference_mode()
-def decode_ms_per_megapixel(resolver: SuperResolver, lr: np.ndarray, window: int = DECODE_WINDOW,
-                            repeats: int = DECODE_REPEATS) -> float:
-    """Median wall time, in milliseconds per megapixel of SR output, of ``objective.decode`` alone.
+def sr_ms_per_megapixel(resolver: SuperResolver, lr: np.ndarray, window: int = DECODE_WINDOW,
+                        repeats: int = DECODE_REPEATS) -> float:
+    """Median wall time, in milliseconds per megapixel of SR output, of the network, head and decode.
 
-    The network and head run first, untimed, on the top-left ``window x window`` pixels of the
-    ``h x w x 3`` uint8 ``lr``; only the decode of their output is timed, ``repeats`` times, with
-    the device synchronised around each call. Decoding is per pixel, so a fixed window gives a
-    per-megapixel cost independent of image and tile sizes.
+    Times ``resolver(lr window)`` (``SuperResolver.forward``: ``objective.predict(net(lr))``, what
+    ``upscale`` and ``evaluate`` run on every tile) on the top-left ``window x window`` pixels of the
+    ``h x w x 3`` uint8 ``lr``, ``repeats`` times with the device synchronised around each call. It
+    leaves out reading, tiling and the uint8 conversion; everything else is per pixel, so a fixed window
+    gives a per-megapixel cost close to a whole image's (``bench/sr_time_column.py`` compares it with
+    ``upscale_image``).
     """
     weights = next(resolver.parameters())
     crop = np.ascontiguousarray(lr[:window, :window])
     batch = torch.from_numpy(crop).to(weights.device).permute(2, 0, 1).unsqueeze(0).to(weights.dtype) / 255
-    head_output = resolver.objective(resolver.net(batch))
     timings = []
     for _ in range(repeats):
         _synchronize(weights.device)
         start = time.perf_counter()
-        decoded = resolver.objective.decode(head_output)
+        sr = resolver(batch)
         _synchronize(weights.device)
         timings.append(time.perf_counter() - start)
-    megapixels = decoded.shape[-2] * decoded.shape[-1] / 1e6
+    megapixels = sr.shape[-2] * sr.shape[-1] / 1e6
     return 1000 * statistics.median(timings) / megapixels
 
 

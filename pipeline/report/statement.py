@@ -44,13 +44,14 @@ def study_statement(trained: list[TrainedObjective], params: Params, benchmark_i
         f"images modcropped to the scale; LR images from the `{params.train.degradation}` degradation preset; "
         "LPIPS on the same crop. Each value is a mean over the benchmark's images, then a mean ± sample "
         "standard deviation over the objective's models (the *models* column: one per seed of the best "
-        "configuration). Decode time is the objective's own `decode` of the head output alone (not the "
-        f"network forward), in milliseconds per megapixel of output on {device}, median of {DECODE_REPEATS} runs on "
-        f"(at most) a {DECODE_WINDOW}x{DECODE_WINDOW} LR window of the benchmark's first image.",
+        "configuration). SR time is what upscaling costs: the network, the head and the decode (what `upscale` "
+        f"runs on each tile; reading, tiling and rounding to 8 bits left out), in milliseconds per megapixel of output "
+        f"on {device}, median of {DECODE_REPEATS} runs on (at most) a {DECODE_WINDOW}x{DECODE_WINDOW} LR window of "
+        "the benchmark's first image.",
         f"**Training budget.** {budget_text}; trained on {data_text}.",
         "**What they are not.** This is a small study under the budget above: networks far from convergence, "
         "small training data and few iterations. The numbers rank the objectives under this budget only and "
         "are not comparable to the papers' DIV2K-trained results (800 2K images, 10^5 to 10^6 iterations, "
         "full-size networks). A difference smaller than the spread over seeds, or measured on one seed, is "
-        "not evidence; decode times depend on the device and the tile size.",
+        "not evidence; SR times depend on the device and the machine's load.",
     ])

@@ -13,7 +13,7 @@ from pipeline.inference import SuperResolver
 from pipeline.metrics import reference
 from pipeline.metrics.regions import region_scores
 from pipeline.objectives.base import Objective
-from pipeline.report.scoring import ImageScorer, decode_ms_per_megapixel
+from pipeline.report.scoring import DECODE_REPEATS, ImageScorer, sr_ms_per_megapixel
 
 DECODE_SECONDS = 0.02
 FORWARD_SECONDS = 0.2
@@ -70,10 +70,15 @@ class _SlowDecode(Objective):
         return out
 
 
-def test_decode_time_is_the_decode_alone_per_megapixel_of_output():
+def test_sr_time_is_network_head_and_decode_per_megapixel_of_output(monkeypatch):
     torch.manual_seed(0)
     resolver = SuperResolver(_SlowNet(), _SlowDecode(4, 2), "slow", "slow").eval()
+    calls = []
+    monkeypatch.setattr(resolver.objective, "predict", lambda features: calls.append(features.shape) or
+                        _SlowDecode.predict(resolver.objective, features))
     lr = np.zeros((50, 40, 3), dtype=np.uint8)
-    measured = decode_ms_per_megapixel(resolver, lr, window=32)
+    measured = sr_ms_per_megapixel(resolver, lr, window=32)
     megapixels = 64 * 64 / 1e6
-    assert DECODE_SECONDS * 1000 / megapixels <= measured < FORWARD_SECONDS * 1000 / megapixels
+    assert calls == [(1, 4, 64, 64)] * DECODE_REPEATS  # the window, through the objective's own predict
+    paid = (FORWARD_SECONDS + DECODE_SECONDS) * 1000 / megapixels
+    assert paid <= measured < 1.5 * paid
