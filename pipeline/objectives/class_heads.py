@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
@@ -28,6 +29,8 @@ HEAD_BLOCK_PIXELS = 512
 DecodeMode = Literal["argmax", "expectation", "annealed"]
 DECODE_MODES = ("argmax", "expectation", "annealed")
 EXP_FLOORS = {torch.float32: -87.33654022216797, torch.float64: -708.3964185322641}
+_BELOW_EXP_FLOORS = {dtype: torch.nextafter(torch.tensor(floor, dtype=dtype), torch.tensor(-math.inf, dtype=dtype)).item()
+                     for dtype, floor in EXP_FLOORS.items()}
 
 
 def exp_normal_(x: Tensor) -> Tensor:
@@ -35,17 +38,19 @@ def exp_normal_(x: Tensor) -> Tensor:
 
     On CPU ``torch.exp`` is 20-80x slower where its result underflows (below ``2^-126`` in float32,
     ``2^-1022`` in float64; ``bench/exp_underflow.py``), and ordered class logits put most classes
-    there. ``EXP_FLOORS`` holds the least ``x`` whose exp is normal (tested on this build): entries below it
-    are clamped to it, exponentiated fast, then zeroed. With subnormals flushed (as ``fit``, ``evaluate``
-    and ``upscale`` run) this is bitwise ``x.exp_()`` (tested); unflushed, an entry below ``1.2e-38`` is 0
-    instead of subnormal. Differentiable like ``exp_``; other devices and dtypes call ``exp_`` as is.
+    there. ``EXP_FLOORS`` holds the least ``x`` whose exp is normal (tested on this build): entries below
+    it become 0 before the exp (``exp(0)`` is fast) and are multiplied by a 0/1 mask after it (a float
+    mask: ``masked_fill_`` with a bool one is 20x slower). With subnormals flushed (as ``fit``,
+    ``evaluate`` and ``upscale`` run) this is bitwise ``x.exp_()``, NaN and -inf included (tested);
+    unflushed, an entry below ``1.2e-38`` is 0 instead of subnormal. Differentiable like ``exp_``;
+    other devices and dtypes call ``exp_`` as is.
     """
     floor = EXP_FLOORS.get(x.dtype)
     if floor is None or x.device.type != "cpu":
         return x.exp_()
-    below = x < floor
-    exps = x.clamp_min_(floor).exp_()
-    return exps.masked_fill(below, 0) if exps.requires_grad else exps.masked_fill_(below, 0)
+    keep = torch.ge(x.detach(), floor, out=torch.empty_like(x, requires_grad=False))
+    exps = F.threshold_(x, _BELOW_EXP_FLOORS[x.dtype], 0.0).exp_()
+    return exps * keep if exps.requires_grad else exps.mul_(keep)
 
 
 def _blocks(rows: int, classes: int, spatial: int, budget: int) -> Iterator[tuple[slice, slice]]:
@@ -77,12 +82,15 @@ def _cross_entropy_pass(logits: Tensor, target: Tensor, classes: int, chunk_elem
         block = x[r, :, s].to(dtype)
         index = t[r, :, s]
         peak = block.amax(dim=1, keepdim=True)
-        exps = exp_normal_(block - peak)
+        into = g[r, :, s] if g is not None and g.dtype == dtype else None  # the gradient's block: no copy
+        exps = exp_normal_(torch.sub(block, peak, out=into))
         sums = exps.sum(dim=1, keepdim=True)
         total += (peak + sums.log() - block.gather(1, index)).sum()
         if g is not None:
             exps /= sums
-            g[r, :, s] = exps.scatter_add_(1, index, torch.full(index.shape, -1.0, dtype=dtype, device=exps.device))
+            exps.scatter_add_(1, index, torch.full(index.shape, -1.0, dtype=dtype, device=exps.device))
+            if into is None:
+                g[r, :, s] = exps
     return total
 
 
