@@ -15,6 +15,8 @@ printed as min / median / max over the rounds, with the load average before and 
 ``torch.utils.flop_counter.FlopCounterMode`` over one step (forward and backward; matmuls and
 convolutions, which is what it counts). Peak memory: the most memory allocated during one step beyond
 what was allocated before it (CUDA: ``max_memory_allocated``; CPU: the torch profiler's allocation events).
+``--clock cpu`` times with this process's CPU time: on one thread, on a machine that other jobs load, it
+is close to the wall time the same step takes on a quiet machine.
 
 ``PYTHONPATH=. OMP_NUM_THREADS=1 python bench/loss_overhead.py --config default --rounds 7``
 """
@@ -87,18 +89,18 @@ def peak_step_bytes(case: Case, lr: torch.Tensor, hr: torch.Tensor, device: torc
 
 
 def interleaved_step_times(cases: dict, lr: torch.Tensor, hr: torch.Tensor, device: torch.device,
-                           rounds: int) -> dict[str, list[float]]:
-    """Wall time of one step of each case per round, each round starting one case later."""
+                           rounds: int, clock=time.perf_counter) -> dict[str, list[float]]:
+    """Time (``clock``: wall by default) of one step of each case per round, each round starting one case later."""
     names = list(cases)
     times: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(rounds):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
             synchronize(device)
-            start = time.perf_counter()
+            start = clock()
             cases[name].step(lr, hr)
             synchronize(device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return times
 
 
@@ -111,6 +113,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="steps per objective before measuring (>= 1: Adam state)")
     parser.add_argument("--memory", action="store_true", help="also measure each step's peak memory")
     parser.add_argument("--objectives", nargs="+", help="a subset of the study's objectives (l1 is always run)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: this process's CPU time, for a one-thread run on a machine that others load")
     args = parser.parse_args()
 
     params = load_params(ROOT / "params.yaml")
@@ -136,13 +140,14 @@ def main() -> None:
     flops = {name: step_flops(case, lr, hr) for name, case in cases.items()}
     peaks = {name: peak_step_bytes(case, lr, hr, setup.device) for name, case in cases.items()} if args.memory else {}
     load_before = os.getloadavg()[0]
-    times = interleaved_step_times(cases, lr, hr, setup.device, args.rounds)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    times = interleaved_step_times(cases, lr, hr, setup.device, args.rounds, clock)
     load_after = os.getloadavg()[0]
 
     network = "EDSR " + ("x".join(str(model_args[k]) for k in ("n_blocks", "n_feats")) if model_args else "baseline")
     where = (torch.cuda.get_device_name(setup.device) if setup.device.type == "cuda"
              else f"cpu, {torch.get_num_threads()} thread(s)")
-    print(f"{network} x{config.scale}, patch {patch}, batch {batch}, {args.rounds} rounds, {where}, "
+    print(f"{network} x{config.scale}, patch {patch}, batch {batch}, {args.rounds} rounds, {args.clock} clock, {where}, "
           f"load {load_before:.1f} before / {load_after:.1f} after")
     memory_header = " peak step MiB | x L1 |" if peaks else ""
     print(f"| objective | step ms (median) | time x L1 (min / median / max) | FLOPs x L1 | target |{memory_header}")

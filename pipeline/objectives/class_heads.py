@@ -226,10 +226,12 @@ def pointwise_class_predict(conv: nn.Conv2d, features: Tensor, values: Tensor, m
         step = HEAD_BLOCK_PIXELS if features.device.type == "cpu" else max(1, PREDICT_BLOCK_ELEMENTS // conv.out_channels)
         dtype = torch.promote_types(weight.dtype, torch.float32)
         decoded = torch.empty(pixels.shape[0], conv.out_channels // classes, dtype=dtype, device=features.device)
+        logits = torch.empty(min(step, pixels.shape[0]), conv.out_channels, dtype=weight.dtype, device=features.device)
         for start in range(0, pixels.shape[0], step):
-            logits = torch.addmm(conv.bias, pixels[start:start + step], weight)
-            decoded[start:start + step] = _decode_rows(logits.view(-1, classes), values, mode, temperature).view(
-                logits.shape[0], -1)
+            block = pixels[start:start + step]
+            torch.addmm(conv.bias, block, weight, out=logits[:block.shape[0]])
+            decoded[start:start + step] = _decode_rows(logits[:block.shape[0]].view(-1, classes), values, mode,
+                                                       temperature).view(block.shape[0], -1)
     return decoded.view(batch, height, width, -1).permute(0, 3, 1, 2)
 
 
