@@ -108,7 +108,8 @@ def main() -> None:
           f"1-min load average {spread_text(loads, 1)}")
     for name, values in rates.items():
         print(f"{name}: {spread_text(values)} G values/s")
-    print(f"class-head step (chunked cross-entropy forward + backward, [{args.batch}, 768, {args.patch}, {args.patch}]):")
+    shape = f"[{args.batch}, 768, {args.patch}, {args.patch}]"
+    print(f"class-head step (chunked cross-entropy forward + backward, {shape}):")
     for name, values in seconds.items():
         print(f"  {name}: {spread_text(values, 1, 'ms', 1e-3)}")
     ratios = [a / b for a, b in zip(seconds["ordered logits"], seconds["the same / 100 (nothing underflows)"])]

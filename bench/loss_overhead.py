@@ -147,8 +147,8 @@ def main() -> None:
     network = "EDSR " + ("x".join(str(model_args[k]) for k in ("n_blocks", "n_feats")) if model_args else "baseline")
     where = (torch.cuda.get_device_name(setup.device) if setup.device.type == "cuda"
              else f"cpu, {torch.get_num_threads()} thread(s)")
-    print(f"{network} x{config.scale}, patch {patch}, batch {batch}, {args.rounds} rounds, {args.clock} clock, {where}, "
-          f"load {load_before:.1f} before / {load_after:.1f} after")
+    print(f"{network} x{config.scale}, patch {patch}, batch {batch}, {args.rounds} rounds, {args.clock} clock, "
+          f"{where}, load {load_before:.1f} before / {load_after:.1f} after")
     memory_header = " peak step MiB | x L1 |" if peaks else ""
     print(f"| objective | step ms (median) | time x L1 (min / median / max) | FLOPs x L1 | target |{memory_header}")
     print("| --- | ---: | ---: | ---: | ---: |" + (" ---: | ---: |" if peaks else ""))

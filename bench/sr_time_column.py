@@ -71,8 +71,8 @@ def main() -> None:
                 seconds += time.perf_counter() - start
             direct[name].append(1000 * seconds / megapixels)
 
-    print(f"{torch.get_num_threads()} thread(s), {args.images} LR images of {args.size}x{args.size}, {args.rounds} rounds, "
-          f"1-min load average {spread_text(loads, 1)}")
+    print(f"{torch.get_num_threads()} thread(s), {args.images} LR images of {args.size}x{args.size}, "
+          f"{args.rounds} rounds, 1-min load average {spread_text(loads, 1)}")
     print("| objective | column (ms/MP) | upscale_image (ms/MP) | column / upscale_image |")
     print("| --- | ---: | ---: | ---: |")
     for name in models:

@@ -29,8 +29,10 @@ HEAD_BLOCK_PIXELS = 512
 DecodeMode = Literal["argmax", "expectation", "annealed"]
 DECODE_MODES = ("argmax", "expectation", "annealed")
 EXP_FLOORS = {torch.float32: -87.33654022216797, torch.float64: -708.3964185322641}
-_BELOW_EXP_FLOORS = {dtype: torch.nextafter(torch.tensor(floor, dtype=dtype), torch.tensor(-math.inf, dtype=dtype)).item()
-                     for dtype, floor in EXP_FLOORS.items()}
+_BELOW_EXP_FLOORS = {  # the largest input below each floor
+    dtype: torch.nextafter(torch.tensor(floor, dtype=dtype), torch.tensor(-math.inf, dtype=dtype)).item()
+    for dtype, floor in EXP_FLOORS.items()
+}
 
 
 def exp_normal_(x: Tensor) -> Tensor:
@@ -223,7 +225,8 @@ def pointwise_class_predict(conv: nn.Conv2d, features: Tensor, values: Tensor, m
     weight = conv.weight.view(conv.out_channels, channels).t()
     with torch.autocast(features.device.type, enabled=False):
         pixels = features.permute(0, 2, 3, 1).reshape(-1, channels).to(weight.dtype)
-        step = HEAD_BLOCK_PIXELS if features.device.type == "cpu" else max(1, PREDICT_BLOCK_ELEMENTS // conv.out_channels)
+        on_cpu = features.device.type == "cpu"
+        step = HEAD_BLOCK_PIXELS if on_cpu else max(1, PREDICT_BLOCK_ELEMENTS // conv.out_channels)
         dtype = torch.promote_types(weight.dtype, torch.float32)
         decoded = torch.empty(pixels.shape[0], conv.out_channels // classes, dtype=dtype, device=features.device)
         logits = torch.empty(min(step, pixels.shape[0]), conv.out_channels, dtype=weight.dtype, device=features.device)
