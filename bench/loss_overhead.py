@@ -1,8 +1,8 @@
 """Training-step time, FLOPs and peak memory of each objective relative to plain L1, as ``fit`` trains.
 
-One step is ``pipeline.train.loop.train_step`` itself, set up as ``fit`` sets it up: ``plan_device``,
-``configure_determinism``, glibc keeping freed memory, subnormals flushed (``flush_subnormals``), the
-optimiser ``fit`` builds, float32 on CPU. The objectives are the study's (``sweep.objectives`` of
+One step is ``pipeline.train.loop.train_step`` itself, on the device, networks, optimiser and loss
+scaler that ``fit``'s own start builds (``_prepare_device``: determinism, glibc keeping freed memory,
+subnormals flushed; ``_start_or_resume``: seeded networks, the optimiser), float32 on CPU. The objectives are the study's (``sweep.objectives`` of
 ``params.yaml``: the same loss settings as ``make repro``). Two network settings:
 
 - ``--config default``: the default study's (``params.yaml``: EDSR 4x32, batch 8, patch 48);
@@ -36,32 +36,25 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from spread import spread_text
-from pipeline.config import LossConfig, TrainConfig, load_params
-from pipeline.models.registry import build_model
-from pipeline.objectives.registry import build_objective
-from pipeline.train.device import configure_determinism, flush_subnormals, keep_freed_cpu_memory, plan_device
-from pipeline.train.loop import train_step
+from pipeline.config import LossConfig, Params, load_params
+from pipeline.train.device import DeviceSetup
+from pipeline.train.loop import _prepare_device, _start_or_resume, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"tlw": 2.2, "fine_grained": 2.0, "cs": 2.2, "fcs": 2.2}
 
 
 class Case:
-    """One network + objective + optimiser as ``fit`` builds them, and ``fit``'s training step."""
+    """One objective's networks, optimiser and loss scaler built by ``fit``'s own start, and ``fit``'s step."""
 
-    def __init__(self, model: str, model_args: dict, loss: LossConfig, config: TrainConfig):
-        torch.manual_seed(0)
-        self.setup = plan_device(config)
-        self.net = build_model(model, config.scale, model_args).to(self.setup.device)
-        self.objective = build_objective(loss, self.net.feature_channels, config.scale,
-                                         total_iterations=config.iterations).to(self.setup.device)
-        self.optimizer = torch.optim.Adam([*self.net.parameters(), *self.objective.sr_parameters()], lr=config.lr,
-                                          betas=config.betas, weight_decay=config.weight_decay)
-        self.scaler = torch.amp.GradScaler(self.setup.device.type, enabled=self.setup.uses_grad_scaler)
+    def __init__(self, params: Params, setup: DeviceSetup):
+        self.run = _start_or_resume(params, setup, resume=None, world_size=1)
+        self.setup = setup
         self.iteration = 0
 
     def step(self, lr: torch.Tensor, hr: torch.Tensor) -> None:
-        train_step(self.net, self.objective, self.optimizer, self.scaler, self.setup, None, lr, hr, self.iteration)
+        run = self.run
+        train_step(run.net, run.objective, run.optimizer, run.scaler, self.setup, None, lr, hr, self.iteration)
         self.iteration += 1
 
 
@@ -125,15 +118,15 @@ def main() -> None:
     else:
         model_args, batch, patch = {}, args.batch, args.patch  # EDSR's defaults: the baseline
     config = params.train.model_copy(update={"batch_size": batch, "patch_size": patch})
-    setup = plan_device(config)
-    configure_determinism(config.deterministic)
-    keep_freed_cpu_memory(setup.device)
-    flush_subnormals(setup.device)
+    model = params.model.model_copy(update={"args": model_args})
+    setup = _prepare_device(config)
 
     generator = torch.Generator().manual_seed(0)
     hr = torch.rand(batch, 3, patch, patch, generator=generator).to(setup.device)
     lr = F.avg_pool2d(hr, config.scale)
-    cases = {name: Case(params.model.name, model_args, LossConfig(**study[name]["loss"]), config) for name in names}
+    cases = {name: Case(params.model_copy(update={"train": config, "model": model,
+                                                   "loss": LossConfig(**study[name]["loss"])}), setup)
+             for name in names}
     for case in cases.values():
         for _ in range(args.warmup):
             case.step(lr, hr)
