@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import torch
@@ -210,6 +210,20 @@ def _decode_rows(rows: Tensor, values: Tensor, mode: DecodeMode, temperature: fl
     return torch.softmax(rows, dim=1) @ values.to(dtype)
 
 
+def in_row_blocks(compute: Callable[[Tensor], Tensor], features: Tensor) -> Tensor:
+    """``compute(features)`` for a function of at most 3x3 support, over blocks of rows with one row of
+    context on each side, on channels-last features; each block holds about ``PREDICT_BLOCK_ELEMENTS`` logits."""
+    batch, _, height, width = features.shape
+    features = features.contiguous(memory_format=torch.channels_last)
+    rows = max(1, PREDICT_BLOCK_ELEMENTS // (batch * 3 * LEVELS * width))
+    parts = []
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        above, below = max(0, top - 1), min(height, bottom + 1)
+        parts.append(compute(features[:, :, above:below])[:, :, top - above: bottom - above])
+    return torch.cat(parts, dim=2)
+
+
 def pointwise_class_predict(conv: nn.Conv2d, features: Tensor, values: Tensor, mode: DecodeMode,
                             temperature: float) -> Tensor:
     """``decode_classes(conv(features), values, ...)`` for a 1x1 ``conv``, ``[B, F, H, W]`` -> ``[B, C, H, W]``.
@@ -325,14 +339,5 @@ class ClassDecoding:
         conv, values = self.class_head()
         if conv.kernel_size == (1, 1):
             decoded = pointwise_class_predict(conv, features, values, self.decode_mode, self.temperature)
-            return self.add_regressed(features.contiguous(memory_format=torch.channels_last), decoded)
-        batch, _, height, width = features.shape
-        features = features.contiguous(memory_format=torch.channels_last)
-        rows = max(1, PREDICT_BLOCK_ELEMENTS // (batch * 3 * LEVELS * width))
-        parts = []
-        for top in range(0, height, rows):
-            bottom = min(top + rows, height)
-            above, below = max(0, top - 1), min(height, bottom + 1)
-            decoded = self.decode(self(features[:, :, above:below]))
-            parts.append(decoded[:, :, top - above: bottom - above])
-        return torch.cat(parts, dim=2)
+            return self.add_regressed(features, decoded)
+        return in_row_blocks(lambda block: self.decode(self(block)), features)

@@ -33,6 +33,7 @@ from pipeline.objectives.class_heads import (
     ResidualQuantizer,
     chunked_cross_entropy,
     decode_classes,
+    in_row_blocks,
 )
 from pipeline.objectives.lowpass import LowPass
 from pipeline.objectives.ordered_head import ClassConv2d, HeadInit, check_head_init, initialise_class_head
@@ -195,7 +196,8 @@ class FrequencyCrossEntropySR(ClassDecoding, Objective):
         return self.head.high, self.quantizer.values
 
     def add_regressed(self, features: Tensor, decoded: Tensor) -> Tensor:
-        return self.head.low(features) + decoded
+        """``low + decoded``, the 3x3 low branch in the row blocks a 3x3 class head uses (the same bits)."""
+        return in_row_blocks(self.head.low, features) + decoded
 
     def own_terms(self, out: SplitOutput, hr: Tensor, iteration: int) -> dict[str, tuple[float, Tensor]]:
         low_hr = self.lowpass(hr)

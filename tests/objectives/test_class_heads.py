@@ -56,7 +56,7 @@ def test_exp_normal_is_bitwise_exp_with_subnormals_flushed(flushed, dtype):
 def small_edsr_and_objective(objective_name, generator_seed=0, batch=2, size=12):
     """A small EDSR, an objective with its default ordered class head, and a batch: CS logits span about 8000."""
     torch.manual_seed(generator_seed)
-    net = build_model("edsr", 2, {"n_blocks": 1, "n_feats": 16})
+    net = build_model("edsr", 2, {"n_blocks": 1, "n_feats": 32})  # the study's width
     args = {"fcs": FCS_ARGS, "fine_grained": {"bins": 32}}.get(objective_name, {})  # the study's settings
     objective = build_objective(LossConfig(objective=objective_name, args=args, terms={}), net.feature_channels, 2)
     lr = torch.rand(batch, 3, size // 2, size // 2, generator=torch.Generator().manual_seed(generator_seed))
@@ -121,12 +121,13 @@ def test_chunked_ce_on_underflowing_logits_is_bitwise_that_of_plain_exp(flushed,
     assert torch.equal(guarded[0], plain[0]) and torch.equal(guarded[1], plain[1])
 
 
-def row_block_predict(objective, features, rows=3):
+def row_block_predict(objective, features):
     """The predict this replaced for 1x1 heads: the head conv on channels-last row blocks with one row of
     context on each side, then the pixel-major decode (``softmax @ values`` over each pixel's classes)."""
     conv, values = objective.class_head()
     batch, _, height, width = features.shape
     features = features.contiguous(memory_format=torch.channels_last)
+    rows = max(1, class_heads.PREDICT_BLOCK_ELEMENTS // (batch * 3 * LEVELS * width))
     parts = []
     for top in range(0, height, rows):
         bottom = min(top + rows, height)
@@ -152,6 +153,7 @@ def test_pointwise_predict_is_bitwise_the_row_block_predict_and_never_holds_all_
     net, objective, lr, _ = small_edsr_and_objective(name, batch=2, size=2 * 23)
     objective.decode_mode = mode
     monkeypatch.setattr(class_heads, "HEAD_BLOCK_PIXELS", 100)  # 2 x 23 x 23 pixels: 11 blocks, the last partial
+    monkeypatch.setattr(class_heads, "PREDICT_BLOCK_ELEMENTS", 2 * 3 * LEVELS * 46 * 10)  # FCS's low: 10-row blocks
     with torch.inference_mode():
         features = net(lr)
         expected = row_block_predict(objective, features)
@@ -167,3 +169,14 @@ def test_predict_computes_each_pixel_of_a_1x1_head_once(monkeypatch):
     with torch.inference_mode():
         objective.predict(net(lr))
     assert sum(seen) == 3 * 30 * 30 and max(seen) == 3 * class_heads.HEAD_BLOCK_PIXELS
+
+
+@pytest.mark.parametrize("name", ["cs", "fcs"])
+def test_pointwise_predict_is_bitwise_the_row_block_predict_on_two_threads(flushed, monkeypatch, name):
+    torch.set_num_threads(2)  # evaluate and upscale use the CPUs they have; the fixture restores the count
+    net, objective, lr, _ = small_edsr_and_objective(name, batch=1, size=2 * 23)
+    monkeypatch.setattr(class_heads, "HEAD_BLOCK_PIXELS", 100)
+    monkeypatch.setattr(class_heads, "PREDICT_BLOCK_ELEMENTS", 3 * LEVELS * 46 * 10)
+    with torch.inference_mode():
+        features = net(lr)
+        assert torch.equal(objective.predict(features), row_block_predict(objective, features))
