@@ -24,7 +24,6 @@ is close to the wall time the same step takes on a quiet machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -32,9 +31,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
+from peak_memory import peak_cpu_bytes
 from spread import spread_text
 from pipeline.config import LossConfig, Params, load_params
 from pipeline.train.device import DeviceSetup
