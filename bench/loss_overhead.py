@@ -1,77 +1,71 @@
-"""Training-step time and peak memory of each objective relative to plain L1, on EDSR-baseline.
+"""Training-step time, FLOPs and peak memory of each objective relative to plain L1, as ``fit`` trains.
 
-One step is what ``pipeline.train.loop.train_step`` does in float32: ``out = objective(net(lr))``,
-``decode`` without gradient and ``aux_step`` (only for objectives with an own update step, as the
-trainer does), ``loss``, backward, one Adam step over the network and the head; on CPU with glibc
-keeping freed memory, as ``fit`` does (``pipeline.train.device.keep_freed_cpu_memory``). Time: the median over
-``--iters`` steps per objective, the objectives interleaved round by round (starting one later
-each round) so that drifting machine load hits all of them alike; ratio = median / median of ``l1``.
+One step is ``pipeline.train.loop.train_step`` itself, on the device, networks, optimiser and loss
+scaler that ``fit``'s own start builds (``_prepare_device``: determinism, glibc keeping freed memory,
+subnormals flushed; ``_start_or_resume``: seeded networks, the optimiser), float32 on CPU. The objectives are the study's (``sweep.objectives`` of
+``params.yaml``: the same loss settings as ``make repro``). Two network settings:
 
-Peak memory: the most memory allocated during one step beyond what was allocated before it
-(weights, optimiser moments and the batch are excluded; activations, gradients and the loss's
-temporaries are counted). On CUDA it is ``torch.cuda.max_memory_allocated`` minus the allocation at
-the step's start; on CPU it is the highest running total of the torch profiler's memory events
-(``profile_memory=True``, which records every CPU tensor allocation and free inside the step).
+- ``--config default``: the default study's (``params.yaml``: EDSR 4x32, batch 8, patch 48);
+- ``--config baseline``: EDSR-baseline (16x64), batch and patch from ``--batch``/``--patch``
+  (default 4 and 48, so that a round fits a busy 2-core machine).
 
-Run from the project root: ``PYTHONPATH=. python bench/loss_overhead.py [--patch 48 --batch 4 --iters 10]``.
+Time: rounds of one step per objective, each round starting one objective later, so that drifting
+machine load hits all alike; an objective's ratio in a round is its step time over L1's in that round;
+printed as min / median / max over the rounds, with the load average before and after. FLOPs:
+``torch.utils.flop_counter.FlopCounterMode`` over one step (forward and backward; matmuls and
+convolutions, which is what it counts). Peak memory: the most memory allocated during one step beyond
+what was allocated before it (CUDA: ``max_memory_allocated``; CPU: the torch profiler's allocation events).
+``--clock cpu`` times with this process's CPU time: on one thread, on a machine that other jobs load, it
+is close to the wall time the same step takes on a quiet machine.
+
+``PYTHONPATH=. OMP_NUM_THREADS=1 python bench/loss_overhead.py --config default --rounds 7``
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
-from typing import Any
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from peak_memory import peak_cpu_bytes
-from pipeline.config import LossConfig
-from pipeline.models.registry import build_model
-from pipeline.objectives.registry import build_objective
-from pipeline.train.device import keep_freed_cpu_memory
+from spread import spread_text
+from pipeline.config import LossConfig, Params, load_params
+from pipeline.train.device import DeviceSetup
+from pipeline.train.loop import _prepare_device, _start_or_resume, train_step
 
-CASES: dict[str, dict[str, Any]] = {
-    "l1": {"objective": "regression", "terms": {"l1": 1.0}},
-    "charbonnier": {"objective": "regression", "terms": {"charbonnier": 1.0}},
-    "tv": {"objective": "regression", "terms": {"l1": 1.0, "tv": 0.01}},
-    "grad2": {"objective": "regression", "terms": {"l1": 1.0, "grad2": 0.1}},
-    "tlw": {"objective": "tlw", "terms": {}},
-    "fine_grained": {"objective": "fine_grained", "terms": {}},
-    "cs": {"objective": "cs", "terms": {}},
-    "fcs": {"objective": "fcs", "terms": {}},
-}
-TARGETS = {"charbonnier": 1.05, "tv": 1.05, "grad2": 1.10, "tlw": 2.2, "fine_grained": 2.0, "cs": 2.0, "fcs": 2.5}
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {"tlw": 2.2, "fine_grained": 2.0, "cs": 2.2, "fcs": 2.2}
 
 
 class Case:
-    """One network + objective + optimiser, and the training step the trainer would run."""
+    """One objective's networks, optimiser and loss scaler built by ``fit``'s own start, and ``fit``'s step."""
 
-    def __init__(self, name: str, scale: int, device: torch.device, iterations: int):
-        torch.manual_seed(0)
-        spec = CASES[name]
-        self.net = build_model("edsr", scale, {}).to(device)
-        config = LossConfig(objective=spec["objective"], terms=spec["terms"])
-        self.objective = build_objective(config, self.net.feature_channels, scale, total_iterations=iterations).to(device)
-        self.optimizer = torch.optim.Adam([*self.net.parameters(), *self.objective.sr_parameters()], lr=1e-4)
+    def __init__(self, params: Params, setup: DeviceSetup):
+        self.run = _start_or_resume(params, setup, resume=None, world_size=1)
+        self.setup = setup
         self.iteration = 0
 
     def step(self, lr: torch.Tensor, hr: torch.Tensor) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        out = self.objective(self.net(lr))
-        if self.objective.has_aux_step:
-            with torch.no_grad():
-                sr = self.objective.decode(out)
-            self.objective.aux_step(sr, hr, self.iteration)
-        self.objective.loss(out, hr, self.iteration)["total"].backward()
-        self.optimizer.step()
+        run = self.run
+        train_step(run.net, run.objective, run.optimizer, run.scaler, self.setup, None, lr, hr, self.iteration)
         self.iteration += 1
 
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def step_flops(case: Case, lr: torch.Tensor, hr: torch.Tensor) -> int:
+    with FlopCounterMode(display=False) as counter:
+        case.step(lr, hr)
+    return counter.get_total_flops()
 
 
 def peak_step_bytes(case: Case, lr: torch.Tensor, hr: torch.Tensor, device: torch.device) -> int:
@@ -86,57 +80,76 @@ def peak_step_bytes(case: Case, lr: torch.Tensor, hr: torch.Tensor, device: torc
     return peak_cpu_bytes(lambda: case.step(lr, hr))
 
 
-def interleaved_step_times(cases: dict[str, Any], lr: torch.Tensor, hr: torch.Tensor, device: torch.device,
-                           iters: int) -> dict[str, list[float]]:
-    """Wall time of ``iters`` steps of each case (anything with ``step(lr, hr)``), round by round,
-    each round starting one case later, so that drifting machine load hits all of them alike."""
+def interleaved_step_times(cases: dict, lr: torch.Tensor, hr: torch.Tensor, device: torch.device,
+                           rounds: int, clock=time.perf_counter) -> dict[str, list[float]]:
+    """Time (``clock``: wall by default) of one step of each case per round, each round starting one case later."""
     names = list(cases)
     times: dict[str, list[float]] = {name: [] for name in names}
-    for round_index in range(iters):
+    for round_index in range(rounds):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
             synchronize(device)
-            start = time.perf_counter()
+            start = clock()
             cases[name].step(lr, hr)
             synchronize(device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patch", type=int, default=96, help="HR patch side")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--iters", type=int, default=20, help="timed steps per objective")
+    parser.add_argument("--config", choices=("default", "baseline"), default="default")
+    parser.add_argument("--patch", type=int, default=48, help="HR patch side (baseline only)")
+    parser.add_argument("--batch", type=int, default=4, help="patches per step (baseline only)")
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds (one step per objective each)")
     parser.add_argument("--warmup", type=int, default=2, help="steps per objective before measuring (>= 1: Adam state)")
-    parser.add_argument("--scale", type=int, default=2)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--objectives", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--memory", action="store_true", help="also measure each step's peak memory")
+    parser.add_argument("--objectives", nargs="+", help="a subset of the study's objectives (l1 is always run)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: this process's CPU time, for a one-thread run on a machine that others load")
     args = parser.parse_args()
-    names = ["l1", *[n for n in args.objectives if n != "l1"]]
 
-    device = torch.device(args.device)
-    keep_freed_cpu_memory(device)
+    params = load_params(ROOT / "params.yaml")
+    study = params.sweep.objectives
+    names = ["l1", *[name for name in (args.objectives or study) if name != "l1"]]
+    if args.config == "default":
+        model_args, batch, patch = params.model.args, params.train.batch_size, params.train.patch_size
+    else:
+        model_args, batch, patch = {}, args.batch, args.patch  # EDSR's defaults: the baseline
+    config = params.train.model_copy(update={"batch_size": batch, "patch_size": patch})
+    model = params.model.model_copy(update={"args": model_args})
+    setup = _prepare_device(config)
+
     generator = torch.Generator().manual_seed(0)
-    hr = torch.rand(args.batch, 3, args.patch, args.patch, generator=generator).to(device)
-    lr = F.avg_pool2d(hr, args.scale)
-    cases = {name: Case(name, args.scale, device, args.warmup + args.iters + 1) for name in names}
+    hr = torch.rand(batch, 3, patch, patch, generator=generator).to(setup.device)
+    lr = F.avg_pool2d(hr, config.scale)
+    cases = {name: Case(params.model_copy(update={"train": config, "model": model,
+                                                   "loss": LossConfig(**study[name]["loss"])}), setup)
+             for name in names}
     for case in cases.values():
         for _ in range(args.warmup):
             case.step(lr, hr)
-    peaks = {name: peak_step_bytes(case, lr, hr, device) for name, case in cases.items()}
-    times = interleaved_step_times(cases, lr, hr, device, args.iters)
+    flops = {name: step_flops(case, lr, hr) for name, case in cases.items()}
+    peaks = {name: peak_step_bytes(case, lr, hr, setup.device) for name, case in cases.items()} if args.memory else {}
+    load_before = os.getloadavg()[0]
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    times = interleaved_step_times(cases, lr, hr, setup.device, args.rounds, clock)
+    load_after = os.getloadavg()[0]
 
-    base = statistics.median(times["l1"])
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
-    print(f"EDSR-baseline x{args.scale}, patch {args.patch}, batch {args.batch}, {args.iters} steps each, {where}")
-    print("| objective | step ms (median) | x L1 | target | peak step MiB | x L1 |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    network = "EDSR " + ("x".join(str(model_args[k]) for k in ("n_blocks", "n_feats")) if model_args else "baseline")
+    where = (torch.cuda.get_device_name(setup.device) if setup.device.type == "cuda"
+             else f"cpu, {torch.get_num_threads()} thread(s)")
+    print(f"{network} x{config.scale}, patch {patch}, batch {batch}, {args.rounds} rounds, {args.clock} clock, "
+          f"{where}, load {load_before:.1f} before / {load_after:.1f} after")
+    memory_header = " peak step MiB | x L1 |" if peaks else ""
+    print(f"| objective | step ms (median) | time x L1 (min / median / max) | FLOPs x L1 | target |{memory_header}")
+    print("| --- | ---: | ---: | ---: | ---: |" + (" ---: | ---: |" if peaks else ""))
     for name in names:
-        median = statistics.median(times[name])
-        target = f"<= {TARGETS[name]:.2f}" if name in TARGETS else "-"
-        print(f"| {name} | {1000 * median:.1f} | {median / base:.2f} | {target} | "
-              f"{peaks[name] / 2**20:.1f} | {peaks[name] / peaks['l1']:.2f} |")
+        ratios = [t / base for t, base in zip(times[name], times["l1"])]
+        target = f"<= {TARGETS[name]:.1f}" if name in TARGETS else "-"
+        memory = f" {peaks[name] / 2**20:.1f} | {peaks[name] / peaks['l1']:.2f} |" if peaks else ""
+        print(f"| {name} | {1000 * statistics.median(times[name]):.1f} | {spread_text(ratios)} | "
+              f"{flops[name] / flops['l1']:.2f} | {target} |{memory}")
 
 
 if __name__ == "__main__":

@@ -12,268 +12,32 @@ Seed paper: "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencie
 Every class head starts ordered by default (``init: ordered``, see ``pipeline.objectives.ordered_head``,
 this project's addition); ``init: plain`` keeps PyTorch's initialisation, as the paper does.
 
-The cross-entropy over 256 classes runs through ``chunked_cross_entropy``, which never
-materialises a full log-softmax and computes the softmax once per step, in the forward pass.
+The cross-entropy over 256 classes runs through ``chunked_cross_entropy``, the decode through
+``decode_classes`` (both in ``pipeline.objectives.class_heads``, shared with fine-grained).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
 from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
-from pipeline.errors import ConfigError
 from pipeline.objectives.base import Objective
+from pipeline.objectives.class_heads import (
+    DEFAULT_CHUNK_ELEMENTS,
+    LEVELS,
+    ClassDecoding,
+    DecodeMode,
+    ResidualQuantizer,
+    chunked_cross_entropy,
+    decode_classes,
+    in_row_blocks,
+)
 from pipeline.objectives.lowpass import LowPass
 from pipeline.objectives.ordered_head import ClassConv2d, HeadInit, check_head_init, initialise_class_head
 from pipeline.objectives.registry import register_objective
-
-LEVELS = 256
-DEFAULT_CHUNK_ELEMENTS = 1 << 22
-DECODE_BLOCK_ELEMENTS = 1 << 19
-PREDICT_BLOCK_ELEMENTS = 1 << 22
-PIXEL_MAJOR_BLOCK_ELEMENTS = 1 << 20
-DecodeMode = Literal["argmax", "expectation", "annealed"]
-DECODE_MODES = ("argmax", "expectation", "annealed")
-
-
-def _blocks(rows: int, classes: int, spatial: int, budget: int) -> Iterator[tuple[slice, slice]]:
-    """Slices ``(rows, pixels)`` covering ``[R, K, S]`` with at most ``budget`` elements each.
-
-    Whole rows (contiguous ``K x S`` slabs) are preferred; a row larger than the budget is split
-    along its pixels.
-    """
-    per_row = classes * spatial
-    if per_row <= budget:
-        step_r, step_s = budget // per_row, spatial
-    else:
-        step_r, step_s = 1, max(1, budget // classes)
-    for r in range(0, rows, step_r):
-        for s in range(0, spatial, step_s):
-            yield slice(r, r + step_r), slice(s, s + step_s)
-
-
-def _cross_entropy_pass(logits: Tensor, target: Tensor, classes: int, chunk_elements: int,
-                        gradient: Tensor | None) -> Tensor:
-    """Summed cross-entropy, block by block; also writes ``softmax - onehot`` into ``gradient`` if given."""
-    rows, spatial = target.shape[0] * target.shape[1], target.shape[2] * target.shape[3]
-    x = logits.reshape(rows, classes, spatial)
-    t = target.reshape(rows, 1, spatial)
-    g = gradient.view(rows, classes, spatial) if gradient is not None else None
-    dtype = torch.promote_types(logits.dtype, torch.float32)
-    total = torch.zeros((), dtype=dtype, device=logits.device)
-    for r, s in _blocks(rows, classes, spatial, _budget(logits.numel(), chunk_elements)):
-        block = x[r, :, s].to(dtype)
-        index = t[r, :, s]
-        peak = block.amax(dim=1, keepdim=True)
-        exps = (block - peak).exp_()
-        sums = exps.sum(dim=1, keepdim=True)
-        total += (peak + sums.log() - block.gather(1, index)).sum()
-        if g is not None:
-            exps /= sums
-            g[r, :, s] = exps.scatter_add_(1, index, torch.full(index.shape, -1.0, dtype=dtype, device=exps.device))
-    return total
-
-
-class _ChunkedCrossEntropy(torch.autograd.Function):
-    """Mean cross-entropy over a class axis, computed block by block (see ``chunked_cross_entropy``)."""
-
-    @staticmethod
-    def forward(ctx: Any, logits: Tensor, target: Tensor, classes: int, chunk_elements: int) -> Tensor:
-        gradient = None
-        if ctx.needs_input_grad[0]:
-            gradient = torch.empty_like(logits, memory_format=torch.contiguous_format)
-        total = _cross_entropy_pass(logits, target, classes, chunk_elements, gradient)
-        ctx.save_for_backward(logits, target)
-        ctx.classes, ctx.chunk_elements, ctx.count, ctx.gradient = classes, chunk_elements, target.numel(), gradient
-        return total / ctx.count
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None, None]:
-        gradient, ctx.gradient = ctx.gradient, None
-        if gradient is None:  # a second backward through a retained graph: recompute
-            logits, target = ctx.saved_tensors
-            gradient = torch.empty_like(logits, memory_format=torch.contiguous_format)
-            _cross_entropy_pass(logits, target, ctx.classes, ctx.chunk_elements, gradient)
-        return gradient.mul_(grad_output.to(gradient.dtype) / ctx.count), None, None, None
-
-
-def _budget(numel: int, chunk_elements: int) -> int:
-    """Block size: at most ``chunk_elements`` and an eighth of the logits, so temporaries stay small."""
-    return max(1, min(chunk_elements, numel // 8))
-
-
-def chunked_cross_entropy(
-    logits: Tensor, target: Tensor, classes: int, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
-) -> Tensor:
-    """``mean_{b,c,h,w} [logsumexp_k z_{b,c,k,h,w} - z_{b,c,t,h,w}]`` for ``logits [B, C*K, H, W]``.
-
-    ``target`` is ``[B, C, H, W]`` (integers in ``[0, K)``); channel ``c`` owns logits
-    ``c*K .. c*K + K - 1``. The forward pass visits blocks of at most ``chunk_elements`` elements
-    (and at most an eighth of the logits); when the logits need a gradient, the same pass writes
-    ``softmax - onehot`` (as ``exp(z - max z) / sum``, faster on CPU than ``torch.softmax`` over a
-    middle axis) into one gradient-sized tensor that backward scales in place, so the softmax is
-    computed once per step and the memory beyond the logits is that tensor plus one block. Blocks
-    are computed in at least float32 and so is the result, as autocast does for
-    ``F.cross_entropy``, to which it is equal (tested).
-    """
-    if logits.dim() != 4 or logits.shape[1] % classes:
-        raise ValueError(f"logits must be [B, C*{classes}, H, W], got {tuple(logits.shape)}")
-    expected = (logits.shape[0], logits.shape[1] // classes, *logits.shape[2:])
-    if tuple(target.shape) != expected:
-        raise ValueError(f"target must be {expected}, got {tuple(target.shape)}")
-    return _ChunkedCrossEntropy.apply(logits, target.long(), classes, chunk_elements)
-
-
-def decode_classes(logits: Tensor, values: Tensor, mode: DecodeMode, temperature: float = 1.0) -> Tensor:
-    """Per pixel and channel, turn ``K`` logits into a value: ``values[argmax]`` or ``sum_k p_k values_k``.
-
-    ``p = softmax(logits)`` for ``expectation``, ``softmax(logits / temperature)`` for ``annealed``.
-    ``logits`` is ``[B, C*K, H, W]``, ``values`` ``[K]``; returns ``[B, C, H, W]``, computed in at
-    least float32 even under autocast (a half-precision mean over 256 levels is off by ~0.5/255).
-    The softmax is written out (``sum_k e_k v_k / sum_k e_k``, ``e = exp(z - max z)``, exponentiated
-    in place), normalised once per pixel instead of per class (PyTorch's CPU softmax over a middle
-    axis is ~4x slower). On CPU it runs over blocks of pixels of at most ``DECODE_BLOCK_ELEMENTS``
-    logits, so the temporaries stay in cache: 8x faster than whole-tile passes for a 512 x 512 tile.
-    """
-    classes = values.numel()
-    batch, height, width = logits.shape[0], logits.shape[2], logits.shape[3]
-    channels = logits.shape[1] // classes
-    if logits.permute(0, 2, 3, 1).is_contiguous():
-        return _decode_pixel_major(logits, values, mode, temperature).permute(0, 3, 1, 2)
-    grouped = logits.reshape(batch, channels, classes, height * width)
-    if mode == "argmax":
-        return values[grouped.max(dim=2).indices].view(batch, channels, height, width)  # argmax is 4x slower on CPU
-    pixels = height * width
-    if logits.device.type == "cpu":
-        pixels = max(1, DECODE_BLOCK_ELEMENTS // (batch * channels * classes))
-    with torch.autocast(logits.device.type, enabled=False):
-        dtype = torch.promote_types(logits.dtype, torch.float32)
-        row = values.to(dtype).view(1, 1, 1, classes)
-        blocks = []
-        for block in grouped.split(pixels, dim=3):
-            scaled = block.to(dtype) / temperature if mode == "annealed" else block.to(dtype)
-            weights = (scaled - scaled.detach().amax(dim=2, keepdim=True)).exp_()
-            blocks.append(torch.matmul(row, weights) / weights.sum(dim=2, keepdim=True))
-        return torch.cat(blocks, dim=3).view(batch, channels, height, width)
-
-
-def _decode_pixel_major(logits: Tensor, values: Tensor, mode: DecodeMode, temperature: float) -> Tensor:
-    """``decode_classes`` for channels-last logits, returned as ``[B, H, W, C]``.
-
-    Each pixel's ``C*K`` logits are contiguous, so the class axis is the innermost one and every
-    value is one fused ``softmax`` row plus a dot product: two passes over the logits instead of
-    five strided ones. Rows go ``PIXEL_MAJOR_BLOCK_ELEMENTS`` logits at a time, so the
-    probabilities stay in cache.
-    """
-    classes = values.numel()
-    batch, height, width = logits.shape[0], logits.shape[2], logits.shape[3]
-    rows = logits.permute(0, 2, 3, 1).reshape(-1, classes)
-    if mode == "argmax":
-        return values[rows.argmax(dim=1)].view(batch, height, width, -1)
-    with torch.autocast(logits.device.type, enabled=False):
-        dtype = torch.promote_types(logits.dtype, torch.float32)
-        column = values.to(dtype)
-        step = max(1, PIXEL_MAJOR_BLOCK_ELEMENTS // classes) if logits.device.type == "cpu" else rows.shape[0]
-        decoded = []
-        for block in rows.split(step):
-            block = block.to(dtype) / temperature if mode == "annealed" else block.to(dtype)
-            decoded.append(torch.softmax(block, dim=1) @ column)
-        return torch.cat(decoded).view(batch, height, width, -1)
-
-
-class ResidualQuantizer(nn.Module):
-    """Signed residuals in ``[-tau, tau]`` <-> ``LEVELS`` classes, uniform or mu-law.
-
-    Uniform: ``q = round((clip(r, -tau, tau) + tau) / (2 tau) * 255)``, so the reconstruction
-    error inside ``+-tau`` is at most ``tau / 255``. mu-law: ``y = sign(r) log(1 + mu |r| / tau) /
-    log(1 + mu)`` is quantised uniformly on [-1, 1] and mapped back by ``r = sign(y) tau ((1 + mu)^|y| - 1) / mu``,
-    which spends more classes on small residuals. Values beyond ``tau`` clip to the end classes.
-    """
-
-    def __init__(self, kind: Literal["uniform", "mulaw"], tau: float, mu: float):
-        super().__init__()
-        if kind not in ("uniform", "mulaw"):
-            raise ValueError(f"quantizer must be 'uniform' or 'mulaw', got '{kind}'")
-        if tau <= 0 or (kind == "mulaw" and mu <= 0):
-            raise ValueError(f"the quantizer needs tau > 0 and mu > 0, got tau={tau}, mu={mu}")
-        self.kind, self.tau, self.mu = kind, float(tau), float(mu)
-        grid = torch.linspace(-1.0, 1.0, LEVELS, dtype=torch.float64)
-        self.register_buffer("values", self._expand(grid).float(), persistent=False)
-
-    def _compress(self, r: Tensor) -> Tensor:
-        y = r.clamp(-self.tau, self.tau) / self.tau
-        if self.kind == "mulaw":
-            y = torch.sign(y) * torch.log1p(self.mu * y.abs()) / math.log1p(self.mu)
-        return y
-
-    def _expand(self, y: Tensor) -> Tensor:
-        if self.kind == "mulaw":
-            y = torch.sign(y) * torch.expm1(y.abs() * math.log1p(self.mu)) / self.mu
-        return y * self.tau
-
-    def quantize(self, residual: Tensor) -> Tensor:
-        """Class index (int64) of each residual."""
-        return torch.round((self._compress(residual) + 1) * ((LEVELS - 1) / 2)).long().clamp(0, LEVELS - 1)
-
-    def dequantize(self, index: Tensor) -> Tensor:
-        return self.values[index]
-
-    def max_error(self) -> float:
-        """Largest reconstruction error for residuals inside ``[-tau, tau]`` (half a class step)."""
-        if self.kind == "uniform":
-            return self.tau / (LEVELS - 1)
-        return self.tau * math.log1p(self.mu) * (1 + self.mu) / self.mu / (LEVELS - 1)
-
-
-class _ClassDecoding:
-    """Options shared by CS and FCS: how class logits become values, and the chunk size."""
-
-    decodes = DECODE_MODES
-
-    def _set_decoding(self, decode: str, temperature: float, terms: dict | None) -> None:
-        if decode not in DECODE_MODES:
-            raise ValueError(f"decode must be 'argmax', 'expectation' or 'annealed', got '{decode}'")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        if decode == "argmax" and terms:
-            raise ConfigError(
-                "decode 'argmax' is not differentiable, so loss.terms would not train; "
-                "use decode 'expectation' or 'annealed', or set loss.terms to {}"
-            )
-        self.decode_mode, self.temperature = decode, float(temperature)
-
-    def use_decode(self, name: str) -> None:
-        """As ``Objective.use_decode``, refusing ``argmax`` while image terms need a gradient."""
-        super().use_decode(name)
-        self._set_decoding(name, self.temperature, dict(self.terms))
-
-    def predict(self, features: Tensor) -> Tensor:
-        """``decode(head(features))`` over blocks of rows with one row of context on each side.
-
-        Heads are 1x1 or 3x3 convolutions, so each block's rows equal those of the whole; only
-        one block's 768 logits per pixel exist at a time (about ``PREDICT_BLOCK_ELEMENTS``): a
-        1024 x 1024 output needs about 16 MiB of float32 logits at a time instead of 3 GiB.
-        The features are made channels-last, so the head writes each pixel's logits contiguously
-        and ``decode_classes`` takes its fused pixel-major path (measured 1.5-2x faster for CS and FCS on
-        one CPU thread, 512 x 512 output from EDSR 4x32 features, on a busy machine).
-        """
-        batch, _, height, width = features.shape
-        features = features.contiguous(memory_format=torch.channels_last)
-        rows = max(1, PREDICT_BLOCK_ELEMENTS // (batch * 3 * LEVELS * width))
-        parts = []
-        for top in range(0, height, rows):
-            bottom = min(top + rows, height)
-            above, below = max(0, top - 1), min(height, bottom + 1)
-            decoded = self.decode(self(features[:, :, above:below]))
-            parts.append(decoded[:, :, top - above: bottom - above])
-        return torch.cat(parts, dim=2)
 
 
 def _class_head(in_channels: int, values: Tensor, kernel_size: int, init: HeadInit, init_sigma: float) -> nn.Conv2d:
@@ -291,7 +55,7 @@ def _intensity_levels() -> Tensor:
 
 
 @register_objective("cs")
-class CrossEntropySR(_ClassDecoding, Objective):
+class CrossEntropySR(ClassDecoding, Objective):
     """CS: ``loss = ce_weight * CE(logits, round(255 HR))`` over 256 intensity classes per channel.
 
     Head: one ``kernel_size`` conv to ``3 * 256`` logits (1x1 by default: a 3x3 conv to 768
@@ -336,6 +100,9 @@ class CrossEntropySR(_ClassDecoding, Objective):
     def decode(self, out: Tensor) -> Tensor:
         return decode_classes(out, self.levels, self.decode_mode, self.temperature)
 
+    def class_head(self) -> tuple[nn.Conv2d, Tensor]:
+        return self.head, self.levels
+
     def own_terms(self, out: Tensor, hr: Tensor, iteration: int) -> dict[str, tuple[float, Tensor]]:
         target = torch.round(hr.clamp(0, 1) * (LEVELS - 1)).long()
         return {"ce": (self.ce_weight, chunked_cross_entropy(out, target, LEVELS, self.chunk_elements))}
@@ -359,7 +126,7 @@ class _SplitHead(nn.Module):
 
 
 @register_objective("fcs")
-class FrequencyCrossEntropySR(_ClassDecoding, Objective):
+class FrequencyCrossEntropySR(ClassDecoding, Objective):
     """FCS: ``low_weight * ||low - f(HR)||^2 + high_weight * CE(high, Q(HR - f(HR)))``; ``SR = low + Q^-1(high)``.
 
     ``lowpass`` is ``{kind: gaussian, sigma, kernel_size}`` or ``{kind: bicubic, factor}`` (see
@@ -424,6 +191,13 @@ class FrequencyCrossEntropySR(_ClassDecoding, Objective):
 
     def decode(self, out: SplitOutput) -> Tensor:
         return out.low + decode_classes(out.high, self.quantizer.values, self.decode_mode, self.temperature)
+
+    def class_head(self) -> tuple[nn.Conv2d, Tensor]:
+        return self.head.high, self.quantizer.values
+
+    def add_regressed(self, features: Tensor, decoded: Tensor) -> Tensor:
+        """``low + decoded``, the 3x3 low branch in the row blocks a 3x3 class head uses (the same bits)."""
+        return in_row_blocks(self.head.low, features) + decoded
 
     def own_terms(self, out: SplitOutput, hr: Tensor, iteration: int) -> dict[str, tuple[float, Tensor]]:
         low_hr = self.lowpass(hr)

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.objectives.base import Objective
-from pipeline.objectives.cross_entropy_loss import chunked_cross_entropy, decode_classes
+from pipeline.objectives.class_heads import chunked_cross_entropy, decode_classes
 from pipeline.objectives.ordered_head import ClassConv2d, HeadInit, check_head_init, initialise_class_head
 from pipeline.objectives.registry import register_objective
 

@@ -8,8 +8,8 @@ every model trained at that scale (tiled: ``evaluate.tile``/``tile_overlap``), a
 its modcropped HR image (``pipeline.report.scoring``); ``evaluate.decodes`` scores the same models
 under other decodes too (e.g. fine-grained's ``anchor``), as rows ``<objective>@<decode>``. A model is only evaluated at the scale it
 was trained for. Each model's scores are kept by the MLflow run that trained it, to be logged there
-as ``<benchmark>/x<s>/<metric>``. Decode time per megapixel is measured on a window of each benchmark's first image
-(``pipeline.report.scoring.decode_ms_per_megapixel``).
+as ``<benchmark>/x<s>/<metric>``. The SR time per megapixel of output (``decode_ms_per_mp``) is the wall time of
+those tiled upscales (``pipeline.report.scoring.TimedUpscale``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pipeline.report.comparison import Comparison
 from pipeline.report.metrics_file import BASELINE, METRICS, ScoreTable
 from pipeline.report.per_image import PerImageScores
 from pipeline.report.publish import write_report
-from pipeline.report.scoring import ImageScorer, decode_ms_per_megapixel
+from pipeline.report.scoring import ImageScorer, TimedUpscale
 from pipeline.report.sweep_outputs import TrainedObjective, find_trained_objectives, objectives_without_model
 from pipeline.self_ensemble import SUFFIX as ENSEMBLE_SUFFIX
 from pipeline.self_ensemble import SelfEnsemble
@@ -142,10 +142,10 @@ def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], sco
     model's MLflow run) and keep ``best.pt``'s output of the first image for the comparison."""
     for seed, checkpoint in objective.checkpoints.items():
         resolver = load_super_resolver(checkpoint, device)
-        scores, first = score_pairs(pairs, scorer, _tiled(resolver, params), sets)
-        decode_ms = decode_ms_per_megapixel(resolver, pairs[0].lr)
+        upscale = TimedUpscale(_tiled(resolver, params))
+        scores, first = score_pairs(pairs, scorer, upscale, sets)
         results.record(comparison, objective.name, seed, run_of(objective, seed), pairs, scores,
-                       decode_ms_per_mp=decode_ms, **sets.take(objective.name, seed))
+                       decode_ms_per_mp=upscale.ms_per_megapixel(), **sets.take(objective.name, seed))
         if checkpoint == objective.best:
             comparison.outputs[objective.name] = first
         bar.update()
@@ -156,10 +156,11 @@ def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], sco
             bar.update()
         for decode in params.evaluate.decodes.get(objective.name, []):
             resolver.objective.use_decode(decode)
-            scores, _ = score_pairs(pairs, scorer, _tiled(resolver, params), sets)
+            upscale = TimedUpscale(_tiled(resolver, params))
+            scores, _ = score_pairs(pairs, scorer, upscale, sets)
             method = f"{objective.name}@{decode}"
             results.record(comparison, method, seed, None, pairs, scores,
-                           decode_ms_per_mp=decode_ms_per_megapixel(resolver, pairs[0].lr), **sets.take(method, seed))
+                           decode_ms_per_mp=upscale.ms_per_megapixel(), **sets.take(method, seed))
             bar.update()
     comparison.seeds[objective.name] = int(objective.trained_with["seed"])
     if objective.name not in comparison.outputs:

@@ -16,7 +16,7 @@ from pipeline.report.per_image import PerImageScores
 from pipeline.report.verdicts import BETTER, UNSETTLED, PairedDelta, paired_delta
 
 HEADERS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓", "fid": "FID ↓",
-           "decode_ms_per_mp": "decode (ms/MP) ↓"}
+           "decode_ms_per_mp": "SR time (ms/MP) ↓"}
 DIGITS = {"psnr": 2, "ssim": 4, "lpips": 4, "fid": 2, "decode_ms_per_mp": 3}
 MISSING = "–"
 REFERENCE = "l1"

@@ -1,4 +1,4 @@
-"""Scores of one super-resolved image, and the time an objective's own decode takes.
+"""Scores of one super-resolved image, and the time a model takes to super-resolve a megapixel.
 
 PSNR and SSIM follow the recipe behind published SR tables: the 8-bit SR image against the HR
 image modcropped to the scale, in float64 (``pipeline.metrics.reference``), with
@@ -13,25 +13,20 @@ set, not of an image: ``fid_features`` gives each image's patch features for it.
 
 from __future__ import annotations
 
-import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from pipeline.config import MetricsConfig
-from pipeline.inference import SuperResolver
 from pipeline.metrics import reference
 from pipeline.metrics.fid_metric import FidMetric
 from pipeline.metrics.lpips_metric import LpipsMetric
 from pipeline.metrics.perceptual import weight_free_scores
 from pipeline.metrics.regions import region_scores
 from pipeline.metrics.spectrum import high_frequency_ratio
-
-DECODE_REPEATS = 3
-DECODE_WINDOW = 128
-
 
 @dataclass(frozen=True)
 class ImageScorer:
@@ -77,31 +72,22 @@ class ImageScorer:
         return float(self.lpips(*batches).item())
 
 
-@torch.inference_mode()
-def decode_ms_per_megapixel(resolver: SuperResolver, lr: np.ndarray, window: int = DECODE_WINDOW,
-                            repeats: int = DECODE_REPEATS) -> float:
-    """Median wall time, in milliseconds per megapixel of SR output, of ``objective.decode`` alone.
+class TimedUpscale:
+    """``upscale(lr)`` that also sums its wall time and output pixels: ``ms_per_megapixel`` is what super-resolving
+    cost per megapixel of output (network, head, decode and the 8-bit result: everything ``upscale`` does
+    but reading and writing files), measured on the images being scored, so it costs no extra run."""
 
-    The network and head run first, untimed, on the top-left ``window x window`` pixels of the
-    ``h x w x 3`` uint8 ``lr``; only the decode of their output is timed, ``repeats`` times, with
-    the device synchronised around each call. Decoding is per pixel, so a fixed window gives a
-    per-megapixel cost independent of image and tile sizes.
-    """
-    weights = next(resolver.parameters())
-    crop = np.ascontiguousarray(lr[:window, :window])
-    batch = torch.from_numpy(crop).to(weights.device).permute(2, 0, 1).unsqueeze(0).to(weights.dtype) / 255
-    head_output = resolver.objective(resolver.net(batch))
-    timings = []
-    for _ in range(repeats):
-        _synchronize(weights.device)
+    def __init__(self, upscale: Callable[[np.ndarray], np.ndarray]):
+        self.upscale = upscale
+        self.seconds = 0.0
+        self.pixels = 0
+
+    def __call__(self, lr: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
-        decoded = resolver.objective.decode(head_output)
-        _synchronize(weights.device)
-        timings.append(time.perf_counter() - start)
-    megapixels = decoded.shape[-2] * decoded.shape[-1] / 1e6
-    return 1000 * statistics.median(timings) / megapixels
+        sr = self.upscale(lr)
+        self.seconds += time.perf_counter() - start
+        self.pixels += sr.shape[0] * sr.shape[1]
+        return sr
 
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    def ms_per_megapixel(self) -> float:
+        return 1000 * self.seconds / (self.pixels / 1e6)

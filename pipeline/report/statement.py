@@ -10,7 +10,6 @@ import json
 from collections import defaultdict
 
 from pipeline.config import Params
-from pipeline.report.scoring import DECODE_REPEATS, DECODE_WINDOW
 from pipeline.report.sweep_outputs import TrainedObjective
 
 
@@ -44,13 +43,13 @@ def study_statement(trained: list[TrainedObjective], params: Params, benchmark_i
         f"images modcropped to the scale; LR images from the `{params.train.degradation}` degradation preset; "
         "LPIPS on the same crop. Each value is a mean over the benchmark's images, then a mean ± sample "
         "standard deviation over the objective's models (the *models* column: one per seed of the best "
-        "configuration). Decode time is the objective's own `decode` of the head output alone (not the "
-        f"network forward), in milliseconds per megapixel of output on {device}, median of {DECODE_REPEATS} runs on "
-        f"(at most) a {DECODE_WINDOW}x{DECODE_WINDOW} LR window of the benchmark's first image.",
+        "configuration). SR time is the wall time of super-resolving the benchmark's images as `upscale` does "
+        f"(tiles of {params.evaluate.tile} LR pixels overlapping by {params.evaluate.tile_overlap}: network, head, "
+        f"decode and the 8-bit result; reading files left out), in milliseconds per megapixel of output on {device}.",
         f"**Training budget.** {budget_text}; trained on {data_text}.",
         "**What they are not.** This is a small study under the budget above: networks far from convergence, "
         "small training data and few iterations. The numbers rank the objectives under this budget only and "
         "are not comparable to the papers' DIV2K-trained results (800 2K images, 10^5 to 10^6 iterations, "
         "full-size networks). A difference smaller than the spread over seeds, or measured on one seed, is "
-        "not evidence; decode times depend on the device and the tile size.",
+        "not evidence; SR times depend on the device and the machine's load.",
     ])

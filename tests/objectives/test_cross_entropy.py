@@ -11,15 +11,8 @@ from bench.peak_memory import peak_cpu_bytes
 from pipeline.config import LossConfig
 from pipeline.errors import ConfigError
 from pipeline.imageio import read_image
-from pipeline.objectives.cross_entropy_loss import (
-    LEVELS,
-    CrossEntropySR,
-    FrequencyCrossEntropySR,
-    ResidualQuantizer,
-    SplitOutput,
-    chunked_cross_entropy,
-    decode_classes,
-)
+from pipeline.objectives.class_heads import LEVELS, ResidualQuantizer, chunked_cross_entropy, decode_classes
+from pipeline.objectives.cross_entropy_loss import CrossEntropySR, FrequencyCrossEntropySR, SplitOutput
 from pipeline.objectives.lowpass import LowPass
 from pipeline.objectives.registry import build_objective
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
@@ -164,7 +157,7 @@ def test_blocked_decode_equals_one_pass_softmax_mean(monkeypatch, mode):
     logits = 4 * torch.randn(2, 3 * LEVELS, 9, 11)
     values = torch.linspace(-0.5, 0.5, LEVELS)
     whole = decode_classes(logits, values, mode, temperature=0.5)
-    monkeypatch.setattr("pipeline.objectives.cross_entropy_loss.DECODE_BLOCK_ELEMENTS", 6 * LEVELS * 7)
+    monkeypatch.setattr("pipeline.objectives.class_heads.DECODE_BLOCK_ELEMENTS", 6 * LEVELS * 7)
     blocked = decode_classes(logits, values, mode, temperature=0.5)
     grouped = logits.view(2, 3, LEVELS, 9, 11) / (0.5 if mode == "annealed" else 1.0)
     expected = (grouped.softmax(dim=2) * values.view(1, 1, -1, 1, 1)).sum(dim=2)
@@ -178,7 +171,7 @@ def test_channels_last_logits_decode_through_the_pixel_major_path_to_the_same_va
     logits = 4 * torch.randn(2, 3 * LEVELS, 9, 11)
     values = torch.linspace(-0.5, 0.5, LEVELS)
     channel_first = decode_classes(logits, values, mode, temperature=0.5)
-    monkeypatch.setattr("pipeline.objectives.cross_entropy_loss.PIXEL_MAJOR_BLOCK_ELEMENTS", LEVELS * 7)
+    monkeypatch.setattr("pipeline.objectives.class_heads.PIXEL_MAJOR_BLOCK_ELEMENTS", LEVELS * 7)
     pixel_major = decode_classes(logits.contiguous(memory_format=torch.channels_last), values, mode, temperature=0.5)
     if mode == "argmax":
         assert torch.equal(pixel_major, channel_first)
@@ -209,7 +202,7 @@ def test_predict_in_row_blocks_equals_decoding_the_whole_head_output(monkeypatch
     features = torch.randn(2, 8, 13, 10)
     with torch.no_grad():
         whole = built.decode(built(features))
-        monkeypatch.setattr("pipeline.objectives.cross_entropy_loss.PREDICT_BLOCK_ELEMENTS", 2 * 3 * LEVELS * 10 * 3)
+        monkeypatch.setattr("pipeline.objectives.class_heads.PREDICT_BLOCK_ELEMENTS", 2 * 3 * LEVELS * 10 * 3)
         blocked = built.predict(features)
     # Ordered heads give logits of order 1e4 to 1e5 here; predict's fused channels-last decode sums the 256
     # float32 products in another order: 3.3e-6 from a float64 reference (the whole decode: 3e-7), 0.001 grey levels.

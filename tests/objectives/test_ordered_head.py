@@ -9,13 +9,8 @@ from torch import nn
 
 from pipeline.config import LossConfig, SweepConfig
 from pipeline.errors import ConfigError
-from pipeline.objectives.cross_entropy_loss import (
-    LEVELS,
-    CrossEntropySR,
-    FrequencyCrossEntropySR,
-    SplitOutput,
-    decode_classes,
-)
+from pipeline.objectives.class_heads import LEVELS, decode_classes
+from pipeline.objectives.cross_entropy_loss import CrossEntropySR, FrequencyCrossEntropySR, SplitOutput
 from pipeline.objectives.fine_grained_loss import FineGrainedDynamicLoss
 from pipeline.objectives.ordered_head import ordered_init_
 from pipeline.objectives.registry import build_objective

@@ -9,16 +9,13 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.config import MetricsConfig
-from pipeline.inference import SuperResolver
 from pipeline.metrics import reference
 from pipeline.metrics.perceptual import weight_free_scores
 from pipeline.metrics.regions import region_scores
 from pipeline.metrics.spectrum import high_frequency_ratio
-from pipeline.objectives.base import Objective
-from pipeline.report.scoring import ImageScorer, decode_ms_per_megapixel
+from pipeline.report.scoring import ImageScorer, TimedUpscale
 
-DECODE_SECONDS = 0.02
-FORWARD_SECONDS = 0.2
+UPSCALE_SECONDS = 0.05
 
 
 def _pair(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -54,29 +51,14 @@ def test_lpips_is_measured_on_the_cropped_region_when_loaded():
     assert lpips.shapes == ((1, 3, 28, 32), (1, 3, 28, 32))
 
 
-class _SlowNet(nn.Module):
-    scale = 2
-    feature_channels = 4
+def test_timed_upscale_is_the_upscales_wall_time_per_megapixel_of_output():
+    def slow_upscale(lr):
+        time.sleep(UPSCALE_SECONDS)
+        return np.zeros((2 * lr.shape[0], 2 * lr.shape[1], 3), dtype=np.uint8)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 1)
-
-    def forward(self, lr: Tensor) -> Tensor:
-        time.sleep(FORWARD_SECONDS)
-        return self.conv(nn.functional.interpolate(lr, scale_factor=2))
-
-
-class _SlowDecode(Objective):
-    def decode(self, out: Tensor) -> Tensor:
-        time.sleep(DECODE_SECONDS)
-        return out
-
-
-def test_decode_time_is_the_decode_alone_per_megapixel_of_output():
-    torch.manual_seed(0)
-    resolver = SuperResolver(_SlowNet(), _SlowDecode(4, 2), "slow", "slow").eval()
-    lr = np.zeros((50, 40, 3), dtype=np.uint8)
-    measured = decode_ms_per_megapixel(resolver, lr, window=32)
-    megapixels = 64 * 64 / 1e6
-    assert DECODE_SECONDS * 1000 / megapixels <= measured < FORWARD_SECONDS * 1000 / megapixels
+    timed = TimedUpscale(slow_upscale)
+    outputs = [timed(np.zeros((h, 40, 3), dtype=np.uint8)) for h in (50, 30)]
+    assert [o.shape for o in outputs] == [(100, 80, 3), (60, 80, 3)]
+    megapixels = (100 + 60) * 80 / 1e6
+    paid = 2 * UPSCALE_SECONDS * 1000 / megapixels
+    assert paid <= timed.ms_per_megapixel() < 1.5 * paid

@@ -1,0 +1,182 @@
+"""Class heads at their floor: no exp of an underflowing argument, and the blocked 1x1 predict.
+
+Each fast path is compared BITWISE with the formula it replaced, written out here (``plain_exp``: the
+unguarded ``exp_``; ``row_block_predict``: the conv-per-row-block predict), with subnormals flushed
+as ``fit``, ``evaluate`` and ``upscale`` compute.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import LossConfig
+from pipeline.models.registry import build_model
+from pipeline.objectives import class_heads
+from pipeline.objectives.class_heads import EXP_FLOORS, LEVELS, chunked_cross_entropy, decode_classes, exp_normal_
+from pipeline.objectives.registry import build_objective
+
+FCS_ARGS = {"lowpass": {"kind": "gaussian", "sigma": 1.5, "kernel_size": 9}, "tau": 0.5, "low_weight": 2032.03}
+
+
+@pytest.fixture
+def flushed():
+    """Subnormals flushed, on one thread: the flag is per thread, and OpenMP workers started earlier keep theirs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)  # the autouse ordinary_floats fixture turns it off again
+    yield
+    torch.set_num_threads(threads)
+
+
+def plain_exp(monkeypatch):
+    """Make the class heads call the unguarded ``exp_`` they called before."""
+    monkeypatch.setattr(class_heads, "exp_normal_", lambda x: x.exp_())
+
+
+@pytest.mark.parametrize("dtype, bits", [(torch.float32, np.int32), (torch.float64, np.int64)])
+def test_exp_floor_is_the_least_input_whose_exp_is_a_normal_float(dtype, bits):
+    floor = np.array(EXP_FLOORS[dtype], dtype=torch.empty((), dtype=dtype).numpy().dtype)
+    neighbours = np.arange(-5000, 5001, dtype=bits) + floor.view(bits)  # consecutive floats around the floor
+    x = torch.from_numpy(neighbours.view(floor.dtype).copy())
+    normal = torch.exp(x) >= torch.finfo(dtype).tiny
+    assert torch.equal(normal, x >= EXP_FLOORS[dtype])
+    assert normal.any() and not normal.all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_exp_normal_is_bitwise_exp_with_subnormals_flushed(flushed, dtype):
+    x = torch.cat([torch.linspace(-800, 5, 200_001, dtype=dtype),
+                   torch.tensor([float("-inf"), float("nan"), -1e30, EXP_FLOORS[dtype], 0.0], dtype=dtype)])
+    guarded, plain = exp_normal_(x.clone()), x.clone().exp_()
+    assert torch.equal(guarded.isnan(), plain.isnan())
+    assert torch.equal(guarded.nan_to_num(), plain.nan_to_num())
+    assert (x < EXP_FLOORS[dtype]).sum() > 20_000  # the guard was exercised
+
+
+def small_edsr_and_objective(objective_name, generator_seed=0, batch=2, size=12):
+    """A small EDSR, an objective with its default ordered class head, and a batch: CS logits span about 8000."""
+    torch.manual_seed(generator_seed)
+    net = build_model("edsr", 2, {"n_blocks": 1, "n_feats": 32})  # the study's width
+    args = {"fcs": FCS_ARGS, "fine_grained": {"bins": 32}}.get(objective_name, {})  # the study's settings
+    objective = build_objective(LossConfig(objective=objective_name, args=args, terms={}), net.feature_channels, 2)
+    lr = torch.rand(batch, 3, size // 2, size // 2, generator=torch.Generator().manual_seed(generator_seed))
+    hr = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(generator_seed + 1))
+    return net, objective, lr, hr
+
+
+def loss_and_gradients(net, objective, lr, hr):
+    net.zero_grad(set_to_none=True)
+    objective.zero_grad(set_to_none=True)
+    total = objective.loss(objective(net(lr)), hr)["total"]
+    total.backward()
+    return [total.detach()] + [p.grad.clone() for p in [*net.parameters(), *objective.parameters()]
+                               if p.grad is not None]
+
+
+@pytest.mark.parametrize("name", ["cs", "fcs", "fine_grained"])
+def test_training_loss_and_every_gradient_are_bitwise_those_of_plain_exp(flushed, monkeypatch, name):
+    net, objective, lr, hr = small_edsr_and_objective(name)
+    with torch.no_grad():
+        out = objective(net(lr))
+        logits = out.bins if name == "fine_grained" else getattr(out, "high", out)
+    assert logits.min() - logits.max() < -200  # the trap's range: many classes underflow
+    guarded = loss_and_gradients(net, objective, lr, hr)
+    plain_exp(monkeypatch)
+    plain = loss_and_gradients(net, objective, lr, hr)
+    assert len(guarded) == len(plain) > 5
+    assert all(torch.equal(a, b) for a, b in zip(guarded, plain))
+
+
+@pytest.mark.parametrize("mode", ["expectation", "annealed"])
+def test_channels_first_decode_and_its_gradient_are_bitwise_those_of_plain_exp(flushed, monkeypatch, mode):
+    torch.manual_seed(0)
+    logits = (-2000 * torch.rand(2, 3 * LEVELS, 5, 7)).requires_grad_(True)
+    values = torch.linspace(-0.5, 0.5, LEVELS)
+    weights = torch.randn(2, 3, 5, 7)
+
+    def decoded_and_gradient():
+        decoded = decode_classes(logits, values, mode, temperature=0.5)
+        (gradient,) = torch.autograd.grad((decoded * weights).sum(), logits)
+        return decoded.detach(), gradient
+
+    guarded = decoded_and_gradient()
+    plain_exp(monkeypatch)
+    plain = decoded_and_gradient()
+    assert torch.equal(guarded[0], plain[0]) and torch.equal(guarded[1], plain[1])
+
+
+def test_chunked_ce_on_underflowing_logits_is_bitwise_that_of_plain_exp(flushed, monkeypatch):
+    torch.manual_seed(0)
+    logits = (-5000 * torch.rand(2, 3 * LEVELS, 6, 5)).requires_grad_(True)
+    target = torch.randint(0, LEVELS, (2, 3, 6, 5))
+
+    def loss_and_gradient():
+        loss = chunked_cross_entropy(logits, target, LEVELS, chunk_elements=LEVELS * 7)
+        (gradient,) = torch.autograd.grad(loss, logits)
+        return loss.detach(), gradient
+
+    guarded = loss_and_gradient()
+    plain_exp(monkeypatch)
+    plain = loss_and_gradient()
+    assert torch.equal(guarded[0], plain[0]) and torch.equal(guarded[1], plain[1])
+
+
+def row_block_predict(objective, features):
+    """The predict this replaced for 1x1 heads: the head conv on channels-last row blocks with one row of
+    context on each side, then the pixel-major decode (``softmax @ values`` over each pixel's classes)."""
+    conv, values = objective.class_head()
+    batch, _, height, width = features.shape
+    features = features.contiguous(memory_format=torch.channels_last)
+    rows = max(1, class_heads.PREDICT_BLOCK_ELEMENTS // (batch * 3 * LEVELS * width))
+    parts = []
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        above, below = max(0, top - 1), min(height, bottom + 1)
+        out = objective(features[:, :, above:below])
+        high = getattr(out, "high", out).permute(0, 2, 3, 1).reshape(-1, LEVELS)
+        if objective.decode_mode == "argmax":
+            decoded = values[high.argmax(dim=1)]
+        else:
+            scale = objective.temperature if objective.decode_mode == "annealed" else 1.0
+            decoded = torch.softmax(high / scale if scale != 1.0 else high, dim=1) @ values
+        decoded = decoded.view(batch, below - above, width, 3).permute(0, 3, 1, 2)
+        if hasattr(out, "low"):
+            decoded = out.low + decoded
+        parts.append(decoded[:, :, top - above:bottom - above])
+    return torch.cat(parts, dim=2)
+
+
+@pytest.mark.parametrize("name", ["cs", "fcs"])
+@pytest.mark.parametrize("mode", ["expectation", "annealed", "argmax"])
+def test_pointwise_predict_is_bitwise_the_row_block_predict_and_never_holds_all_logits(flushed, monkeypatch, name,
+                                                                                     mode):
+    net, objective, lr, _ = small_edsr_and_objective(name, batch=2, size=2 * 23)
+    objective.decode_mode = mode
+    monkeypatch.setattr(class_heads, "HEAD_BLOCK_PIXELS", 100)  # 2 x 23 x 23 pixels: 11 blocks, the last partial
+    monkeypatch.setattr(class_heads, "PREDICT_BLOCK_ELEMENTS", 2 * 3 * LEVELS * 46 * 10)  # FCS's low: 10-row blocks
+    with torch.inference_mode():
+        features = net(lr)
+        expected = row_block_predict(objective, features)
+        blocked = objective.predict(features)
+    assert torch.equal(blocked, expected)
+
+
+def test_predict_computes_each_pixel_of_a_1x1_head_once(monkeypatch):
+    net, objective, lr, _ = small_edsr_and_objective("cs", batch=1, size=30)
+    seen = []
+    monkeypatch.setattr(class_heads, "_decode_rows", lambda rows, *args: seen.append(rows.shape[0]) or
+                        torch.zeros(rows.shape[0]))
+    with torch.inference_mode():
+        objective.predict(net(lr))
+    assert sum(seen) == 3 * 30 * 30 and max(seen) == 3 * class_heads.HEAD_BLOCK_PIXELS
+
+
+@pytest.mark.parametrize("name", ["cs", "fcs"])
+def test_pointwise_predict_is_bitwise_the_row_block_predict_on_two_threads(flushed, monkeypatch, name):
+    torch.set_num_threads(2)  # evaluate and upscale use the CPUs they have; the fixture restores the count
+    net, objective, lr, _ = small_edsr_and_objective(name, batch=1, size=2 * 23)
+    monkeypatch.setattr(class_heads, "HEAD_BLOCK_PIXELS", 100)
+    monkeypatch.setattr(class_heads, "PREDICT_BLOCK_ELEMENTS", 3 * LEVELS * 46 * 10)
+    with torch.inference_mode():
+        features = net(lr)
+        assert torch.equal(objective.predict(features), row_block_predict(objective, features))
