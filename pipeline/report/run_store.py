@@ -24,12 +24,14 @@ from pipeline.tracking.store import HTTP_RETRY_DEFAULTS, check_tracking, is_remo
 log = logging.getLogger(__name__)
 
 HISTORY_PREFIXES = ("train/", "val/")
+SHORT_ID = 8  # characters of a run id shown; MLflow's UI shows runs by name, the full ids are in info.json
+DESCRIPTION_TAG = "mlflow.note.content"  # what the MLflow UI shows as a run's description
 T = TypeVar("T")
 
 
 def run_link(server: str, experiment_id: str, run_id: str) -> str:
     """Markdown link to a run's page in the MLflow UI of ``server``."""
-    return f"[{run_id[:8]}]({server.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id})"
+    return f"[{run_id[:SHORT_ID]}]({server.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id})"
 
 
 def portable_uri(uri: str, root: Path) -> str | None:
@@ -92,9 +94,9 @@ class RunStore:
         """Markdown for ``run_id``: a link into the server's UI (its experiment asked from the server
         when not given), else the id to look up in ``mlflow ui``."""
         if not is_remote(self.uri):
-            return f"`{run_id}`"
+            return f"`{run_id[:SHORT_ID]}`"
         experiment = experiment_id or self.experiment_id(run_id)
-        return f"`{run_id}`" if experiment is None else run_link(self.uri, experiment, run_id)
+        return f"`{run_id[:SHORT_ID]}`" if experiment is None else run_link(self.uri, experiment, run_id)
 
     def experiment_id(self, run_id: str) -> str | None:
         if run_id not in self._experiments:
@@ -129,6 +131,14 @@ class RunStore:
             return True
 
         return bool(self._call(f"logging benchmark metrics to run {run_id}", send))
+
+    def describe(self, run_id: str, text: str) -> bool:
+        """Set ``text`` (markdown) as the run's description; False (with a warning) when that failed."""
+        def send(client: mlflow.MlflowClient) -> bool:
+            client.set_tag(run_id, DESCRIPTION_TAG, text)
+            return True
+
+        return bool(self._call(f"setting the description of run {run_id}", send))
 
     def _call(self, action: str, request: Callable[[mlflow.MlflowClient], T]) -> T | None:
         if self._client is None:
