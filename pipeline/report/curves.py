@@ -18,6 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import NamedTuple
 
+from matplotlib.figure import Figure
+
 from pipeline.report.figures import new_figure, objective_colour, save_figure
 from pipeline.report.metrics_file import write_text
 
@@ -115,6 +117,11 @@ def plot_training_curves(objective: str, points: list[CurvePoint], path: Path) -
 
 
 def plot_validation_curves(points: list[CurvePoint], path: Path) -> Path:
+    """``validation_figure`` saved to ``path``."""
+    return save_figure(validation_figure(points), path)
+
+
+def validation_figure(points: list[CurvePoint]) -> Figure:
     """Validation PSNR over iterations, every seed of every objective in the objective's colour, and the
     bicubic PSNR of the same images."""
     figure = new_figure(8.0, 4.2)
@@ -133,4 +140,4 @@ def plot_validation_curves(points: list[CurvePoint], path: Path) -> Path:
     axis.set_title("Validation PSNR, every seed (line style = seed)", fontsize=10)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    return save_figure(figure, path)
+    return figure

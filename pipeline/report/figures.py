@@ -20,8 +20,8 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 DPI = 120
-COLOURS = {"bicubic": "#000000", "l1": "#0072B2", "charbonnier": "#56B4E9", "grad2": "#009E73", "tlw": "#E69F00",
-           "fine_grained": "#CC79A7", "fine_grained@anchor": "#8C564B", "cs": "#D55E00", "fcs": "#7F3C8D"}
+COLOURS = {"bicubic": "#000000", "l1": "#0072b2", "charbonnier": "#56b4e9", "grad2": "#009e73", "tlw": "#e69f00",
+           "fine_grained": "#cc79a7", "fine_grained@anchor": "#8c564b", "cs": "#d55e00", "fcs": "#7f3c8d"}
 OTHER_COLOURS = [to_hex(colour) for colour in colormaps["tab20"].colors]
 
 

@@ -65,7 +65,7 @@ def test_a_server_that_is_down_still_gets_links_when_the_experiment_is_known(mon
     store = RunStore(uri)
     assert not store.usable and "is unreachable" in store.problem
     assert store.link("0123456789abcdef", "7") == f"[01234567]({uri}/#/experiments/7/runs/0123456789abcdef)"
-    assert store.link("0123456789abcdef") == "`0123456789abcdef`"
+    assert store.link("0123456789abcdef") == "`01234567`"
 
 
 def test_a_missing_local_store_is_a_problem_not_a_new_database(tmp_path):
@@ -117,15 +117,18 @@ def test_a_tracked_sweep_gets_run_ids_curves_and_the_report_in_its_parent_run(st
     plots = {item.path.rsplit("/", 1)[1] for item in client.list_artifacts(parent, "evaluate/plots")}
     assert {"curves_cs.png", "curves_l1.png", "validation_psnr.png", "comparison_Tiny_x2.png", "psnr_x2.png"} <= plots
     with open(results / "curves.csv", newline="") as handle:
-        rows = [(row["objective"], row["metric"], int(row["step"]), float(row["value"]))
+        rows = [(row["objective"], row["seed"], row["metric"], int(row["step"]), float(row["value"]))
                 for row in csv.DictReader(handle)]
-    assert sorted(rows) == sorted((name, key, step, value) for name, points in logged.items()
-                                  for key, step, value in points)
+    assert sorted(rows) == sorted((name, "0", key, step, value) for name, points in logged.items()
+                                  for key, step, value in points)  # seed 1 of l1 logged nothing
     leaderboard = (results / "leaderboard.md").read_text()
     assert str(tmp_path) not in leaderboard  # a path on this machine is no use to a reader of the report
     assert "MLflow runs are in a SQLite store outside the project (tracking.uri or $MLFLOW_TRACKING_URI)" in leaderboard
-    assert f"| seed 0: `{children['l1']}`, seed 1: `{second_seed}` |" in leaderboard
-    assert f"| `{children['cs']}` |" in leaderboard
+    assert f"| seed 0: `{children['l1'][:8]}`, seed 1: `{second_seed[:8]}` |" in leaderboard
+    assert f"| `{children['cs'][:8]}` |" in leaderboard
+    description = client.get_run(parent).data.tags["mlflow.note.content"]
+    assert description == (results / "summary.md").read_text() and leaderboard.startswith(
+        "# Leaderboard\n\n" + description.split("\n\nGenerated on ")[0])
 
 
 def test_an_unreachable_server_costs_a_warning_and_keeps_every_file(study, tmp_path, monkeypatch, caplog):
