@@ -87,7 +87,8 @@ def test_repro_builds_the_study_offline_and_a_second_repro_does_nothing(project)
     run(["git", "add", "dvc.lock", "results"], project)
     committed = run(["git", "diff", "--cached", "--name-only"], project).split()
     assert sorted(committed) == ["dvc.lock", "results/claims.md", "results/curves.csv", "results/image_scores.csv",
-                                 "results/leaderboard.md", "results/metrics.json", "results/scores.json"]
+                                 "results/leaderboard.md", "results/metrics.json", "results/scores.json",
+                                 "results/summary.md"]
     run(["git", "commit", "-qm", "baseline results"], project)
     assert run(["git", "status", "--porcelain"], project) == ""
 
