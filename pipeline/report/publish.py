@@ -96,7 +96,7 @@ def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str
     logged = _log_to_parent_runs(store, evaluated, files, plots, flat_metrics(tree), summary_path.read_text())
     if store is not None and store.usable:
         for run_id, model_scores in (run_scores or {}).items():
-            store.log_metrics(run_id, model_scores)
+            store.log_metrics(run_id, model_scores, to_models=True)
     return {"metrics": str(metrics_path), "scores": str(scores_path), "image_scores": str(image_scores_path),
             "claims": str(claims_path), "curves": str(curves_csv), "leaderboard": str(leaderboard_path),
             "summary": str(summary_path),

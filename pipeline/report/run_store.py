@@ -121,11 +121,19 @@ class RunStore:
 
         return bool(self._call(f"logging the report to run {run_id}", upload))
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> bool:
-        """Log ``metrics`` (name -> value, step 0) to ``run_id``; False (with a warning) when that failed."""
+    def log_metrics(self, run_id: str, metrics: dict[str, float], to_models: bool = False) -> bool:
+        """Log ``metrics`` (name -> value, step 0) to ``run_id`` and, with ``to_models``, to every model the run
+        logged too (MLflow's logged models then show the scores); False (with a warning) when that failed."""
         def send(client: mlflow.MlflowClient) -> bool:
             now = int(time.time() * 1000)
-            batch = [Metric(name, float(value), now, 0) for name, value in metrics.items()]
+            models = [None]
+            if to_models:
+                experiment = client.get_run(run_id).info.experiment_id
+                found = client.search_logged_models(experiment_ids=[experiment],
+                                                    filter_string=f"source_run_id = '{run_id}'")
+                models = [model.model_id for model in found] or [None]
+            batch = [Metric(name, float(value), now, 0, model_id=model) for model in models
+                     for name, value in metrics.items()]
             for start in range(0, len(batch), MAX_METRICS_PER_BATCH):
                 client.log_batch(run_id, metrics=batch[start:start + MAX_METRICS_PER_BATCH])
             return True

@@ -92,6 +92,7 @@ def test_a_tracked_sweep_gets_run_ids_curves_and_the_report_in_its_parent_run(st
         children[name] = start_run(uri, experiment, name, parent_run_id=parent)
         logged[name] = _log_history(client, children[name], offset)
     second_seed = start_run(uri, experiment, "l1-seed1", parent_run_id=parent)
+    model = client.create_logged_model(experiment, source_run_id=second_seed, name="l1-seed1").model_id
     seeds = {"cs": [{"seed": 0, "run_id": children["cs"]}],
              "l1": [{"seed": 0, "run_id": children["l1"]}, {"seed": 1, "run_id": second_seed}]}
     for name in ("cs", "l1"):
@@ -113,6 +114,8 @@ def test_a_tracked_sweep_gets_run_ids_curves_and_the_report_in_its_parent_run(st
     assert (per_run[children["l1"]]["Tiny/x2/ssim"] + per_run[second_seed]["Tiny/x2/ssim"]) / 2 == pytest.approx(
         scores["l1"]["ssim"]["mean"], abs=1e-12)
     assert per_run[children["l1"]]["Tiny/x2/psnr"] != per_run[second_seed]["Tiny/x2/psnr"]
+    on_model = {metric.key: metric.value for metric in client.get_logged_model(model).metrics}
+    assert on_model["Tiny/x2/psnr"] == per_run[second_seed]["Tiny/x2/psnr"]  # the logged model carries its scores
     assert client.get_run(parent).data.metrics["Tiny/x2/l1/psnr"] == round(scores["l1"]["psnr"]["mean"], 3)
     plots = {item.path.rsplit("/", 1)[1] for item in client.list_artifacts(parent, "evaluate/plots")}
     assert {"curves_cs.png", "curves_l1.png", "validation_psnr.png", "comparison_Tiny_x2.png", "psnr_x2.png"} <= plots
