@@ -76,7 +76,12 @@ def test_repro_builds_the_study_offline_and_a_second_repro_does_nothing(project)
                                      for metric in ("psnr", "ssim"))
     leaderboard = (project / "results" / "leaderboard.md").read_text()
     assert "## Builtin x2" in leaderboard and "ΔPSNR vs l1 [95% CI]" in leaderboard
+    # one seed per objective, both far below bicubic: the first screen names no winner and says why
+    assert leaderboard.startswith("# Leaderboard\n\n## The answer across benchmarks\n") and "(winner)" not in leaderboard
+    assert "none can be, with 1 seed per objective" in leaderboard and "**better**" not in leaderboard
     claims = (project / "results" / "claims.md").read_text()
+    statuses = [line.split(" | ")[2] for line in claims.splitlines() if line[:4] in {f"| {n} " for n in range(1, 7)}]
+    assert len(statuses) == 6 and not any(s.startswith(("supported", "contradicted")) for s in statuses)
     assert "## 1. Trainable loss weights beat unweighted L1" in claims
     assert "not testable here: the study evaluated no `tlw` at Builtin x2" in claims
     assert {path.suffix for path in (project / "results" / "plots").iterdir()} == {".png"}

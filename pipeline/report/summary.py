@@ -127,7 +127,13 @@ def render_summary(scores: PerImageScores, benchmarks: list[str], scale: int, la
                      + " | ".join(_cell(row.deltas[m], m) for m in metrics)
                      + f" | {len(better)} of {len(benchmarks)}{': ' + ', '.join(better) if better else ''}"
                      + f" | {converged[row.method].text() if row.method in converged else '–'} |")
-    return lines + ["", everywhere_sentence(rows, reference, benchmarks, seeds)]
+    weak = [name for name in (reference, *(row.method for row in rows)) if name != BASELINE
+            and _pooled_below_bicubic(scores, benchmarks, scale, name)]
+    lines += ["", everywhere_sentence(rows, reference, benchmarks, seeds)]
+    if weak:
+        lines += ["", f"**Below bicubic** (pooled PSNR): {', '.join(f'`{name}`' for name in weak)}; such a model has not "
+                      "learnt the task at this budget, so no verdict is drawn from it."]
+    return lines
 
 
 def everywhere_sentence(rows: list[Pooled], reference: str, benchmarks: list[str], seeds: list[int]) -> str:

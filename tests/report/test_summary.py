@@ -84,6 +84,8 @@ def test_a_model_below_bicubic_gives_no_verdict_and_no_winner():
     assert rows[0].deltas["psnr"].verdict == "not evidence (grad2 and l1 below bicubic)"
     text = render_leaderboard(tree, scores, [], "statement", {}, [], {"grad2": 2, "l1": 2})
     assert "(winner)" not in text and "its PSNR over bicubic is worse" in text
+    summary = "\n".join(render_summary(scores, list(BENCHMARKS), 2, {}, {}))
+    assert "**Below bicubic** (pooled PSNR): `l1`, `grad2`; such a model has not learnt the task" in summary
 
 
 def test_claims_say_what_was_measured_and_check_the_side_condition():
