@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.report.convergence import Convergence
 from pipeline.report.evidence import BELOW_BICUBIC, below_bicubic
 from pipeline.report.per_image import PerImageScores
 from pipeline.report.verdicts import BETTER, UNSETTLED, WORSE, PairedDelta, paired_delta
@@ -137,10 +138,12 @@ def claim_results(claim: Claim, scores: PerImageScores, set_scores: PerImageScor
 
 
 def render_claims(scores: PerImageScores, set_scores: PerImageScores, benchmarks: list[tuple[str, int]],
-                  unavailable: dict[str, str], provenance: str) -> str:
+                  unavailable: dict[str, str], provenance: str, converged: dict[str, Convergence] | None = None) -> str:
     """Markdown: a summary table (one status per claim with the benchmarks it rests on, every measured
-    part, the side condition), then per claim one evidence line per benchmark/scale and metric.
-    ``set_scores`` holds the scores of whole benchmarks (FID), paired by seed alone."""
+    part, the side condition), then per claim one evidence line per benchmark/scale and metric, and how
+    far from converged its two objectives were (``converged``). ``set_scores`` holds the scores of whole
+    benchmarks (FID), paired by seed alone."""
+    converged = converged or {}
     sections, summary = [], ["| # | claim | status | required to hold | measured | side condition |",
                              "|---:|---|---|---|---|---|"]
     for number, claim in enumerate(CLAIMS, start=1):
@@ -153,6 +156,10 @@ def render_claims(scores: PerImageScores, set_scores: PerImageScores, benchmarks
         for (benchmark, scale, metric), result in results.items():
             sections.append(f"- {benchmark} x{scale}, {metric}: "
                             + _evidence(result, scores, benchmark, scale, claim, metric))
+        trained = [name for name in (claim.candidate, claim.baseline) if name in converged]
+        if trained:
+            sections.append("- validation PSNR over the last quarter of training: "
+                            + "; ".join(f"`{name}` {converged[name].text()}" for name in trained))
         sections.append("")
     return "\n".join(["# The seed papers' claims, tested", "", provenance, "",
                       "Each line is a paired difference (candidate - baseline) over the same images and training "

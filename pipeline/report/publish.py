@@ -25,7 +25,7 @@ from pipeline.config import PROJECT_ROOT, Params
 from pipeline.imageio import list_images
 from pipeline.report.claims import render_claims
 from pipeline.report.comparison import Comparison
-from pipeline.report.convergence import Convergence, convergence
+from pipeline.report.convergence import convergence
 from pipeline.report.curves import CurvePoint, plot_training_curves, plot_validation_curves, write_curves_csv
 from pipeline.report.evidence import versus
 from pipeline.report.figures import file_stem
@@ -83,7 +83,8 @@ def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str
         benchmarks_at.setdefault(scale, []).append(benchmark)
     labels = row_labels(evaluated, {method for benchmark, scale in evaluated_sets
                                     for method in scores.methods(benchmark, scale)})
-    summary = summary_lines(scores, benchmarks_at, labels, convergence(points))
+    converged = convergence(points)
+    summary = summary_lines(scores, benchmarks_at, labels, converged)
     summary_path = results_dir / "summary.md"
     write_text(summary_path, "\n".join([*summary, "", provenance()]) + "\n")
     leaderboard_path = results_dir / "leaderboard.md"
@@ -91,7 +92,7 @@ def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str
                                               device, [*summary, "", *what_ran(evaluated)], labels))
     claims_path = results_dir / "claims.md"
     write_text(claims_path, render_claims(scores, set_scores, evaluated_sets, unavailable_reasons(tree),
-                                          provenance()) + "\n")
+                                          provenance(), converged) + "\n")
     files = [metrics_path, scores_path, image_scores_path, summary_path, leaderboard_path, claims_path, curves_csv]
     logged = _log_to_parent_runs(store, evaluated, files, plots, flat_metrics(tree), summary_path.read_text())
     if store is not None and store.usable:

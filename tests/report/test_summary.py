@@ -98,6 +98,15 @@ def test_claims_say_what_was_measured_and_check_the_side_condition():
     assert side_condition(cs_claim, cs).startswith("at slightly lower PSNR: **contradicted** on Builtin x2 (+0.25")
     fcs = claim_results(fcs_claim, scores, PerImageScores(), where, unavailable)
     assert side_condition(fcs_claim, fcs).startswith("at slightly lower PSNR: **holds** on Builtin x2 (-0.20")
+    from pipeline.report.claims import render_claims
+    from pipeline.report.convergence import Convergence
+
+    text = render_claims(scores, PerImageScores(), where, unavailable, "provenance",
+                         {"cs": Convergence(0.3, 450, 600, 2), "l1": Convergence(0.01, 450, 600, 2)})
+    row = next(line for line in text.splitlines() if line.startswith("| 4 |"))
+    assert "(on Builtin x2, Set14 x2, Set5 x2)" in row and "psnr: better on Builtin x2, Set14 x2, Set5 x2" in row
+    assert ("- validation PSNR over the last quarter of training: `cs` +0.30 dB (450→600), still rising; "
+            "`l1` +0.01 dB (450→600)") in text
 
 
 def test_convergence_is_the_gain_over_the_last_quarter_averaged_over_seeds():
