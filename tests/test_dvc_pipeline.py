@@ -77,7 +77,8 @@ def test_repro_builds_the_study_offline_and_a_second_repro_does_nothing(project)
     leaderboard = (project / "results" / "leaderboard.md").read_text()
     assert "## Builtin x2" in leaderboard and "ΔPSNR vs l1 [95% CI]" in leaderboard
     # one seed per objective, both far below bicubic: the first screen names no winner and says why
-    assert leaderboard.startswith("# Leaderboard\n\n## The answer across benchmarks\n") and "(winner)" not in leaderboard
+    assert leaderboard.startswith("# Leaderboard\n\n## The answer across benchmarks\n")
+    assert "(winner)" not in leaderboard
     assert "none can be, with 1 seed per objective" in leaderboard and "**better**" not in leaderboard
     claims = (project / "results" / "claims.md").read_text()
     statuses = [line.split(" | ")[2] for line in claims.splitlines() if line[:4] in {f"| {n} " for n in range(1, 7)}]

@@ -65,9 +65,11 @@ CLAIMS = (
           "Fine-Grained Dynamic Loss for Accurate Single-Image Super-Resolution", "fine_grained", "l1",
           ("psnr", "psnr_texture", "psnr_flat"), ("psnr", TEXTURE_GAIN), texture_gain=True),
     Claim("CS gives about 1.7x better LPIPS than L1 at slightly lower PSNR",
-          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "cs", "l1", ("lpips", "psnr"), ("lpips",), side=("psnr", "at slightly lower PSNR")),
+          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "cs", "l1", ("lpips", "psnr"), ("lpips",),
+          side=("psnr", "at slightly lower PSNR")),
     Claim("FCS gives about 1.7x better LPIPS than L1 at slightly lower PSNR",
-          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "fcs", "l1", ("lpips", "psnr"), ("lpips",), side=("psnr", "at slightly lower PSNR")),
+          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "fcs", "l1", ("lpips", "psnr"), ("lpips",),
+          side=("psnr", "at slightly lower PSNR")),
     Claim("FCS has fewer black artefacts than CS",
           "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "fcs", "cs", ("dark_per_mp",), ("dark_per_mp",)),
 )
@@ -204,7 +206,8 @@ def measured_parts(results: Results) -> str:
     for (benchmark, scale, metric), result in results.items():
         if isinstance(result, PairedDelta):
             by_metric.setdefault(metric, {}).setdefault(result.verdict, []).append(f"{benchmark} x{scale}")
-    return "<br>".join(f"{metric}: " + "; ".join(f"{verdict} on {', '.join(where)}" for verdict, where in verdicts.items())
+    return "<br>".join(f"{metric}: " + "; ".join(f"{verdict} on {', '.join(where)}"
+                                                 for verdict, where in verdicts.items())
                        for metric, verdicts in by_metric.items()) or "–"
 
 

@@ -91,8 +91,8 @@ def plot_training_curves(objective: str, points: list[CurvePoint], path: Path) -
            for run in runs.values() for _, value in run):
         loss_axis.set_yscale("log")
     if VALIDATION_PSNR in series:
-        _draw(psnr_axis, series[VALIDATION_PSNR], VALIDATION_METRICS[VALIDATION_PSNR], color=objective_colour(objective),
-              marker="o", markersize=3)
+        _draw(psnr_axis, series[VALIDATION_PSNR], VALIDATION_METRICS[VALIDATION_PSNR],
+              color=objective_colour(objective), marker="o", markersize=3)
     if BICUBIC_PSNR in series:
         bicubic = series[BICUBIC_PSNR]
         steps, values = zip(*bicubic[min(bicubic, key=_seed_key)])

@@ -36,5 +36,7 @@ def versus(scores: PerImageScores, benchmark: str, scale: int, method: str, base
     if pair is None:
         return None
     delta = paired_delta(*pair, higher_is_better=higher_is_better)
-    weak = [name for name in (method, baseline) if baseline != BASELINE and below_bicubic(scores, benchmark, scale, name)]
+    if baseline == BASELINE:
+        return delta
+    weak = [name for name in (method, baseline) if below_bicubic(scores, benchmark, scale, name)]
     return delta.withheld(f"{' and '.join(weak)} {BELOW_BICUBIC}") if weak else delta

@@ -127,8 +127,8 @@ def _leaderboard(params: Params, evaluated: list[TrainedObjective], tree: dict[s
     notes = [_tracking_note(params, store)]
     if curves_problem:
         notes.append(f"Training curves are missing: {curves_problem}")
-    return render_leaderboard(tree, scores, front, study_statement(evaluated, params, image_counts, train_images, device),
-                              links, notes, {objective.name: objective.scale for objective in evaluated}, labels)
+    statement = study_statement(evaluated, params, image_counts, train_images, device)
+    return render_leaderboard(tree, scores, front, statement, links, notes, {objective.name: objective.scale for objective in evaluated}, labels)
 
 
 def _run_cell(store: RunStore, objective: TrainedObjective) -> str:

@@ -131,8 +131,9 @@ def render_summary(scores: PerImageScores, benchmarks: list[str], scale: int, la
             and _pooled_below_bicubic(scores, benchmarks, scale, name)]
     lines += ["", everywhere_sentence(rows, reference, benchmarks, seeds)]
     if weak:
-        lines += ["", f"**Below bicubic** (pooled PSNR): {', '.join(f'`{name}`' for name in weak)}; such a model has not "
-                      "learnt the task at this budget, so no verdict is drawn from it."]
+        names = ", ".join(f"`{name}`" for name in weak)
+        lines += ["", f"**Below bicubic** (pooled PSNR): {names}; such a model has not learnt the task at this "
+                      "budget, so no verdict is drawn from it."]
     return lines
 
 

@@ -146,7 +146,8 @@ class SearchSpace:
         expensive objectives' trials first when ``costs`` are given."""
         from ray import tune
 
-        return {"variant": tune.grid_search(self.grid_variants(costs)), "seed": tune.grid_search(list(range(self.seeds))),
+        return {"variant": tune.grid_search(self.grid_variants(costs)),
+                "seed": tune.grid_search(list(range(self.seeds))),
                 "space": {name: {d.key: d.tune_domain() for d in dimensions if not d.exhaustive}
                           for name, dimensions in self.dimensions.items()}}
 

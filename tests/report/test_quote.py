@@ -45,7 +45,8 @@ def test_the_summary_is_quoted_between_its_own_markers_without_its_heading(tmp_p
     update_doc(doc, results, "make repro")
     text = doc.read_text()
     assert "old 1.23" not in text and "The answer across benchmarks" not in text
-    assert f"{SUMMARY_BEGIN}\n\nProduced by `make repro` (`{results / 'summary.md'}`, unedited):\n\n| grad2 | +0.07 |" in text
+    produced = f"Produced by `make repro` (`{results / 'summary.md'}`, unedited):"
+    assert f"{SUMMARY_BEGIN}\n\n{produced}\n\n| grad2 | +0.07 |" in text
     assert text.endswith(f"Generated on X.\n\n{SUMMARY_END}\nmore\n")
     with pytest.raises(PipelineError, match="has no summary.md"):
         update_doc(doc, tmp_path / "empty", "make repro")
