@@ -133,7 +133,11 @@ def test_exp_run_samples_a_loss_weight_rerunning_only_sweep_and_evaluate(project
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], project))["results/metrics.json"]
     assert "Builtin/x2/grad2/psnr" in diff and diff["Builtin/x2/grad2/psnr"]["old"] is not None
     table = run(["dvc", "exp", "show", "--no-pager", "--only-changed", "--drop",
-                 "Created|models|.*/ssim|Set5/.*|Set14/.*"], project)  # the README's command
+                 "Created|State|Executor|models|.*/ssim|Set5/.*|Set14/.*"], project)  # the README's command
     assert "grad2-weights" in table and "Builtin/x2/grad2/psnr" in table and " ! " not in table
-    assert "sweep.num_samples" in table and "sweep.only" in table  # the params that differ, beside the metric
-    assert "…" not in table and max(len(line) for line in table.splitlines()) <= 120
+    assert "Builtin/x2/bicubic/psnr" not in table  # unchanged columns are left out
+    assert max(len(line) for line in table.splitlines()) <= 120
+    changes = run(["dvc", "exp", "diff", "--no-path", "HEAD", "grad2-weights"], project)  # the README's next one
+    assert {"sweep.num_samples", "sweep.only", "sweep.space.grad2.loss.terms.grad2.loguniform",
+            "Builtin/x2/grad2/psnr"} <= {line.split()[0] for line in changes.splitlines() if line.strip()}
+    assert max(len(line) for line in changes.splitlines()) <= 120
