@@ -89,8 +89,8 @@ class Comparison:
     def save(self, crop_size: int, path: Path) -> Path:
         """Every crop as two rows (images, error maps), HR then the outputs in insertion order."""
         crops = self.crops(crop_size)
-        title = (f"{self.benchmark} x{self.scale}: the {len(crops)} crop(s) where the objectives differ most; "
-                 "each with its own crop PSNR (Y) and |SR - HR| below")
+        title = (f"{self.benchmark} x{self.scale}: the {len(crops)} crop(s) where the objectives differ most\n"
+                 "each with its own crop PSNR (Y), and |SR - HR| below it")
         return save_comparison([(self._crop_title(crop), self.panels(crop)) for crop in crops], title, path)
 
     def _crop_title(self, crop: Crop) -> str:

@@ -86,7 +86,7 @@ def plot_training_curves(objective: str, points: list[CurvePoint], path: Path) -
     palette = iter(f"C{index}" for index in range(10))
     for metric in sorted(series):
         if metric.startswith("train/") and metric not in SKIPPED_TRAINING_METRICS and not is_diagnostic(metric):
-            _draw(loss_axis, series[metric], metric.removeprefix("train/"), color=next(palette))
+            _draw(loss_axis, series[metric], metric.removeprefix("train/"), color=next(palette), marker=".")
     if all(value > 0 for metric, runs in series.items() if metric.startswith("train/") and not is_diagnostic(metric)
            for run in runs.values() for _, value in run):
         loss_axis.set_yscale("log")
