@@ -1,8 +1,9 @@
 """Open a finished study's MLflow runs in headless Chromium and check what a researcher sees.
 
-Starts ``mlflow ui`` on 127.0.0.1 (a free port) for the store, and checks that the experiment opens in
-the model-training view by itself (a fresh browser, no ``workflowType`` in the URL: the runs table, not
-the GenAI overview), that the runs table sorted by a benchmark metric with that metric as a column names
+Starts ``mlflow ui`` on 127.0.0.1 (a free port) for the store, and checks that the experiment link the
+leaderboard gives (``?workflowType=machine_learning``) opens the model-training view in a fresh browser
+and that the UI keeps that view for the plain experiment URL afterwards (MLflow 3.17's UI ignores the
+``mlflow.experimentKind`` tag and opens its GenAI overview first), that the runs table sorted by a benchmark metric with that metric as a column names
 every objective and shows the metric's values, that a trial run's logged image strips load and its
 params are its own configuration (no ``sweep.*``), that every logged model carries the benchmark
 metric, and that the parent run shows the per-objective summary and the summary across benchmarks as
@@ -36,6 +37,10 @@ from urllib.parse import quote
 import mlflow
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.report.run_store import experiment_link  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 LOAD_SECONDS = 120  # the UI's first page load is slow on a busy 2-core machine
 
@@ -124,16 +129,25 @@ def check(store: Path, experiment: str, metric: str, screenshots: Path) -> list[
 
 
 def default_view(page, experiment_url: str, children: list, screenshots: Path) -> list[str]:
-    """A fresh browser opens the experiment in the model-training view: its runs table lists the trials."""
-    page.goto(experiment_url)
-    try:
-        page.get_by_text(children[0].info.run_name, exact=True).first.wait_for(timeout=LOAD_SECONDS * 500)
-    except Exception:  # noqa: BLE001 - Playwright's timeout: the page shows something else
-        page.screenshot(path=str(screenshots / "default_view.png"))
-        return [f"the experiment did not open in the model-training view (no run '{children[0].info.run_name}' "
-                "listed without ?workflowType=machine_learning)"]
+    """A fresh browser opens the leaderboard's experiment link in the model-training view (its runs table
+    lists the trials), and the plain experiment URL stays in that view afterwards."""
+    for url, how in ((experiment_link_of(experiment_url), "from the leaderboard's link"),
+                     (experiment_url, "again without ?workflowType")):
+        page.goto(url)
+        try:
+            page.get_by_text(children[0].info.run_name, exact=True).first.wait_for(timeout=LOAD_SECONDS * 500)
+        except Exception:  # noqa: BLE001 - Playwright's timeout: the page shows something else
+            page.screenshot(path=str(screenshots / "default_view.png"))
+            return [f"the experiment did not open in the model-training view {how} (no run "
+                    f"'{children[0].info.run_name}' listed)"]
     page.screenshot(path=str(screenshots / "default_view.png"))
     return []
+
+
+def experiment_link_of(experiment_url: str) -> str:
+    """The link the leaderboard gives for the experiment at ``experiment_url`` (``run_store.experiment_link``)."""
+    server, experiment_id = experiment_url.split("/#/experiments/")
+    return experiment_link(server, experiment_id)
 
 
 def stored_runs(client, experiment_id: str, children: list, metric: str) -> list[str]:

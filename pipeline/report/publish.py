@@ -34,7 +34,7 @@ from pipeline.report.leaderboard import render_leaderboard, unavailable_reasons
 from pipeline.report.metrics_file import BASELINE, flat_metrics, write_metrics, write_text
 from pipeline.report.per_image import PerImageScores
 from pipeline.report.plots import has_perceptual_metric, perception_distortion_plot, psnr_gain_bars
-from pipeline.report.run_store import RunStore, portable_uri, store_kind
+from pipeline.report.run_store import LOCAL_UI, RunStore, experiment_link, portable_uri, store_kind
 from pipeline.report.statement import study_statement
 from pipeline.report.sweep_outputs import TrainedObjective
 from pipeline.tracking.store import is_remote, tracking_uri
@@ -124,11 +124,13 @@ def _leaderboard(params: Params, evaluated: list[TrainedObjective], tree: dict[s
     links = {objective.name: _run_cell(store, objective) for objective in evaluated
              if store is not None and (objective.run_id or objective.seed_run_ids)}
     train_images = _count_images(Path(params.data_dir) / "hr" / "train")
-    notes = [_tracking_note(params, store)]
+    experiments = sorted({objective.experiment_id for objective in evaluated if objective.experiment_id})
+    notes = [_tracking_note(params, store, experiments[0] if experiments else None)]
     if curves_problem:
         notes.append(f"Training curves are missing: {curves_problem}")
     statement = study_statement(evaluated, params, image_counts, train_images, device)
-    return render_leaderboard(tree, scores, front, statement, links, notes, {objective.name: objective.scale for objective in evaluated}, labels)
+    return render_leaderboard(tree, scores, front, statement, links, notes,
+                              {objective.name: objective.scale for objective in evaluated}, labels)
 
 
 def _run_cell(store: RunStore, objective: TrainedObjective) -> str:
@@ -224,7 +226,7 @@ def training_curves(trained: list[TrainedObjective], store: RunStore | None,
     return problem, files, csv_path, points
 
 
-def _tracking_note(params: Params, store: RunStore | None) -> str:
+def _tracking_note(params: Params, store: RunStore | None, experiment_id: str | None) -> str:
     if store is None:
         return "Tracking was disabled (tracking.enabled false): the rows link to no MLflow run."
     if not store.usable:
@@ -236,8 +238,10 @@ def _tracking_note(params: Params, store: RunStore | None) -> str:
                 f"$MLFLOW_TRACKING_URI), {experiment}; open them with `mlflow ui --backend-store-uri <that URI>`; "
                 "each row names its run.")
     where = "" if is_remote(shown) else " in the project folder"
+    view = "" if experiment_id is None else (
+        f", then {experiment_link(shown if is_remote(shown) else LOCAL_UI, experiment_id)} (the model-training view)")
     return (f"MLflow runs are in {shown}, {experiment}; open them with `mlflow ui --backend-store-uri {shown}`"
-            f"{where}; each row names its run.")
+            f"{where}{view}; each row names its run.")
 
 
 def _count_images(folder: Path) -> int | None:

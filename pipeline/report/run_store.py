@@ -26,12 +26,23 @@ log = logging.getLogger(__name__)
 HISTORY_PREFIXES = ("train/", "val/")
 SHORT_ID = 8  # characters of a run id shown; MLflow's UI shows runs by name, the full ids are in info.json
 DESCRIPTION_TAG = "mlflow.note.content"  # what the MLflow UI shows as a run's description
+# MLflow 3.17's UI opens an experiment in the view stored in the browser (GenAI at first) whatever the
+# experiment's mlflow.experimentKind tag says; this URL query switches it to model training, and it stays.
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 T = TypeVar("T")
 
 
 def run_link(server: str, experiment_id: str, run_id: str) -> str:
-    """Markdown link to a run's page in the MLflow UI of ``server``."""
-    return f"[{run_id[:SHORT_ID]}]({server.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id})"
+    """Markdown link to a run's page in the MLflow UI of ``server``, in the model-training view."""
+    return (f"[{run_id[:SHORT_ID]}]({server.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+            f"?{MODEL_TRAINING_VIEW})")
+
+
+def experiment_link(server: str, experiment_id: str) -> str:
+    """The experiment's runs in the MLflow UI of ``server``, in the model-training view (the UI remembers
+    the view afterwards)."""
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}?{MODEL_TRAINING_VIEW}"
 
 
 def portable_uri(uri: str, root: Path) -> str | None:

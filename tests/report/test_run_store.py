@@ -15,7 +15,7 @@ from mlflow.entities import Metric
 
 from pipeline.report.evaluate import evaluate_all
 from pipeline.report import publish
-from pipeline.report.run_store import RunStore, portable_uri, run_link, store_kind
+from pipeline.report.run_store import RunStore, experiment_link, portable_uri, run_link, store_kind
 from pipeline.tracking.store import HTTP_RETRY_DEFAULTS, ensure_experiment, start_run
 
 from .conftest import study_params, write_info
@@ -29,9 +29,11 @@ def _closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_a_server_link_opens_the_run_page():
+def test_a_server_link_opens_the_run_page_in_the_model_training_view():
     assert run_link("http://mlflow.lab:5000/", "7", "0123456789abcdef") == (
-        "[01234567](http://mlflow.lab:5000/#/experiments/7/runs/0123456789abcdef)")
+        "[01234567](http://mlflow.lab:5000/#/experiments/7/runs/0123456789abcdef?workflowType=machine_learning)")
+    assert experiment_link("http://mlflow.lab:5000/", "7") == (
+        "http://mlflow.lab:5000/#/experiments/7?workflowType=machine_learning")
 
 
 def test_a_store_is_named_relative_to_the_project_or_not_at_all(tmp_path, monkeypatch):
@@ -53,9 +55,12 @@ def test_the_report_names_the_default_store_as_a_reader_of_the_project_opens_it(
     monkeypatch.setattr(publish, "PROJECT_ROOT", tmp_path)
     params = study_params(study_copy, tracking={"enabled": True})
     store = type("Store", (), {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "usable": True})()
-    assert publish._tracking_note(params, store) == (
+    assert publish._tracking_note(params, store, None) == (
         "MLflow runs are in sqlite:///mlflow.db, experiment `srloss`; open them with "
         "`mlflow ui --backend-store-uri sqlite:///mlflow.db` in the project folder; each row names its run.")
+    assert publish._tracking_note(params, store, "3").endswith(
+        "in the project folder, then http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning "
+        "(the model-training view); each row names its run.")
 
 
 def test_a_server_that_is_down_still_gets_links_when_the_experiment_is_known(monkeypatch):
@@ -64,7 +69,8 @@ def test_a_server_that_is_down_still_gets_links_when_the_experiment_is_known(mon
     uri = f"http://127.0.0.1:{_closed_port()}"
     store = RunStore(uri)
     assert not store.usable and "is unreachable" in store.problem
-    assert store.link("0123456789abcdef", "7") == f"[01234567]({uri}/#/experiments/7/runs/0123456789abcdef)"
+    assert store.link("0123456789abcdef", "7") == \
+        f"[01234567]({uri}/#/experiments/7/runs/0123456789abcdef?workflowType=machine_learning)"
     assert store.link("0123456789abcdef") == "`01234567`"
 
 
