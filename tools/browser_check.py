@@ -113,7 +113,7 @@ def check(store: Path, experiment: str, metric: str, screenshots: Path) -> list[
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 900})
             page.set_default_timeout(LOAD_SECONDS * 1000)
-            failures += default_view(page, f"{url}/#/experiments/{found.experiment_id}", children, screenshots)
+            failures += default_view(page, f"{url}/#/experiments/{found.experiment_id}", parent, screenshots)
             failures += stored_runs(client, found.experiment_id, children, metric)
             page.goto(f"{url}/#/experiments/{found.experiment_id}?workflowType=machine_learning")
             page.get_by_role("button", name="Close").first.click()  # the assistant side panel: room for the table
@@ -128,18 +128,19 @@ def check(store: Path, experiment: str, metric: str, screenshots: Path) -> list[
     return failures
 
 
-def default_view(page, experiment_url: str, children: list, screenshots: Path) -> list[str]:
+def default_view(page, experiment_url: str, parent, screenshots: Path) -> list[str]:
     """A fresh browser opens the leaderboard's experiment link in the model-training view (its runs table
-    lists the trials), and the plain experiment URL stays in that view afterwards."""
+    lists the sweep's parent run, the trials folded under it), and the plain experiment URL stays in that
+    view afterwards."""
     for url, how in ((experiment_link_of(experiment_url), "from the leaderboard's link"),
                      (experiment_url, "again without ?workflowType")):
         page.goto(url)
         try:
-            page.get_by_text(children[0].info.run_name, exact=True).first.wait_for(timeout=LOAD_SECONDS * 500)
+            page.get_by_text(parent.info.run_name, exact=True).first.wait_for(timeout=LOAD_SECONDS * 500)
         except Exception:  # noqa: BLE001 - Playwright's timeout: the page shows something else
             page.screenshot(path=str(screenshots / "default_view.png"))
             return [f"the experiment did not open in the model-training view {how} (no run "
-                    f"'{children[0].info.run_name}' listed)"]
+                    f"'{parent.info.run_name}' listed)"]
     page.screenshot(path=str(screenshots / "default_view.png"))
     return []
 
