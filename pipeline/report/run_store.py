@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 HISTORY_PREFIXES = ("train/", "val/")
 SHORT_ID = 8  # characters of a run id shown; MLflow's UI shows runs by name, the full ids are in info.json
 DESCRIPTION_TAG = "mlflow.note.content"  # what the MLflow UI shows as a run's description
-# MLflow 3.17's UI opens an experiment in the view stored in the browser (GenAI at first) whatever the
-# experiment's mlflow.experimentKind tag says; this URL query switches it to model training, and it stays.
+# MLflow 3.17's UI opens an experiment's plain URL in its GenAI view whatever the experiment's
+# mlflow.experimentKind tag says; this URL query opens the model-training view.
 MODEL_TRAINING_VIEW = "workflowType=machine_learning"
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 T = TypeVar("T")
@@ -40,8 +40,7 @@ def run_link(server: str, experiment_id: str, run_id: str) -> str:
 
 
 def experiment_link(server: str, experiment_id: str) -> str:
-    """The experiment's runs in the MLflow UI of ``server``, in the model-training view (the UI remembers
-    the view afterwards)."""
+    """The experiment's runs in the MLflow UI of ``server``, in the model-training view."""
     return f"{server.rstrip('/')}/#/experiments/{experiment_id}?{MODEL_TRAINING_VIEW}"
 
 
