@@ -10,11 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
 from pipeline.errors import PipelineError, os_error_sentence
+from pipeline.interrupt import Interrupted, StopSignals, end_with_parent
+from pipeline.own_session import in_own_session, run_in_own_session
 
 log = logging.getLogger("pipeline")
 
@@ -80,7 +84,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise PipelineError("--resume continues a run and --overwrite replaces it; pass only one of them")
     if resume is None and not args.overwrite:
         refuse_finished_run(run_dir)  # before the tracking check and run: nothing is started for a refused run
-    result = fit(params, run_dir, callbacks=_tracking_callbacks(params), resume=resume, overwrite=args.overwrite)
+    args.run_dir = str(run_dir)  # for the sentence of an interrupted run
+    result = fit(params, run_dir, callbacks=_tracking_callbacks(params), resume=resume, overwrite=args.overwrite,
+                 stop=args.signals)
     _print_summary({"best_metric": result.best_metric, "best_iteration": result.best_iteration,
                     "final_metrics": result.final_metrics, "best_checkpoint": str(result.best_checkpoint)})
 
@@ -88,7 +94,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_sweep(args: argparse.Namespace) -> None:
     from pipeline.tune.sweep import run_sweep
 
-    _print_summary(run_sweep(_load(args), resume=args.resume))
+    _print_summary(run_sweep(_load(args), resume=args.resume, signals=args.signals))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -169,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoints/last.pt")
     t.add_argument("--overwrite", action="store_true", help="replace the checkpoints of an earlier run in --run-dir")
     s = add("sweep", cmd_sweep, "run the Ray Tune sweep declared under 'sweep' in params")
-    s.add_argument("--resume", action="store_true", help="resume an interrupted sweep (Tuner.restore)")
+    s.add_argument("--resume", nargs="?", const="always", choices=("always", "auto"), default="never",
+                   help="resume an interrupted sweep (Tuner.restore); 'auto': resume the sweep folder's unfinished "
+                        "sweep of the same params, else start a new one (what dvc.yaml and SLURM jobs use)")
     add("evaluate", cmd_evaluate, "score the sweep's best models on the benchmarks; write results/")
     u = add("upscale", cmd_upscale, "super-resolve images or folders with a trained model", params=False)
     u.add_argument("inputs", nargs="+", help="image files or folders")
@@ -195,12 +203,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def continue_command(args: argparse.Namespace, argv: Sequence[str]) -> str:
+    """The second half of an interruption's sentence: the command that continues the work."""
+    if os.environ.get("DVC_STAGE"):
+        return "continue with `dvc repro` (the sweep stage resumes its unfinished sweep)"
+    words = ["python", "-m", "pipeline", *_without_resume_options(argv)]
+    if args.command == "train":
+        return f"continue with `{shlex.join([*words, '--run-dir', args.run_dir, '--resume'])}`"
+    if args.command == "sweep":
+        return f"continue with `{shlex.join([*words, '--resume'])}`"
+    return f"run `{shlex.join(words)}` again (the earlier outputs are kept)"
+
+
+def _without_resume_options(argv: Sequence[str]) -> list[str]:
+    """``argv`` without ``--resume [always|auto]``, ``--overwrite`` and ``--run-dir DIR``."""
+    kept: list[str] = []
+    previous = ""
+    for word in argv:
+        dropped = (word in ("--overwrite", "--resume", "--run-dir") or word.startswith(("--run-dir=", "--resume="))
+                   or previous == "--run-dir" or (previous == "--resume" and word in ("always", "auto")))
+        if not dropped:
+            kept.append(word)
+        previous = word
+    return kept
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if os.environ.get("DVC_STAGE"):  # run by `dvc repro`: end with it rather than run on as an orphan
+        end_with_parent()
+    if args.command == "sweep" and not in_own_session():  # Ray's processes out of reach of group signals
+        return run_in_own_session(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    args.signals = StopSignals(record=args.command in ("train", "sweep"), doing=f"while running {args.command}")
+    args.signals.install()
     try:
         args.handler(args)
+    except Interrupted as stop:
+        print(f"{stop}; {continue_command(args, argv)}", file=sys.stderr)
+        return stop.exit_status
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

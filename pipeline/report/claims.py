@@ -7,6 +7,12 @@ the study does not have is reported as *not testable here*, with the reason, nev
 status names the benchmarks it rests on (an offline run has only Builtin), every measured part of a
 claim is summarized beside it, and a side condition (CS's "at slightly lower PSNR") is checked too.
 
+Beside every LPIPS comparison stand the weight-free perceptual metrics (HaarPSI, MDSI, MS-GMSD,
+``pipeline.metrics.perceptual``), each labelled *weight-free perceptual evidence, not LPIPS*: context
+that needs no download, never counted as the LPIPS part of a claim. The CS/FCS and fine-grained
+claims also show the high-frequency energy ratio SR/HR (``pipeline.metrics.spectrum``) with the paired
+difference of its distance from HR's spectrum, ``|log2 hf_ratio|`` (lower: closer to HR).
+
 The claims (objective names are the default study's, ``params.yaml`` ``sweep.objectives``):
 
 1. Trainable loss weights beat unweighted L1 in PSNR and LPIPS (``tlw`` vs ``l1``).
@@ -22,17 +28,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from functools import partial
+
 import numpy as np
 
+from pipeline.metrics.perceptual import WEIGHT_FREE
 from pipeline.report.convergence import Convergence
 from pipeline.report.evidence import BELOW_BICUBIC, below_bicubic
 from pipeline.report.per_image import PerImageScores
 from pipeline.report.verdicts import BETTER, UNSETTLED, WORSE, PairedDelta, paired_delta
 
-DIGITS = {"psnr": 2, "psnr_texture": 2, "psnr_flat": 2, "lpips": 4, "fid": 2, "dark_per_mp": 1}
-LOWER_IS_BETTER = {"lpips", "fid", "dark_per_mp"}
+DIGITS = {"psnr": 2, "psnr_texture": 2, "psnr_flat": 2, "lpips": 4, "fid": 2, "dark_per_mp": 1,
+          "haarpsi": 4, "mdsi": 4, "ms_gmsd": 4, "hf_ratio": 3}
+LOWER_IS_BETTER = {"lpips", "fid", "dark_per_mp", "mdsi", "ms_gmsd"}
 SET_METRICS = {"fid"}
 TEXTURE_GAIN = "texture gain minus flat gain"
+SPECTRUM = "hf_ratio"
+LABELS = {**{metric: f"{metric} (weight-free perceptual evidence, not LPIPS)" for metric in WEIGHT_FREE},
+          SPECTRUM: "high-frequency energy SR/HR; paired difference of |log2 ratio|, lower = closer to HR"}
 SUPPORTED, CONTRADICTED, UNTESTED = "supported", "contradicted", "not testable here"
 NO_VERDICT = "no verdict"
 HOLDS = "holds"
@@ -54,6 +67,10 @@ class Claim:
     texture_gain: bool = False
     side: tuple[str, str] | None = None
 
+    def evidence(self) -> tuple[str, ...]:
+        """``metrics``, with the weight-free perceptual metrics after them when LPIPS is one."""
+        return self.metrics + (WEIGHT_FREE if "lpips" in self.metrics else ())
+
 
 CLAIMS = (
     Claim("Trainable loss weights beat unweighted L1 in PSNR and LPIPS",
@@ -63,12 +80,12 @@ CLAIMS = (
           "grad2", "l1", ("lpips", "fid", "psnr"), ("lpips", "fid")),
     Claim("The fine-grained dynamic loss improves PSNR, especially on texture",
           "Fine-Grained Dynamic Loss for Accurate Single-Image Super-Resolution", "fine_grained", "l1",
-          ("psnr", "psnr_texture", "psnr_flat"), ("psnr", TEXTURE_GAIN), texture_gain=True),
+          ("psnr", "psnr_texture", "psnr_flat", SPECTRUM), ("psnr", TEXTURE_GAIN), texture_gain=True),
     Claim("CS gives about 1.7x better LPIPS than L1 at slightly lower PSNR",
-          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "cs", "l1", ("lpips", "psnr"), ("lpips",),
+          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "cs", "l1", ("lpips", "psnr", SPECTRUM), ("lpips",),
           side=("psnr", "at slightly lower PSNR")),
     Claim("FCS gives about 1.7x better LPIPS than L1 at slightly lower PSNR",
-          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "fcs", "l1", ("lpips", "psnr"), ("lpips",),
+          "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "fcs", "l1", ("lpips", "psnr", SPECTRUM), ("lpips",),
           side=("psnr", "at slightly lower PSNR")),
     Claim("FCS has fewer black artefacts than CS",
           "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencies", "fcs", "cs", ("dark_per_mp",), ("dark_per_mp",)),
@@ -104,6 +121,26 @@ def _gated(delta: PairedDelta, scores: PerImageScores, benchmark: str, scale: in
     return delta.withheld(f"{' and '.join(weak)} {BELOW_BICUBIC}") if weak else delta
 
 
+def spectral_distance(scores: PerImageScores, benchmark: str, scale: int, candidate: str,
+                      baseline: str) -> PairedDelta | str:
+    """Paired ``|log2 hf_ratio|`` of ``candidate`` minus ``baseline``: < 0 means the candidate's
+    high-frequency energy is closer to HR's (neither blurrier nor over-sharpened by as much)."""
+    for method in (candidate, baseline):
+        if method not in scores.methods(benchmark, scale):
+            return f"the study evaluated no `{method}` at {benchmark} x{scale}"
+    if not (scores.has(benchmark, scale, candidate, SPECTRUM) and scores.has(benchmark, scale, baseline, SPECTRUM)):
+        return f"{SPECTRUM} was not measured"
+    pair = scores.paired(benchmark, scale, candidate, baseline, SPECTRUM)
+    if pair is None:
+        return f"`{candidate}` and `{baseline}` share no training seed"
+    mine, theirs = (np.abs(np.log2(ratios)) for ratios in pair)
+    keep = np.isfinite(mine).all(axis=1) & np.isfinite(theirs).all(axis=1)
+    if not keep.any():
+        return f"no image has a finite, non-zero {SPECTRUM} for both"
+    return _gated(paired_delta(mine[keep], theirs[keep], higher_is_better=False), scores, benchmark, scale,
+                  candidate, baseline)
+
+
 def texture_gain(scores: PerImageScores, benchmark: str, scale: int, candidate: str,
                  baseline: str) -> PairedDelta | str:
     """Paired (texture PSNR gain) - (flat PSNR gain) of ``candidate`` over ``baseline``; > 0 means
@@ -128,11 +165,12 @@ def claim_results(claim: Claim, scores: PerImageScores, set_scores: PerImageScor
     """``(benchmark, scale, metric)`` -> the paired difference, or why it cannot be measured."""
     results: Results = {}
     for benchmark, scale in benchmarks:
-        for metric in claim.metrics:
+        for metric in claim.evidence():
             source = set_scores if metric in SET_METRICS else scores
+            measure = spectral_distance if metric == SPECTRUM else partial(compare, metric=metric)
             results[benchmark, scale, metric] = (f"{metric.upper()} unavailable (reason above)" if metric in unavailable
-                                                 else compare(source, benchmark, scale, claim.candidate,
-                                                              claim.baseline, metric))
+                                                 else measure(source, benchmark, scale, claim.candidate,
+                                                              claim.baseline))
         if claim.texture_gain:
             results[benchmark, scale, TEXTURE_GAIN] = texture_gain(scores, benchmark, scale, claim.candidate,
                                                                    claim.baseline)
@@ -156,7 +194,7 @@ def render_claims(scores: PerImageScores, set_scores: PerImageScores, benchmarks
         sections += [f"## {number}. {claim.title}", "",
                      f"*{claim.paper}*: `{claim.candidate}` vs `{claim.baseline}`.", ""]
         for (benchmark, scale, metric), result in results.items():
-            sections.append(f"- {benchmark} x{scale}, {metric}: "
+            sections.append(f"- {benchmark} x{scale}, {LABELS.get(metric, metric)}: "
                             + _evidence(result, scores, benchmark, scale, claim, metric))
         trained = [name for name in (claim.candidate, claim.baseline) if name in converged]
         if trained:
@@ -170,7 +208,9 @@ def render_claims(scores: PerImageScores, set_scores: PerImageScores, benchmarks
                       "evidence* with fewer than 2 seeds or for a model below bicubic. A claim is "
                       f"*{SUPPORTED}* when its required parts are *better* on every benchmark, *{CONTRADICTED}* "
                       f"when one of them is *worse* somewhere, *{NO_VERDICT}* when none of them is evidence; the "
-                      "status names the benchmarks it rests on. The networks are small and briefly trained, so a "
+                      "status names the benchmarks it rests on. HaarPSI, MDSI and MS-GMSD need no pretrained weights and "
+                      "rank images closer to human scores than LPIPS on standard sets (docs/metrics.md); they are "
+                      "shown beside LPIPS as weight-free perceptual evidence, never counted as LPIPS. The networks are small and briefly trained, so a "
                       "status here holds for this budget, not for the papers' full-scale setting.", "",
                       *[f"- {metric.upper()} is unavailable: {reason.removeprefix(f'{metric.upper()} unavailable: ')}"
                         for metric, reason in unavailable.items()], *([""] if unavailable else []),
@@ -235,7 +275,11 @@ def _evidence(result: PairedDelta | str, scores: PerImageScores, benchmark: str,
               metric: str) -> str:
     unit = f" {UNITS[metric]}" if metric in UNITS else ""
     text = _delta_text(result, DIGITS.get(metric, 2), unit)
-    if isinstance(result, PairedDelta) and metric in LOWER_IS_BETTER and metric not in SET_METRICS:
+    if isinstance(result, PairedDelta) and metric == SPECTRUM:
+        means = {method: scores.matrix(benchmark, scale, method, metric).mean()
+                 for method in (claim.candidate, claim.baseline)}
+        text += "; mean ratio " + ", ".join(f"{method} {mean:.3f}" for method, mean in means.items())
+    elif isinstance(result, PairedDelta) and metric in {"lpips", "dark_per_mp"}:
         base = scores.matrix(benchmark, scale, claim.baseline, metric).mean()
         mine = scores.matrix(benchmark, scale, claim.candidate, metric).mean()
         if mine > 0:

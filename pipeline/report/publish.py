@@ -35,6 +35,7 @@ from pipeline.report.metrics_file import BASELINE, flat_metrics, write_metrics, 
 from pipeline.report.per_image import PerImageScores
 from pipeline.report.plots import has_perceptual_metric, perception_distortion_plot, psnr_gain_bars
 from pipeline.report.run_store import LOCAL_UI, RunStore, experiment_link, portable_uri, store_kind
+from pipeline.report.spectral_plot import spectral_ratio_plot
 from pipeline.report.statement import study_statement
 from pipeline.report.sweep_outputs import TrainedObjective
 from pipeline.tracking.store import is_remote, tracking_uri
@@ -158,7 +159,8 @@ def _log_to_parent_runs(store: RunStore | None, evaluated: list[TrainedObjective
 
 def result_plots(tree: dict[str, Any], scores: PerImageScores, plots_dir: Path) -> list[Path]:
     """Per scale, PSNR gains over bicubic and over L1 (when trained) with their paired 95% intervals;
-    per benchmark and scale, the perception-distortion plane where LPIPS was measured."""
+    per benchmark and scale, the perception-distortion plane where LPIPS was measured and the spectral
+    ratios (``pipeline.report.spectral_plot``)."""
     written = []
     by_scale: dict[str, dict[str, dict[str, Any]]] = {}
     for benchmark, scales in tree.items():
@@ -168,6 +170,9 @@ def result_plots(tree: dict[str, Any], scores: PerImageScores, plots_dir: Path) 
                     objectives, f"{benchmark} {scale}: perception-distortion plane",
                     plots_dir / f"{file_stem('perception_distortion', benchmark, scale)}.png"))
             by_scale.setdefault(scale, {})[benchmark] = objectives
+            spectral = spectral_ratio_plot(scores, benchmark, int(scale.removeprefix("x")),
+                                           plots_dir / f"{file_stem('spectrum', benchmark, scale)}.png")
+            written += [spectral] if spectral else []
     for scale, benchmarks in by_scale.items():
         if any(len(objectives) > 1 for objectives in benchmarks.values()):
             written.append(psnr_gain_bars(benchmarks, f"PSNR gain over bicubic at {scale}",

@@ -5,7 +5,9 @@ image modcropped to the scale, in float64 (``pipeline.metrics.reference``), with
 ``metrics.crop_border`` pixels (default: the scale) cropped from every side, on the BT.601 Y
 channel when ``metrics.y_channel``. LPIPS (Zhang et al. 2018) is measured on the same cropped RGB
 region, and only when its pretrained weights were loaded. The region scores (PSNR on textured and
-flat pixels, dark artefacts per megapixel) are ``pipeline.metrics.regions``'. FID is a score of a
+flat pixels, dark artefacts per megapixel) are ``pipeline.metrics.regions``', the weight-free
+perceptual metrics (HaarPSI, MDSI, MS-GMSD) ``pipeline.metrics.perceptual``'s and the
+high-frequency energy ratio ``pipeline.metrics.spectrum``'s, all on PSNR's crop and channel. FID is a score of a
 set, not of an image: ``fid_features`` gives each image's patch features for it.
 """
 
@@ -23,7 +25,9 @@ from pipeline.inference import SuperResolver
 from pipeline.metrics import reference
 from pipeline.metrics.fid_metric import FidMetric
 from pipeline.metrics.lpips_metric import LpipsMetric
+from pipeline.metrics.perceptual import weight_free_scores
 from pipeline.metrics.regions import region_scores
+from pipeline.metrics.spectrum import high_frequency_ratio
 
 DECODE_REPEATS = 3
 DECODE_WINDOW = 128
@@ -31,11 +35,12 @@ DECODE_WINDOW = 128
 
 @dataclass(frozen=True)
 class ImageScorer:
-    """``scorer(sr, hr) -> {"psnr", "ssim"[, "lpips"], region scores}`` for ``H x W x 3`` uint8 images of
-    equal size."""
+    """``scorer(sr, hr) -> {"psnr", "ssim"[, "lpips"], region scores, weight-free scores, "hf_ratio"}`` for
+    ``H x W x 3`` uint8 images of equal size, upscaled ``scale`` times."""
 
     crop_border: int
     y_channel: bool
+    scale: int
     lpips: LpipsMetric | None
     device: torch.device
     fid: FidMetric | None = None
@@ -44,7 +49,7 @@ class ImageScorer:
     def for_scale(cls, config: MetricsConfig, scale: int, lpips: LpipsMetric | None, device: torch.device,
                   fid: FidMetric | None = None) -> ImageScorer:
         crop = scale if config.crop_border is None else config.crop_border
-        return cls(crop, config.y_channel, lpips, device, fid)
+        return cls(crop, config.y_channel, scale, lpips, device, fid)
 
     def fid_features(self, image: np.ndarray) -> np.ndarray:
         """FID Inception features of the cropped image's patches (``[0, 2048]`` without FID weights)."""
@@ -60,6 +65,8 @@ class ImageScorer:
         if self.lpips is not None:
             scores["lpips"] = self._lpips(sr, hr)
         scores.update(region_scores(sr, hr, self.crop_border, self.y_channel))
+        scores.update(weight_free_scores(sr, hr, self.crop_border, self.y_channel))
+        scores["hf_ratio"] = high_frequency_ratio(sr, hr, self.crop_border, self.y_channel, self.scale)
         return scores
 
     def _lpips(self, sr: np.ndarray, hr: np.ndarray) -> float:

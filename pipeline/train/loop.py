@@ -26,7 +26,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from pipeline.config import Params, TrainConfig
 from pipeline.data.image_store import stored_pairs
 from pipeline.data.paired import ImagePair, PairedPatchDataset, load_pairs
 from pipeline.errors import PipelineError
+from pipeline.interrupt import StopSignals
 from pipeline.models.registry import build_model
 from pipeline.objectives.base import Objective
 from pipeline.objectives.registry import build_objective
@@ -61,8 +62,12 @@ RESUME_MUST_MATCH = ("model", "loss", "train.scale")
 
 
 def fit(params: Params, run_dir: Path, callbacks: Sequence[Callback] = (), resume: Path | None = None,
-        overwrite: bool = False) -> TrainResult:
+        overwrite: bool = False, stop: StopSignals | None = None) -> TrainResult:
     """Train, validate and checkpoint one run into ``run_dir/checkpoints/{last,best}.pt``.
+
+    With ``stop``, a stop signal it recorded ends the run after the current iteration: ``last.pt``
+    is written at that iteration (a resume from it ends bitwise equal to an uninterrupted run) and
+    ``Interrupted`` is raised (``pipeline.interrupt``).
 
     The run holds ``run_dir``'s exclusive lock (``pipeline.train.run_folder``) throughout; a run
     folder that already holds checkpoints is refused unless the run resumes or ``overwrite`` is set.
@@ -73,10 +78,11 @@ def fit(params: Params, run_dir: Path, callbacks: Sequence[Callback] = (), resum
         if resume is None and not overwrite:
             refuse_finished_run(run_dir)
         remove_orphaned_temp_files(run_dir / "checkpoints")
-        return _fit(params, run_dir, callbacks, resume)
+        return _fit(params, run_dir, callbacks, resume, stop)
 
 
-def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: Path | None) -> TrainResult:
+def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: Path | None,
+         stop: StopSignals | None) -> TrainResult:
     """The training of ``fit``, inside the run folder's lock.
 
     A non-finite total loss stops the run with a ``PipelineError`` naming its iteration; it is
@@ -145,6 +151,9 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
                     save_checkpoint(last_path, run.state(done))
                 _report_validation_and_checkpoints(callbacks, rank, done, (final_metrics, samples) if validate_now
                                                    else None, is_best, checkpoint_now, best_path, last_path)
+                if stop is not None and stop.received is not None:
+                    _end_at_signal(stop, done, unchecked, last_path, run.state if rank == 0 and not checkpoint_now
+                                   else None)
 
         if not final_metrics:
             final_metrics, samples = _validate(validator, run, world_size)
@@ -372,6 +381,16 @@ class _LogWindow:
         means = {name: float(total) / self.count for name, total in self.sums.items()}
         self.sums, self.count = {}, 0
         return means
+
+
+def _end_at_signal(stop: StopSignals, done: int, unchecked: tuple[int, Tensor], last_path: Path,
+                   state: Callable[[int], dict[str, Any]] | None) -> None:
+    """After iteration ``done``, for a recorded stop signal: write ``last.pt`` with ``state`` (unless
+    None: not rank 0, or just written), if the loss is finite, then raise ``Interrupted``."""
+    _stop_if_diverged(*unchecked, last_path)
+    if state is not None:
+        save_checkpoint(last_path, state(done))
+    stop.check(f"at iteration {done}")
 
 
 def _stop_if_diverged(iteration: int, total: Tensor, last_path: Path) -> None:

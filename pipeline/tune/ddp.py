@@ -12,6 +12,7 @@ checkpoints in ``<trial folder>/ddp``, where a restarted trial's new trainer fin
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,10 @@ from pipeline.tune.trial import SweepRun, TuneReporter, restore_checkpoints, tra
 DDP_RUN_NAME = "ddp"
 
 
-def run_ddp_trial(config: dict[str, Any], sweep: SweepRun) -> None:
-    """The Tune function of a data-parallel trial."""
+def run_ddp_trial(config: dict[str, Any], sweep: SweepRun, worker: Callable[[dict[str, Any]], None] | None = None,
+                  backend: str | None = None) -> None:
+    """The Tune function of a data-parallel trial: ``worker`` (default: train one rank) on each
+    Train worker, in a ``backend`` process group (default: NCCL with GPUs, else gloo)."""
     from ray import train, tune
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
@@ -33,14 +36,14 @@ def run_ddp_trial(config: dict[str, Any], sweep: SweepRun) -> None:
     per_worker = {"CPU": resources.cpu, **({"GPU": resources.gpu} if resources.gpu else {})}
     trial_folder = f"{sweep.folder}/{Path(context.get_trial_dir()).name}"
     trainer = TorchTrainer(
-        _train_worker,
+        worker or _train_worker,
         train_loop_config={"config": config, "sweep": sweep, "trial_id": context.get_trial_id()},
         scaling_config=train.ScalingConfig(num_workers=resources.workers, use_gpu=resources.gpu > 0,
                                            resources_per_worker=per_worker),
         run_config=train.RunConfig(name=DDP_RUN_NAME, storage_path=trial_folder, callbacks=[TuneReportCallback()],
                                    failure_config=train.FailureConfig(max_failures=0),
                                    checkpoint_config=train.CheckpointConfig(num_to_keep=1)),
-        torch_config=TorchConfig(backend="nccl" if resources.gpu > 0 else "gloo"),
+        torch_config=TorchConfig(backend=backend or ("nccl" if resources.gpu > 0 else "gloo")),
     )
     trainer.fit()
 

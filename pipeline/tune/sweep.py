@@ -32,7 +32,9 @@ from pipeline.config import Params, SweepConfig
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.tracking.store import artifact_root, check_tracking, ensure_experiment, is_remote, tracking_uri
 from pipeline.tune.cluster import cluster_address, ray_cluster, storage_filesystem, storage_location
+from pipeline.interrupt import Interrupted, StopSignals
 from pipeline.tune.ddp import run_ddp_trial
+from pipeline.tune.interruption import ForwardStop, kill_running_children
 from pipeline.tune.outputs import best_configurations, export_models, write_best_yaml, write_trials_csv
 from pipeline.tune.parent_run import ParentRun, describe_algorithms
 from pipeline.tune.log_file import log_to_file
@@ -40,6 +42,7 @@ from pipeline.tune.progress import SweepProgress
 from pipeline.tune.results import (FAILED, STOPPED, Selection, TrialRecord, require_some_success, select_best,
                                    trial_record)
 from pipeline.tune.space import SearchSpace, trial_choice
+from pipeline.tune.sweep_lock import sweep_lock
 from pipeline.tune.trial import SweepRun, run_trial
 
 log = logging.getLogger(__name__)
@@ -49,18 +52,20 @@ LOG_FILE = "sweep.log"
 DDP_DRIVER_MEMORY = 2**28  # bytes reserved by a data-parallel trial's own process; its workers hold the CPUs/GPUs
 
 
-def run_sweep(params: Params, resume: bool = False) -> dict[str, Any]:
-    """Run the sweep declared in ``params.sweep`` (continue it with ``resume``); returns a summary.
+def run_sweep(params: Params, resume: bool | str = False, signals: StopSignals | None = None) -> dict[str, Any]:
+    """Run the sweep declared in ``params.sweep``; returns a summary. ``resume``: True (or ``always``)
+    continues the sweep in its folder, ``auto`` continues it when it is unfinished and has the same
+    ``params.sweep`` (else starts anew). ``signals`` (``pipeline.interrupt``) stop it resumably.
 
     The console shows one line per trial event (``pipeline.tune.progress``); the driver's full log is
     ``<results_dir>/sweep/sweep.log`` and each trial's ``<results_dir>/sweep/logs/<trial>.log``."""
     console = log.isEnabledFor(logging.INFO)  # asked before the log file lowers the level; `-q` silences the view
-    with log_to_file(Path(params.results_dir) / "sweep" / LOG_FILE) as path:
+    with sweep_lock(Path(params.results_dir)), log_to_file(Path(params.results_dir) / "sweep" / LOG_FILE) as path:
         log.info("sweep log: %s", path)
-        return _run_sweep(params, resume, console)
+        return _run_sweep(params, resume, console, signals)
 
 
-def _run_sweep(params: Params, resume: bool, console: bool) -> dict[str, Any]:
+def _run_sweep(params: Params, resume: bool | str, console: bool, signals: StopSignals | None) -> dict[str, Any]:
     started = time.perf_counter()
     config = params.sweep
     space = SearchSpace(config)
@@ -80,33 +85,57 @@ def _run_sweep(params: Params, resume: bool, console: bool) -> dict[str, Any]:
     if base.tracking.enabled:
         check_tracking(base.tracking.uri)
         experiment_id = ensure_experiment(base.tracking.uri, base.tracking.experiment, artifact_root(base))
+    resume = resume_wanted(folder, resume, params.digest("sweep"))
     state = prepare_sweep_folder(folder, resume)
 
-    with ray_cluster(config.ray) as joined:
-        _warn_about_local_tracking(base)
-        parent = _parent_run(base, experiment_id, space, state) if experiment_id is not None else None
-        sweep_id = state.get("sweep_id") or uuid.uuid4().hex[:12]  # a resumed sweep keeps its id
-        _write_state(folder, {"parent_run_id": parent.run_id if parent else None, "experiment_id": experiment_id,
-                              "tracking_uri": base.tracking.uri, "sweep_digest": params.digest("sweep"),
-                              "sweep_id": sweep_id})
-        sweep = SweepRun(base, space, folder, parent.run_id if parent else None, experiment_id)
-        try:
+    parent = None
+    try:
+        with ray_cluster(config.ray) as joined:
+            if signals is not None:
+                signals.install()  # again: ray.init puts in a SIGTERM handler of its own
+            _warn_about_local_tracking(base)
+            parent = _parent_run(base, experiment_id, space, state) if experiment_id is not None else None
             log.info("sweep '%s' on Ray (%s): %s; results in %s", config.name, joined, json.dumps(space.describe()),
                      folder)
-            with contextlib.redirect_stdout(sys.stderr):  # Tune prints progress; stdout is the CLI's summary
-                grid = _tuner(sweep, storage, max_validations, resume, console).fit()
-            filesystem, _ = storage_filesystem(folder)
-            records = [trial_record(result, config.metric, config.mode, filesystem) for result in grid]
-            if parent is not None:
-                parent.settle_trials(records, config.name, base.seed)
-            summary = _write_outputs(base, space, records, parent, experiment_id, {"name": config.name, "id": sweep_id})
-        except BaseException as error:
-            if parent is not None:
-                parent.fail(error)
-            raise
+            summary = _tune(base, space, folder, storage, parent, experiment_id, state, max_validations, resume,
+                            console, signals)
+    except Interrupted:
+        if parent is not None:  # Ray is shut down: no stopped trial writes to its run any more
+            kill_running_children(parent.uri, parent.experiment_id, parent.run_id)
+        raise
     summary.update(name=config.name, folder=folder, resumed=resume,
                    wall_seconds=round(time.perf_counter() - started, 1))
     _log_table(summary)
+    return summary
+
+
+def _tune(base: Params, space: SearchSpace, folder: str, storage: str, parent: ParentRun | None,
+          experiment_id: str | None, state: dict[str, Any], max_validations: int, resume: bool, console: bool,
+          signals: StopSignals | None) -> dict[str, Any]:
+    """Run the trials, write the outputs and settle the MLflow runs; the sweep's summary."""
+    config = base.sweep
+    sweep_id = state.get("sweep_id") or uuid.uuid4().hex[:12]  # a resumed sweep keeps its id
+    saved = {"parent_run_id": parent.run_id if parent else None, "experiment_id": experiment_id,
+             "tracking_uri": base.tracking.uri, "sweep_digest": base.digest("sweep"), "sweep_id": sweep_id}
+    _write_state(folder, saved)
+    sweep = SweepRun(base, space, folder, parent.run_id if parent else None, experiment_id)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # Tune prints progress; stdout is the CLI's summary
+            grid = _tuner(sweep, storage, max_validations, resume, console).fit()
+        if signals is not None:
+            signals.forward = None
+            finished = sum(bool(result.metrics.get("done")) for result in grid)
+            signals.check(f"with {finished} of {len(grid)} trials of sweep '{config.name}' finished")
+        filesystem, _ = storage_filesystem(folder)
+        records = [trial_record(result, config.metric, config.mode, filesystem) for result in grid]
+        if parent is not None:
+            parent.settle_trials(records, config.name, base.seed)
+        summary = _write_outputs(base, space, records, parent, experiment_id, {"name": config.name, "id": sweep_id})
+    except BaseException as error:
+        if parent is not None:
+            parent.fail(error)
+        raise
+    _write_state(folder, {**saved, "finished": True})
     return summary
 
 
@@ -129,6 +158,32 @@ def _check_scheduling(config: SweepConfig) -> None:
             raise ConfigError("sweep.scheduler pbt chooses its own values; use search random or grid with it")
 
 
+def resume_wanted(folder: str, resume: bool | str, digest: str) -> bool:
+    """``resume`` as a yes or no: ``auto`` is yes when ``folder`` holds an unfinished sweep of the
+    same ``params.sweep`` (``digest``) that Tune can restore (what a requeued SLURM job or a
+    ``dvc repro`` after an interruption finds)."""
+    if resume != "auto":
+        return resume in (True, "always")
+    from ray import tune
+
+    state = _read_state(folder)
+    unfinished = state is not None and not state.get("finished") and state.get("sweep_digest") == digest
+    if unfinished and tune.Tuner.can_restore(folder):
+        log.info("resuming the unfinished sweep in %s", folder)
+        return True
+    return False
+
+
+def _read_state(folder: str) -> dict[str, Any] | None:
+    """The sweep folder's ``STATE_FILE``, None when there is none."""
+    filesystem, path = storage_filesystem(folder)
+    state_path = f"{path}/{STATE_FILE}"
+    if filesystem.get_file_info(state_path).type == pyarrow.fs.FileType.NotFound:
+        return None
+    with filesystem.open_input_stream(state_path) as handle:
+        return json.loads(handle.read().decode())
+
+
 def prepare_sweep_folder(folder: str, resume: bool) -> dict[str, Any]:
     """Check (resume) or clear (new sweep) the sweep folder; the saved state of a resumed sweep."""
     from ray import tune
@@ -143,11 +198,7 @@ def prepare_sweep_folder(folder: str, resume: bool) -> dict[str, Any]:
             if info.base_name.startswith("experiment_state") and not _is_json(filesystem, info.path):
                 raise PipelineError(f"--resume: Ray Tune's run state '{info.path}' is damaged (the sweep was stopped "
                                     "while writing it); run the sweep again without --resume")
-        state_path = f"{path}/{STATE_FILE}"
-        if filesystem.get_file_info(state_path).type == pyarrow.fs.FileType.NotFound:
-            return {}
-        with filesystem.open_input_stream(state_path) as handle:
-            return json.loads(handle.read().decode())
+        return _read_state(folder) or {}
     if exists:
         log.info("replacing the earlier sweep folder %s (run with --resume to continue it instead)", folder)
         filesystem.delete_dir(path)
@@ -197,6 +248,10 @@ def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool, co
     else:
         trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=sweep),
                                         {"cpu": resources.cpu, "gpu": resources.gpu})
+    # Tune warns whenever it snapshots its state soon after the last time, which short trials always do;
+    # its new output engine prints a configuration box and TensorBoard advice even at verbose=0
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if resume:
         return tune.Tuner.restore(sweep.folder, trainable, resume_unfinished=True, resume_errored=True)
     max_concurrent = config.max_concurrent
@@ -218,11 +273,7 @@ def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool, co
     total = samples if config.search == "optuna" else sum(planned.values())
     progress = SweepProgress(total, config.metric, config.mode, sweep.base.seed, show=console,
                              costs=costs if config.search != "optuna" else None, planned=planned)
-    # Tune warns whenever it snapshots its state soon after the last time, which short trials always do;
-    # its new output engine prints a configuration box and TensorBoard advice even at verbose=0
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    run_config = tune.RunConfig(name=config.name, storage_path=storage, verbose=0, callbacks=[progress],
+    run_config = tune.RunConfig(name=config.name, storage_path=storage, verbose=0, callbacks=[progress, ForwardStop()],
                                 failure_config=tune.FailureConfig(max_failures=config.max_failures),
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)

@@ -151,7 +151,7 @@ def test_the_plots_are_pngs_a_person_can_open(report):
     summary, _, _ = report
     names = sorted(Path(path).name for path in summary["plots"])
     # LPIPS is off: no perception-distortion plane; x3 has only bicubic: nothing to compare there
-    assert names == sorted(["psnr_x2.png", "psnr_vs_l1_x2.png"]
+    assert names == sorted(["psnr_x2.png", "psnr_vs_l1_x2.png", "spectrum_Tiny_x2.png", "spectrum_Wide_x2.png"]
                            + [f"comparison_{bench}_{scale}.png" for bench in ("Tiny", "Wide") for scale in ("x2", "x3")])
     for path in map(Path, summary["plots"]):
         assert path.stat().st_size > 5000

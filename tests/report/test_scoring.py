@@ -11,7 +11,9 @@ from torch import Tensor, nn
 from pipeline.config import MetricsConfig
 from pipeline.inference import SuperResolver
 from pipeline.metrics import reference
+from pipeline.metrics.perceptual import weight_free_scores
 from pipeline.metrics.regions import region_scores
+from pipeline.metrics.spectrum import high_frequency_ratio
 from pipeline.objectives.base import Objective
 from pipeline.report.scoring import ImageScorer, decode_ms_per_megapixel
 
@@ -38,7 +40,8 @@ def test_psnr_and_ssim_are_the_reference_metrics_with_crop_equal_to_the_scale():
     sr, hr = _pair()
     scorer = ImageScorer.for_scale(MetricsConfig(), 3, None, torch.device("cpu"))
     assert scorer(sr, hr) == {"psnr": reference.psnr(sr, hr, 3, True), "ssim": reference.ssim(sr, hr, 3, True),
-                              **region_scores(sr, hr, 3, True)}
+                              **region_scores(sr, hr, 3, True), **weight_free_scores(sr, hr, 3, True),
+                              "hf_ratio": high_frequency_ratio(sr, hr, 3, True, 3)}
     rgb = ImageScorer.for_scale(MetricsConfig(crop_border=0, y_channel=False), 3, None, torch.device("cpu"))
     assert rgb(sr, hr)["psnr"] == reference.psnr(sr, hr, 0, False) != scorer(sr, hr)["psnr"]
 

@@ -5,6 +5,7 @@ is duplicated."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import psutil
 import pytest
 import torch
 import yaml
@@ -48,15 +50,22 @@ def test_a_killed_sweep_resumes_to_the_uninterrupted_results(tiny_data, tmp_path
 
     driver = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
+    sessions = {driver.pid}
     try:
         wait_for(lambda: any(folder.glob("*-charbonnier-seed0/checkpoint_*")), 240, "the third trial's checkpoint")
         time.sleep(0.4)
-        os.killpg(driver.pid, signal.SIGKILL)
+        # the command runs the driver in a session of its own (pipeline.own_session): kill them all at once
+        tree = [psutil.Process(driver.pid), *psutil.Process(driver.pid).children(recursive=True)]
+        sessions = {os.getsid(process.pid) for process in tree}
+        for process in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
         driver.wait(timeout=30)
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
-        end_session(driver.pid)
+        for session in sessions:
+            end_session(session)
     state = json.loads((folder / "srloss_sweep.json").read_text())
     parent_before = state["parent_run_id"]
 
