@@ -33,7 +33,7 @@ def test_the_runs_table_names_objectives_shows_a_benchmark_column_and_images_loa
     shots = tmp_path / "screenshots"
     assert browser_check.main(["--store", str(study / "mlflow.db"), "--metric", "Tiny/x2/psnr",
                                "--screenshots", str(shots)]) == 0
-    for name in ("runs_table", "child_run", "child_run_images", "parent_summary"):
+    for name in ("default_view", "runs_table", "child_run", "child_run_images", "parent_summary"):
         with Image.open(shots / f"{name}.png") as image:
             assert image.size[0] >= 1600
     with pytest.raises(ConnectionRefusedError):  # the server is gone: nothing listens on its port

@@ -76,7 +76,13 @@ def test_repro_builds_the_study_offline_and_a_second_repro_does_nothing(project)
                                      for metric in ("psnr", "ssim"))
     leaderboard = (project / "results" / "leaderboard.md").read_text()
     assert "## Builtin x2" in leaderboard and "ΔPSNR vs l1 [95% CI]" in leaderboard
+    # one seed per objective, both far below bicubic: the first screen names no winner and says why
+    assert leaderboard.startswith("# Leaderboard\n\n## The answer across benchmarks\n")
+    assert "(winner)" not in leaderboard
+    assert "none can be, with 1 seed per objective" in leaderboard and "**better**" not in leaderboard
     claims = (project / "results" / "claims.md").read_text()
+    statuses = [line.split(" | ")[2] for line in claims.splitlines() if line[:4] in {f"| {n} " for n in range(1, 7)}]
+    assert len(statuses) == 6 and not any(s.startswith(("supported", "contradicted")) for s in statuses)
     assert "## 1. Trainable loss weights beat unweighted L1" in claims
     assert "not testable here: the study evaluated no `tlw` at Builtin x2" in claims
     assert {path.suffix for path in (project / "results" / "plots").iterdir()} == {".png"}
@@ -87,7 +93,8 @@ def test_repro_builds_the_study_offline_and_a_second_repro_does_nothing(project)
     run(["git", "add", "dvc.lock", "results"], project)
     committed = run(["git", "diff", "--cached", "--name-only"], project).split()
     assert sorted(committed) == ["dvc.lock", "results/claims.md", "results/curves.csv", "results/image_scores.csv",
-                                 "results/leaderboard.md", "results/metrics.json", "results/scores.json"]
+                                 "results/leaderboard.md", "results/metrics.json", "results/scores.json",
+                                 "results/summary.md"]
     run(["git", "commit", "-qm", "baseline results"], project)
     assert run(["git", "status", "--porcelain"], project) == ""
 
@@ -125,7 +132,12 @@ def test_exp_run_samples_a_loss_weight_rerunning_only_sweep_and_evaluate(project
     assert "grad2-weights" in names
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], project))["results/metrics.json"]
     assert "Builtin/x2/grad2/psnr" in diff and diff["Builtin/x2/grad2/psnr"]["old"] is not None
-    table = run(["dvc", "exp", "show", "--no-pager", "--drop", ".*", "--keep",
-                 "Experiment|Builtin/x2/(bicubic|l1|grad2)/psnr"], project)  # the README's command
+    table = run(["dvc", "exp", "show", "--no-pager", "--only-changed", "--drop",
+                 "Created|State|Executor|models|.*/ssim|Set5/.*|Set14/.*"], project)  # the README's command
     assert "grad2-weights" in table and "Builtin/x2/grad2/psnr" in table and " ! " not in table
+    assert "Builtin/x2/bicubic/psnr" not in table  # unchanged columns are left out
     assert max(len(line) for line in table.splitlines()) <= 120
+    changes = run(["dvc", "exp", "diff", "--no-path", "HEAD", "grad2-weights"], project)  # the README's next one
+    assert {"sweep.num_samples", "sweep.only", "sweep.space.grad2.loss.terms.grad2.loguniform",
+            "Builtin/x2/grad2/psnr"} <= {line.split()[0] for line in changes.splitlines() if line.strip()}
+    assert max(len(line) for line in changes.splitlines()) <= 120

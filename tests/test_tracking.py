@@ -24,7 +24,7 @@ import torch
 from pipeline.config import Params, validate
 from pipeline.errors import PipelineError
 from pipeline.inference import load_super_resolver, upscale_image
-from pipeline.tracking.callback import MLflowCallback
+from pipeline.tracking.callback import MLflowCallback, run_params
 from pipeline.tracking.images import LABEL_PIXELS, labelled_strip, side_by_side
 from pipeline.tracking.store import check_tracking, ensure_experiment, find_run, flatten_params, start_run, tracking_uri
 from pipeline.tracking.tags import git_tags, objective_tags
@@ -196,6 +196,8 @@ def test_a_logged_run_holds_params_tags_metrics_images_checkpoints_and_the_model
     assert run.info.status == "FINISHED" and run.info.run_name == "tiny"
     assert run.data.params["train.lr"] == "0.0003" and run.data.params["model.args.n_feats"] == "8"
     assert run.data.params["tracking.experiment"] == "local"
+    assert not any(key.startswith("sweep.") for key in run.data.params)  # the sweep's keys are the parent's
+    assert set(run_params(params)) == set(params.model_dump()) - {"sweep"}
     hr_manifest = Path(client.download_artifacts(run.info.run_id, "data/hr_manifest.json", str(tmp_path)))
     assert json.loads(hr_manifest.read_text()) == ctx.data_manifest["hr"]
     assert run.data.tags["data.hr.sha256"] == hashlib.sha256(hr_manifest.read_bytes()).hexdigest()

@@ -1,10 +1,14 @@
 """Open a finished study's MLflow runs in headless Chromium and check what a researcher sees.
 
-Starts ``mlflow ui`` on 127.0.0.1 (a free port) for the store, opens the experiment in the
-model-training view sorted by a benchmark metric, shows that metric as a column, and checks that
-the runs table names every objective and shows the metric's values, that a trial run's logged
-image strips load, and that the parent run holds the per-objective summary. Screenshots go to
-``--screenshots`` (``runs_table.png``, ``child_run.png``, ``child_run_images.png``, ``parent_summary.png``).
+Starts ``mlflow ui`` on 127.0.0.1 (a free port) for the store, and checks that the experiment link the
+leaderboard gives (``?workflowType=machine_learning``) opens the model-training view in a fresh browser
+(MLflow 3.17's UI ignores the ``mlflow.experimentKind`` tag: the plain experiment URL opens its GenAI
+overview), that the runs table sorted by a benchmark metric with that metric as a column names
+every objective and shows the metric's values, that a trial run's logged image strips load and its
+params are its own configuration (no ``sweep.*``), that every logged model carries the benchmark
+metric, and that the parent run shows the per-objective summary and the summary across benchmarks as
+its description. Screenshots go to ``--screenshots`` (``default_view.png``, ``runs_table.png``,
+``child_run.png``, ``child_run_images.png``, ``parent_summary.png``).
 The server is stopped on every exit path. Exit status 0 when every check passed, 1 otherwise (each
 failed check printed), 2 when the store, Playwright or Chromium is missing.
 
@@ -33,6 +37,10 @@ from urllib.parse import quote
 import mlflow
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.report.run_store import experiment_link  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 LOAD_SECONDS = 120  # the UI's first page load is slow on a busy 2-core machine
 
@@ -105,6 +113,8 @@ def check(store: Path, experiment: str, metric: str, screenshots: Path) -> list[
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 900})
             page.set_default_timeout(LOAD_SECONDS * 1000)
+            failures += default_view(page, f"{url}/#/experiments/{found.experiment_id}", parent, screenshots)
+            failures += stored_runs(client, found.experiment_id, children, metric)
             page.goto(f"{url}/#/experiments/{found.experiment_id}?workflowType=machine_learning")
             page.get_by_role("button", name="Close").first.click()  # the assistant side panel: room for the table
             experiment_url = f"{url}/#/experiments/{found.experiment_id}"
@@ -115,6 +125,41 @@ def check(store: Path, experiment: str, metric: str, screenshots: Path) -> list[
                                        screenshots)
         finally:
             browser.close()
+    return failures
+
+
+def default_view(page, experiment_url: str, parent, screenshots: Path) -> list[str]:
+    """A fresh browser opens the leaderboard's experiment link in the model-training view (its runs table
+    lists the sweep's parent run, the trials folded under it). The plain experiment URL opens the GenAI
+    overview, in a fresh browser and even after the link (MLflow 3.17.2), so only the link is checked."""
+    for url, how in ((experiment_link_of(experiment_url), "from the leaderboard's link"),):
+        page.goto(url)
+        try:
+            page.get_by_text(parent.info.run_name, exact=True).first.wait_for(timeout=LOAD_SECONDS * 500)
+        except Exception:  # noqa: BLE001 - Playwright's timeout: the page shows something else
+            page.screenshot(path=str(screenshots / "default_view.png"))
+            return [f"the experiment did not open in the model-training view {how} (no run "
+                    f"'{parent.info.run_name}' listed)"]
+    page.screenshot(path=str(screenshots / "default_view.png"))
+    return []
+
+
+def experiment_link_of(experiment_url: str) -> str:
+    """The link the leaderboard gives for the experiment at ``experiment_url`` (``run_store.experiment_link``)."""
+    server, experiment_id = experiment_url.split("/#/experiments/")
+    return experiment_link(server, experiment_id)
+
+
+def stored_runs(client, experiment_id: str, children: list, metric: str) -> list[str]:
+    """Each trial's params are its own configuration, and each logged model carries ``metric``."""
+    failures = []
+    for run in children:
+        swept = sorted(key for key in run.data.params if key.startswith("sweep."))
+        if swept:
+            failures.append(f"run '{run.info.run_name}' logs the sweep's params ({swept[0]}, ...)")
+    for model in client.search_logged_models(experiment_ids=[experiment_id]):
+        if metric not in {entry.key for entry in model.metrics or []}:
+            failures.append(f"the logged model '{model.name}' carries no {metric}")
     return failures
 
 
@@ -160,7 +205,8 @@ def child_images(page, run_url: str, run_name: str, screenshots: Path) -> list[s
 
 
 def parent_summary(page, run_url: str, objectives: list[str], metric: str, screenshots: Path) -> list[str]:
-    """The parent run's page lists each objective's benchmark mean (``<benchmark>/<scale>/<objective>/psnr``)."""
+    """The parent run's page lists each objective's benchmark mean (``<benchmark>/<scale>/<objective>/psnr``)
+    and shows the summary across benchmarks as its description."""
     page.goto(f"{run_url}?workflowType=machine_learning")
     benchmark, scale = metric.split("/")[:2]
     wanted = [f"{benchmark}/{scale}/{objective}/psnr" for objective in objectives]
@@ -168,7 +214,10 @@ def parent_summary(page, run_url: str, objectives: list[str], metric: str, scree
     page.wait_for_timeout(1000)
     page.screenshot(path=str(screenshots / "parent_summary.png"), full_page=True)
     text = page.inner_text("body")
-    return [f"the parent run does not show {name}" for name in wanted if name not in text]
+    failures = [f"the parent run does not show {name}" for name in wanted if name not in text]
+    if "PSNR on every benchmark" not in text:
+        failures.append("the parent run's description does not show the summary across benchmarks")
+    return failures
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ def tiny_params(folder: Path) -> dict:
     params["model"]["args"] = {"n_blocks": 1, "n_feats": 8}
     params["train"].update(iterations=8, batch_size=2, patch_size=16, val_every=4, checkpoint_every=4, progress=False)
     params["tracking"].update(uri=f"sqlite:///{folder / 'mlflow.db'}", artifact_location=str(folder / "mlartifacts"),
-                              log_images=1, log_model=False)
+                              log_images=1, log_model=True)
     objectives = params["sweep"]["objectives"]
     params["sweep"].update(objectives={"l1": objectives["l1"], "grad2": objectives["grad2"]}, seeds=2, reports=2,
                            storage_path=str(folder / "ray_results"))

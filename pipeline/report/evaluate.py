@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 SuperResolve = Callable[[np.ndarray], np.ndarray]
 RunScores = dict[str, dict[str, float]]  # MLflow run id -> {"<benchmark>/x<s>/<metric>": value}
+COMPARED_IMAGES = 8  # the comparison crops are chosen among a benchmark's first images
 
 
 @dataclass
@@ -106,7 +107,8 @@ def evaluate_all(params: Params, progress: bool = False) -> dict[str, Any]:
             image_counts[benchmark] = len(pairs)
             log.debug("evaluating %s x%d (%d images): bicubic and %d objective(s)", benchmark, scale, len(pairs),
                       len(here))
-            comparison = Comparison(benchmark, scale, pairs[0].name, pairs[0].hr)
+            shown = pairs[:COMPARED_IMAGES]
+            comparison = Comparison(benchmark, scale, [pair.name for pair in shown], [pair.hr for pair in shown])
             comparisons.append(comparison)
             sets = SetScores(scorer, pairs, results.set_level, comparison)
             scores, comparison.outputs[BASELINE] = score_pairs(pairs, scorer,
@@ -139,15 +141,15 @@ def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], sco
                         device: torch.device, results: Results, sets: SetScores, comparison: Comparison,
                         bar: tqdm) -> None:
     """Score every model of ``objective`` (per image, and one mean per model and metric, filed under the
-    model's MLflow run) and keep ``best.pt``'s output of the first image for the comparison."""
+    model's MLflow run) and keep the outputs of the seed ``best.pt`` was trained with for the comparison."""
     for seed, checkpoint in objective.checkpoints.items():
         resolver = load_super_resolver(checkpoint, device)
         upscale = TimedUpscale(_tiled(resolver, params))
-        scores, first = score_pairs(pairs, scorer, upscale, sets)
+        scores, outputs = score_pairs(pairs, scorer, upscale, sets)
         results.record(comparison, objective.name, seed, run_of(objective, seed), pairs, scores,
                        decode_ms_per_mp=upscale.ms_per_megapixel(), **sets.take(objective.name, seed))
-        if checkpoint == objective.best:
-            comparison.outputs[objective.name] = first
+        if seed == int(objective.trained_with["seed"]):
+            comparison.outputs[objective.name] = outputs
         bar.update()
         if params.evaluate.self_ensemble:
             ensemble, method = SelfEnsemble(resolver), f"{objective.name}{ENSEMBLE_SUFFIX}"
@@ -164,7 +166,7 @@ def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], sco
             bar.update()
     comparison.seeds[objective.name] = int(objective.trained_with["seed"])
     if objective.name not in comparison.outputs:
-        _, comparison.outputs[objective.name] = score_pairs(pairs[:1], scorer,
+        _, comparison.outputs[objective.name] = score_pairs(pairs[:COMPARED_IMAGES], scorer,
                                                             _tiled(load_super_resolver(objective.best, device), params))
 
 
@@ -205,19 +207,19 @@ class SetScores:
 
 
 def score_pairs(pairs: list[ImagePair], scorer: ImageScorer, super_resolve: SuperResolve,
-                sets: SetScores | None = None) -> tuple[list[dict[str, float]], tuple[np.ndarray, float]]:
-    """Each pair's scores (and, into ``sets``, its set-score features), and the first image's output
-    with its PSNR."""
+                sets: SetScores | None = None) -> tuple[list[dict[str, float]], list[np.ndarray]]:
+    """Each pair's scores (and, into ``sets``, its set-score features), and the outputs of the first
+    ``COMPARED_IMAGES`` pairs (for the comparison crops; all outputs would not fit in memory on large sets)."""
     per_image: list[dict[str, float]] = []
-    first: tuple[np.ndarray, float] | None = None
+    outputs: list[np.ndarray] = []
     for pair in pairs:
         sr = super_resolve(pair.lr)
         per_image.append(scorer(sr, pair.hr))
+        if len(outputs) < COMPARED_IMAGES:
+            outputs.append(sr)
         if sets is not None:
             sets.add(sr)
-        if first is None:
-            first = (sr, per_image[0]["psnr"])
-    return per_image, first
+    return per_image, outputs
 
 
 def benchmark_names(params: Params) -> list[str]:

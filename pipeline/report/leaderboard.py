@@ -1,26 +1,28 @@
-"""``results/leaderboard.md``: one ranked table per benchmark and scale.
+"""``results/leaderboard.md``: the answer across benchmarks first (``pipeline.report.summary``), what
+ran, then one ranked table per benchmark and scale, and last what the numbers mean.
 
 Objectives are ranked by mean PSNR; bicubic closes each table as the reference. Beside the means
 (± sample std over seeds) each row has its paired PSNR difference to L1 and to bicubic with the
-95% bootstrap interval and verdict (``pipeline.report.verdicts``). The first row is marked the
-winner only when it is established better than every other objective; otherwise the table names
-the objectives within the noise of the first. Each row links to its MLflow run.
+95% bootstrap interval and verdict (``pipeline.report.evidence``). The first row is marked the
+winner only when it is established better than bicubic and than every other objective (so never
+on one seed, nor below bicubic); otherwise a sentence says why there is none. A metric that is
+unavailable for every row has no column (its reason is said once). Each row names its MLflow runs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pipeline.report.evidence import RANKED_BY, versus
 from pipeline.report.metrics_file import BASELINE, METRICS
 from pipeline.report.per_image import PerImageScores
-from pipeline.report.verdicts import BETTER, UNSETTLED, PairedDelta, paired_delta
+from pipeline.report.verdicts import BETTER, PairedDelta
 
 HEADERS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓", "fid": "FID ↓",
            "decode_ms_per_mp": "SR time (ms/MP) ↓"}
 DIGITS = {"psnr": 2, "ssim": 4, "lpips": 4, "fid": 2, "decode_ms_per_mp": 3}
 MISSING = "–"
 REFERENCE = "l1"
-RANKED_BY = "psnr"
 
 
 def format_cell(entry: dict[str, Any] | None, metric: str) -> str:
@@ -33,58 +35,66 @@ def format_cell(entry: dict[str, Any] | None, metric: str) -> str:
     return f"{entry['mean']:.{digits}f}" + (f" ± {entry['std']:.{digits}f}" if entry["std"] is not None else "")
 
 
-def versus(scores: PerImageScores, benchmark: str, scale: int, method: str, baseline: str,
-           metric: str = RANKED_BY) -> PairedDelta | None:
-    """The paired difference ``method - baseline`` on ``metric``, or None when they cannot be paired."""
-    if method == baseline or not (scores.has(benchmark, scale, method, metric)
-                                  and scores.has(benchmark, scale, baseline, metric)):
-        return None
-    pair = scores.paired(benchmark, scale, method, baseline, metric)
-    return None if pair is None else paired_delta(*pair)
-
-
 def ranking(objectives: dict[str, dict[str, Any]]) -> list[str]:
     """Objective names by mean PSNR, best first (bicubic excluded)."""
     trained = [name for name in objectives if name != BASELINE]
     return sorted(trained, key=lambda name: (-objectives[name][RANKED_BY]["mean"], name))
 
 
-def within_noise_of_first(scores: PerImageScores, benchmark: str, scale: int, ranked: list[str]) -> list[str]:
-    """The objectives after the first whose paired PSNR difference to it is not established."""
-    tied = []
+def why_no_winner(scores: PerImageScores, benchmark: str, scale: int, ranked: list[str]) -> str | None:
+    """Why the first of ``ranked`` is not the winner (None when it is): not better than bicubic, or its
+    PSNR lead over others not established or not evidence (one seed, a model below bicubic)."""
+    if len(ranked) < 2:
+        return None
+    first = ranked[0]
+    over_bicubic = versus(scores, benchmark, scale, first, BASELINE)
+    if over_bicubic is not None and over_bicubic.verdict != BETTER:
+        return f"{first} ranks first, but its PSNR over {BASELINE} is {over_bicubic.verdict}."
+    reasons: dict[str, list[str]] = {}
     for name in ranked[1:]:
-        delta = versus(scores, benchmark, scale, ranked[0], name)
+        delta = versus(scores, benchmark, scale, first, name)
         if delta is None or delta.verdict != BETTER:
-            tied.append(name)
-    return tied
+            reasons.setdefault("unpaired" if delta is None else delta.verdict, []).append(name)
+    if not reasons:
+        return None
+    return (f"{first} ranks first, but its PSNR lead is "
+            + "; ".join(f"{verdict} over {', '.join(names)}" for verdict, names in reasons.items())
+            + " (a winner needs a paired 95% interval above 0 on 2 seeds at least).")
 
 
 def _delta_cell(delta: PairedDelta | None) -> str:
     return MISSING if delta is None else f"{delta.text(2)} {delta.verdict}"
 
 
+def shown_metrics(tree: dict[str, Any]) -> list[str]:
+    """The metrics of ``METRICS`` measured for some row of ``tree`` (the others are only unavailable)."""
+    return [metric for metric in METRICS if any("unavailable" not in entry.get(metric, {"unavailable": ""})
+                                                 for scales in tree.values() for objectives in scales.values()
+                                                 for entry in objectives.values())]
+
+
 def table(objectives: dict[str, dict[str, Any]], scores: PerImageScores, benchmark: str, scale: int,
-          links: dict[str, str]) -> list[str]:
-    """Markdown lines of one benchmark/scale table, and the sentence on its winner."""
+          links: dict[str, str], labels: dict[str, str], metrics: list[str]) -> list[str]:
+    """Markdown lines of one benchmark/scale table, and the sentence on why there is no winner."""
     ranked = ranking(objectives)
-    tied = within_noise_of_first(scores, benchmark, scale, ranked) if ranked else []
-    lines = ["| rank | objective | " + " | ".join(HEADERS[m] for m in METRICS)
-             + f" | ΔPSNR vs {REFERENCE} [95% CI] | ΔPSNR vs {BASELINE} [95% CI] | models | MLflow run |",
-             "|---:|---|" + "---:|" * len(METRICS) + "---|---|---:|---|"]
+    reason = why_no_winner(scores, benchmark, scale, ranked)
+    lines = ["| rank | objective | " + " | ".join(HEADERS[m] for m in metrics)
+             + f" | ΔPSNR vs {REFERENCE} [95% CI] | ΔPSNR vs {BASELINE} [95% CI] | models | MLflow runs |",
+             "|---:|---|" + "---:|" * len(metrics) + "---|---|---:|---|"]
     for rank, name in enumerate([*ranked, BASELINE], start=1):
         if name not in objectives:
             continue
         entry = objectives[name]
-        cells = [format_cell(entry.get(metric), metric) for metric in METRICS]
-        label = f"**{name}** (winner)" if rank == 1 and not tied and len(ranked) > 1 else name
+        cells = [format_cell(entry.get(metric), metric) for metric in metrics]
+        shown = labels.get(name, name)
+        label = f"**{shown}** (winner)" if rank == 1 and reason is None and len(ranked) > 1 else shown
         place = "ref." if name == BASELINE else str(rank)
         lines.append(f"| {place} | {label} | " + " | ".join(cells)
                      + f" | {_delta_cell(versus(scores, benchmark, scale, name, REFERENCE))}"
                      + f" | {_delta_cell(versus(scores, benchmark, scale, name, BASELINE))}"
-                     + f" | {entry['psnr']['n']} | {links.get(name, MISSING)} |")
-    if tied:
-        lines += ["", f"No winner: {ranked[0]} ranks first, but its PSNR lead over {', '.join(tied)} is "
-                  f"{UNSETTLED} (paired 95% interval includes 0)."]
+                     + f" | {entry[RANKED_BY]['n']} | {links.get(name, MISSING)} |")
+    if reason:
+        lines += ["", f"No winner: {reason}"]
     return lines
 
 
@@ -94,15 +104,16 @@ def unavailable_reasons(tree: dict[str, Any]) -> dict[str, str]:
             for entry in objectives.values() for metric, value in entry.items() if "unavailable" in value}
 
 
-def render_leaderboard(tree: dict[str, Any], scores: PerImageScores, statement: str, links: dict[str, str],
-                       notes: list[str], model_scales: dict[str, int]) -> str:
-    """The whole leaderboard: ``statement`` (what the numbers mean), ``notes`` (a bullet each, after
-    one per unavailable metric), then one table per benchmark and scale. ``model_scales`` maps each
-    objective to the scale its models were trained at, so a scale without models says so."""
-    lines = ["# Leaderboard", "", statement, ""]
-    lines += [f"- {metric.upper()} is unavailable: {reason.removeprefix(f'{metric.upper()} unavailable: ')}"
-              for metric, reason in unavailable_reasons(tree).items()]
-    lines += [f"- {note}" for note in notes] + [""]
+def render_leaderboard(tree: dict[str, Any], scores: PerImageScores, front: list[str], statement: str,
+                       links: dict[str, str], notes: list[str], model_scales: dict[str, int],
+                       labels: dict[str, str] | None = None) -> str:
+    """The whole leaderboard: ``front`` (the summary and what ran), one table per benchmark and scale,
+    then ``statement`` (what the numbers mean) and ``notes`` (a bullet each, after one per unavailable
+    metric). ``model_scales`` maps each objective to the scale its models were trained at, so a scale
+    without models says so; ``labels`` names the rows (``cs (ordered head)``)."""
+    labels = labels or {}
+    metrics = shown_metrics(tree)
+    lines = ["# Leaderboard", "", *front, ""]
     trained_at = sorted({f"x{scale}" for scale in model_scales.values()})
     for benchmark, scales in tree.items():
         for scale, objectives in scales.items():
@@ -110,5 +121,9 @@ def render_leaderboard(tree: dict[str, Any], scores: PerImageScores, statement: 
             if scale not in trained_at:
                 lines += [f"No objective was trained at {scale} (models exist at {', '.join(trained_at)}); "
                           "only the bicubic baseline is shown.", ""]
-            lines += table(objectives, scores, benchmark, int(scale.removeprefix("x")), links) + [""]
-    return "\n".join(lines)
+            lines += table(objectives, scores, benchmark, int(scale.removeprefix("x")), links, labels, metrics) + [""]
+    lines += ["## What the numbers are", "", statement, ""]
+    lines += [f"- {metric.upper()} is unavailable: {reason.removeprefix(f'{metric.upper()} unavailable: ')}"
+              for metric, reason in unavailable_reasons(tree).items()]
+    lines += [f"- {note}" for note in notes]
+    return "\n".join(lines) + "\n"

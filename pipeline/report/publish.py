@@ -1,8 +1,9 @@
 """Writing an evaluation's results: ``metrics.json`` and ``scores.json`` (``pipeline.report.metrics_file``),
-``image_scores.csv`` (every image's scores, ``pipeline.report.per_image``), ``leaderboard.md``,
+``image_scores.csv`` (every image's scores, ``pipeline.report.per_image``), ``summary.md`` (the answer
+across benchmarks, ``pipeline.report.front``; also the first section of ``leaderboard.md``), ``leaderboard.md``,
 ``claims.md``, ``plots/``; in MLflow, each model's benchmark scores on the run that trained it
-(``Set5/x2/psnr``), and the report files and the per-objective means (``Set5/x2/l1/psnr``, as in
-``metrics.json``) on the sweep's parent run.
+(``Set5/x2/psnr``), and the report files, the per-objective means (``Set5/x2/l1/psnr``, as in
+``metrics.json``) and the summary as its description on the sweep's parent run.
 
 ``plots/`` holds only PNGs (``dvc plots show`` renders images offline; its charts of tables load their
 renderer from a CDN) and is rebuilt from scratch on every run, so no plot of a removed benchmark
@@ -22,15 +23,18 @@ from typing import Any
 
 from pipeline.config import PROJECT_ROOT, Params
 from pipeline.imageio import list_images
-from pipeline.report.comparison import Comparison
-from pipeline.report.curves import CurvePoint, plot_training_curves, plot_validation_curves, write_curves_csv
-from pipeline.report.figures import file_stem
 from pipeline.report.claims import render_claims
-from pipeline.report.leaderboard import render_leaderboard, unavailable_reasons, versus
+from pipeline.report.comparison import Comparison
+from pipeline.report.convergence import convergence
+from pipeline.report.curves import CurvePoint, plot_training_curves, plot_validation_curves, write_curves_csv
+from pipeline.report.evidence import versus
+from pipeline.report.figures import file_stem
+from pipeline.report.front import row_labels, summary_lines, what_ran
+from pipeline.report.leaderboard import render_leaderboard, unavailable_reasons
 from pipeline.report.metrics_file import BASELINE, flat_metrics, write_metrics, write_text
 from pipeline.report.per_image import PerImageScores
 from pipeline.report.plots import has_perceptual_metric, perception_distortion_plot, psnr_gain_bars
-from pipeline.report.run_store import RunStore, portable_uri, store_kind
+from pipeline.report.run_store import LOCAL_UI, RunStore, experiment_link, portable_uri, store_kind
 from pipeline.report.spectral_plot import spectral_ratio_plot
 from pipeline.report.statement import study_statement
 from pipeline.report.sweep_outputs import TrainedObjective
@@ -70,25 +74,35 @@ def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str
     for comparison in comparisons:
         stem = file_stem("comparison", comparison.benchmark, f"x{comparison.scale}")
         plots.append(comparison.save(params.evaluate.crop_size, plots_dir / f"{stem}.png"))
-    curves_problem, curve_files, curves_csv = training_curves(evaluated, store, plots_dir)
+    curves_problem, curve_files, curves_csv, points = training_curves(evaluated, store, plots_dir)
     plots += curve_files
 
-    leaderboard_path = results_dir / "leaderboard.md"
-    write_text(leaderboard_path,
-               _leaderboard(params, evaluated, tree, scores, store, curves_problem, image_counts, device))
-    claims_path = results_dir / "claims.md"
     trained_scales = {objective.scale for objective in evaluated}
     evaluated_sets = [(benchmark, int(scale.removeprefix("x"))) for benchmark, scales in tree.items()
                       for scale in scales if int(scale.removeprefix("x")) in trained_scales]
+    benchmarks_at: dict[int, list[str]] = {}
+    for benchmark, scale in evaluated_sets:
+        benchmarks_at.setdefault(scale, []).append(benchmark)
+    labels = row_labels(evaluated, {method for benchmark, scale in evaluated_sets
+                                    for method in scores.methods(benchmark, scale)})
+    converged = convergence(points)
+    summary = summary_lines(scores, benchmarks_at, labels, converged)
+    summary_path = results_dir / "summary.md"
+    write_text(summary_path, "\n".join([*summary, "", provenance()]) + "\n")
+    leaderboard_path = results_dir / "leaderboard.md"
+    write_text(leaderboard_path, _leaderboard(params, evaluated, tree, scores, store, curves_problem, image_counts,
+                                              device, [*summary, "", *what_ran(evaluated)], labels))
+    claims_path = results_dir / "claims.md"
     write_text(claims_path, render_claims(scores, set_scores, evaluated_sets, unavailable_reasons(tree),
-                                          provenance()) + "\n")
-    files = [metrics_path, scores_path, image_scores_path, leaderboard_path, claims_path, curves_csv]
-    logged = _log_to_parent_runs(store, evaluated, files, plots, flat_metrics(tree))
+                                          provenance(), converged) + "\n")
+    files = [metrics_path, scores_path, image_scores_path, summary_path, leaderboard_path, claims_path, curves_csv]
+    logged = _log_to_parent_runs(store, evaluated, files, plots, flat_metrics(tree), summary_path.read_text())
     if store is not None and store.usable:
         for run_id, model_scores in (run_scores or {}).items():
-            store.log_metrics(run_id, model_scores)
+            store.log_metrics(run_id, model_scores, to_models=True)
     return {"metrics": str(metrics_path), "scores": str(scores_path), "image_scores": str(image_scores_path),
             "claims": str(claims_path), "curves": str(curves_csv), "leaderboard": str(leaderboard_path),
+            "summary": str(summary_path),
             "plots": sorted(map(str, plots)),
             "objectives": [o.name for o in evaluated], "benchmarks": list(tree),
             "psnr": {benchmark: {scale: {name: entry["psnr"]["mean"] for name, entry in objectives.items()}
@@ -108,17 +122,19 @@ def provenance() -> str:
 
 def _leaderboard(params: Params, evaluated: list[TrainedObjective], tree: dict[str, Any], scores: PerImageScores,
                  store: RunStore | None, curves_problem: str | None, image_counts: dict[str, int],
-                 device: str) -> str:
+                 device: str, front: list[str], labels: dict[str, str]) -> str:
     links = {objective.name: _run_cell(store, objective) for objective in evaluated
              if store is not None and (objective.run_id or objective.seed_run_ids)}
     train_images = _count_images(Path(params.data_dir) / "hr" / "train")
-    notes = [_tracking_note(params, store)]
+    experiments = sorted({objective.experiment_id for objective in evaluated if objective.experiment_id})
+    notes = [_tracking_note(params, store, experiments[0] if experiments else None)]
     if curves_problem:
         notes.append(f"Training curves are missing: {curves_problem}")
     if params.evaluate.self_ensemble:
         notes.append(SELF_ENSEMBLE_NOTE)
-    return render_leaderboard(tree, scores, study_statement(evaluated, params, image_counts, train_images, device), links,
-                              notes, {objective.name: objective.scale for objective in evaluated})
+    statement = study_statement(evaluated, params, image_counts, train_images, device)
+    return render_leaderboard(tree, scores, front, statement, links, notes,
+                              {objective.name: objective.scale for objective in evaluated}, labels)
 
 
 def _run_cell(store: RunStore, objective: TrainedObjective) -> str:
@@ -131,9 +147,9 @@ def _run_cell(store: RunStore, objective: TrainedObjective) -> str:
 
 
 def _log_to_parent_runs(store: RunStore | None, evaluated: list[TrainedObjective], files: list[Path],
-                        plots: list[Path], summary: dict[str, float]) -> list[str]:
-    """Upload the report and log ``summary`` (the metrics.json columns) to each sweep parent run named in the
-    models' info.json; the runs that got them."""
+                        plots: list[Path], summary: dict[str, float], description: str) -> list[str]:
+    """Upload the report, log ``summary`` (the metrics.json columns) and set ``description`` (the answer
+    across benchmarks) on each sweep parent run named in the models' info.json; the runs that got them."""
     if store is None or not store.usable:
         return []
     parents = sorted({objective.parent_run_id for objective in evaluated if objective.parent_run_id})
@@ -141,7 +157,7 @@ def _log_to_parent_runs(store: RunStore | None, evaluated: list[TrainedObjective
         log.warning("the models' info.json name no MLflow parent run; the report is not logged to MLflow")
     return [run for run in parents
             if store.log_files(run, files, ARTIFACT_PATH) and store.log_files(run, plots, f"{ARTIFACT_PATH}/plots")
-            and store.log_metrics(run, summary)]
+            and store.log_metrics(run, summary) and store.describe(run, description)]
 
 
 def result_plots(tree: dict[str, Any], scores: PerImageScores, plots_dir: Path) -> list[Path]:
@@ -186,10 +202,10 @@ def _intervals(scores: PerImageScores, benchmarks: dict[str, dict[str, Any]], sc
 
 
 def training_curves(trained: list[TrainedObjective], store: RunStore | None,
-                    plots_dir: Path) -> tuple[str | None, list[Path], Path]:
-    """A PNG per objective with a logged history and ``validation_psnr.png`` in ``plots_dir``, and
-    ``curves.csv`` beside it (always, possibly header-only), from the MLflow runs that trained ``best.pt``;
-    returns why curves are missing (None when none are), the PNGs and the CSV."""
+                    plots_dir: Path) -> tuple[str | None, list[Path], Path, list[CurvePoint]]:
+    """A PNG per objective with a logged history (every seed's run) and ``validation_psnr.png`` in
+    ``plots_dir``, and ``curves.csv`` beside it (always, possibly header-only), from the MLflow runs that
+    trained the models; returns why curves are missing (None when none are), the PNGs, the CSV and the points."""
     if store is None:
         problem = "tracking was disabled (tracking.enabled false), so no training history was recorded"
     elif not store.usable:
@@ -200,11 +216,13 @@ def training_curves(trained: list[TrainedObjective], store: RunStore | None,
     missing = []
     files = []
     for objective in trained if problem is None else []:
-        history = store.history(objective.run_id) if objective.run_id else []
-        if not history:
+        runs = objective.seed_run_ids or ({int(objective.trained_with["seed"]): objective.run_id}
+                                          if objective.run_id else {})
+        mine = [CurvePoint(objective.name, seed, step, metric, value) for seed, run in sorted(runs.items())
+                for metric, step, value in store.history(run)]
+        if not mine:
             missing.append(objective.name)
             continue
-        mine = [CurvePoint(objective.name, step, metric, value) for metric, step, value in history]
         points += mine
         path = plots_dir / f"{file_stem('curves', objective.name)}.png"
         files.append(plot_training_curves(objective.name, mine, path))
@@ -213,10 +231,10 @@ def training_curves(trained: list[TrainedObjective], store: RunStore | None,
     csv_path = write_curves_csv(points, plots_dir.parent / "curves.csv")
     if missing:
         problem = f"no MLflow metric history for {', '.join(missing)} (no run id in info.json, or nothing logged)"
-    return problem, files, csv_path
+    return problem, files, csv_path, points
 
 
-def _tracking_note(params: Params, store: RunStore | None) -> str:
+def _tracking_note(params: Params, store: RunStore | None, experiment_id: str | None) -> str:
     if store is None:
         return "Tracking was disabled (tracking.enabled false): the rows link to no MLflow run."
     if not store.usable:
@@ -228,8 +246,10 @@ def _tracking_note(params: Params, store: RunStore | None) -> str:
                 f"$MLFLOW_TRACKING_URI), {experiment}; open them with `mlflow ui --backend-store-uri <that URI>`; "
                 "each row names its run.")
     where = "" if is_remote(shown) else " in the project folder"
+    view = "" if experiment_id is None else (
+        f", then {experiment_link(shown if is_remote(shown) else LOCAL_UI, experiment_id)} (the model-training view)")
     return (f"MLflow runs are in {shown}, {experiment}; open them with `mlflow ui --backend-store-uri {shown}`"
-            f"{where}; each row names its run.")
+            f"{where}{view}; each row names its run.")
 
 
 def _count_images(folder: Path) -> int | None:

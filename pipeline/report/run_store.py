@@ -24,12 +24,24 @@ from pipeline.tracking.store import HTTP_RETRY_DEFAULTS, check_tracking, is_remo
 log = logging.getLogger(__name__)
 
 HISTORY_PREFIXES = ("train/", "val/")
+SHORT_ID = 8  # characters of a run id shown; MLflow's UI shows runs by name, the full ids are in info.json
+DESCRIPTION_TAG = "mlflow.note.content"  # what the MLflow UI shows as a run's description
+# MLflow 3.17's UI opens an experiment's plain URL in its GenAI view whatever the experiment's
+# mlflow.experimentKind tag says; this URL query opens the model-training view.
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 T = TypeVar("T")
 
 
 def run_link(server: str, experiment_id: str, run_id: str) -> str:
-    """Markdown link to a run's page in the MLflow UI of ``server``."""
-    return f"[{run_id[:8]}]({server.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id})"
+    """Markdown link to a run's page in the MLflow UI of ``server``, in the model-training view."""
+    return (f"[{run_id[:SHORT_ID]}]({server.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+            f"?{MODEL_TRAINING_VIEW})")
+
+
+def experiment_link(server: str, experiment_id: str) -> str:
+    """The experiment's runs in the MLflow UI of ``server``, in the model-training view."""
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}?{MODEL_TRAINING_VIEW}"
 
 
 def portable_uri(uri: str, root: Path) -> str | None:
@@ -92,9 +104,9 @@ class RunStore:
         """Markdown for ``run_id``: a link into the server's UI (its experiment asked from the server
         when not given), else the id to look up in ``mlflow ui``."""
         if not is_remote(self.uri):
-            return f"`{run_id}`"
+            return f"`{run_id[:SHORT_ID]}`"
         experiment = experiment_id or self.experiment_id(run_id)
-        return f"`{run_id}`" if experiment is None else run_link(self.uri, experiment, run_id)
+        return f"`{run_id[:SHORT_ID]}`" if experiment is None else run_link(self.uri, experiment, run_id)
 
     def experiment_id(self, run_id: str) -> str | None:
         if run_id not in self._experiments:
@@ -119,16 +131,32 @@ class RunStore:
 
         return bool(self._call(f"logging the report to run {run_id}", upload))
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> bool:
-        """Log ``metrics`` (name -> value, step 0) to ``run_id``; False (with a warning) when that failed."""
+    def log_metrics(self, run_id: str, metrics: dict[str, float], to_models: bool = False) -> bool:
+        """Log ``metrics`` (name -> value, step 0) to ``run_id`` and, with ``to_models``, to every model the run
+        logged too (MLflow's logged models then show the scores); False (with a warning) when that failed."""
         def send(client: mlflow.MlflowClient) -> bool:
             now = int(time.time() * 1000)
-            batch = [Metric(name, float(value), now, 0) for name, value in metrics.items()]
+            models = [None]
+            if to_models:
+                experiment = client.get_run(run_id).info.experiment_id
+                found = client.search_logged_models(experiment_ids=[experiment],
+                                                    filter_string=f"source_run_id = '{run_id}'")
+                models = [model.model_id for model in found] or [None]
+            batch = [Metric(name, float(value), now, 0, model_id=model) for model in models
+                     for name, value in metrics.items()]
             for start in range(0, len(batch), MAX_METRICS_PER_BATCH):
                 client.log_batch(run_id, metrics=batch[start:start + MAX_METRICS_PER_BATCH])
             return True
 
         return bool(self._call(f"logging benchmark metrics to run {run_id}", send))
+
+    def describe(self, run_id: str, text: str) -> bool:
+        """Set ``text`` (markdown) as the run's description; False (with a warning) when that failed."""
+        def send(client: mlflow.MlflowClient) -> bool:
+            client.set_tag(run_id, DESCRIPTION_TAG, text)
+            return True
+
+        return bool(self._call(f"setting the description of run {run_id}", send))
 
     def _call(self, action: str, request: Callable[[mlflow.MlflowClient], T]) -> T | None:
         if self._client is None:

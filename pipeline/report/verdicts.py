@@ -9,13 +9,15 @@ independently with replacement and takes the mean of ``d`` over the drawn rows a
 seed-to-seed variation). The bootstrap generator is seeded, so a report is reproducible.
 
 Verdict, for a metric where higher is better: *better* when the whole interval is above 0, *worse*
-when it is below 0, *not established* otherwise (signs flip for lower-is-better metrics). With one
-seed, seed-to-seed variation is not measured and the interval covers the images only.
+when it is below 0, *not established* otherwise (signs flip for lower-is-better metrics). With fewer
+than ``MIN_SEEDS`` training seeds the seed-to-seed variation is not measured, the interval covers the
+images only and would overstate the certainty, so the verdict is *not evidence (1 seed)* whatever the
+interval.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,7 +25,14 @@ RESAMPLES = 10_000
 CONFIDENCE = 0.95
 BOOTSTRAP_SEED = 0
 
+MIN_SEEDS = 2
+
 BETTER, WORSE, UNSETTLED = "better", "worse", "not established"
+
+
+def too_few_seeds(seeds: int) -> str:
+    """The verdict of a comparison on fewer than ``MIN_SEEDS`` seeds: ``not evidence (1 seed)``."""
+    return f"not evidence ({seeds} seed{'s' * (seeds != 1)})"
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,15 @@ class PairedDelta:
         """``+0.12 [+0.03, +0.21]``."""
         return f"{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
 
+    @property
+    def is_evidence(self) -> bool:
+        """Whether the verdict is one of *better*, *worse*, *not established* (not withheld)."""
+        return self.verdict in (BETTER, WORSE, UNSETTLED)
+
+    def withheld(self, reason: str) -> PairedDelta:
+        """The same numbers without a verdict: ``not evidence (<reason>)``."""
+        return self if not self.is_evidence else replace(self, verdict=f"not evidence ({reason})")
+
 
 def paired_delta(candidate: np.ndarray, baseline: np.ndarray, higher_is_better: bool = True, *,
                  resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED) -> PairedDelta:
@@ -51,8 +69,9 @@ def paired_delta(candidate: np.ndarray, baseline: np.ndarray, higher_is_better: 
     replicates = bootstrap_means(differences, resamples, seed)
     tail = (1 - CONFIDENCE) / 2
     low, high = (float(v) for v in np.quantile(replicates, [tail, 1 - tail]))
-    return PairedDelta(float(differences.mean()), low, high, differences.shape[0], differences.shape[1],
-                       verdict(low, high, higher_is_better))
+    seeds = differences.shape[1]
+    return PairedDelta(float(differences.mean()), low, high, differences.shape[0], seeds,
+                       verdict(low, high, higher_is_better) if seeds >= MIN_SEEDS else too_few_seeds(seeds))
 
 
 def bootstrap_means(differences: np.ndarray, resamples: int, seed: int) -> np.ndarray:

@@ -26,7 +26,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
-from pipeline.config import PROJECT_ROOT
+from pipeline.config import PROJECT_ROOT, Params
 from pipeline.errors import PipelineError, exception_summary
 from pipeline.mlflow_model import (LOADER_MODULE, architecture_params, inference_checkpoint,
                                   logged_model_name)
@@ -42,6 +42,13 @@ log = logging.getLogger(__name__)
 FLUSH_SECONDS = 30.0
 MODEL_WEIGHTS = "weights.pt"
 RUN_FILE = "mlflow_run.json"
+NOT_RUN_PARAMS = ("sweep",)  # sections a training run does not read: a sweep's are on its parent run
+
+
+def run_params(params: Params) -> dict[str, Any]:
+    """What a run logs as params: its resolved configuration without the sections of ``NOT_RUN_PARAMS``
+    (a trial would otherwise carry every other objective's ``sweep.objectives.*``)."""
+    return {key: value for key, value in params.model_dump(mode="json").items() if key not in NOT_RUN_PARAMS}
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -158,8 +165,7 @@ class MLflowCallback(Callback):
                 log.info("continuing MLflow run %s from iteration %d", continued, ctx.start_iteration)
             else:
                 self.run_id = start_run(self._uri, experiment_id, run_name, tags, self.parent_run_id)
-                params = [Param(key, value)
-                          for key, value in flatten_params(ctx.params.model_dump(mode="json")).items()]
+                params = [Param(key, value) for key, value in flatten_params(run_params(ctx.params)).items()]
                 for chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
                     self._client.log_batch(self.run_id, params=chunk)
                 self._client.log_dict(self.run_id, ctx.params.model_dump(mode="json"), "params.yaml")

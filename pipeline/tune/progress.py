@@ -38,8 +38,13 @@ class SweepProgress(tune.Callback):
     when a trial starts, finishes or fails (printed too when ``show``)."""
 
     def __init__(self, total: int, metric: str, mode: str, base_seed: int = 0, show: bool = True,
-                 stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic):
+                 stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
+                 costs: dict[str, float] | None = None, planned: dict[str, int] | None = None):
         self.total = total
+        self.costs = costs or {}
+        self.cost_total = (sum(self.costs[name] * count for name, count in planned.items())
+                           if costs and planned else float(total))
+        self.cost_ended = 0.0
         self.base_seed = base_seed
         self.show = show
         self.metric = metric
@@ -64,15 +69,21 @@ class SweepProgress(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
         self.record(self.label(trial), result.get(self.metric))
 
+    def cost(self, trial: Any) -> float:
+        """The trial's objective's cost (1 without costs)."""
+        return self.costs.get(trial_choice(trial.config).objective, 1.0) if self.costs else 1.0
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.discard(trial.trial_id)
         self.finished += 1
+        self.cost_ended += self.cost(trial)
         value = (trial.last_result or {}).get(self.metric)
         self.emit(f"{self.label(trial)} finished" + (f": {self.metric} {value:.3f}" if value is not None else ""))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.discard(trial.trial_id)
         self.failed += 1
+        self.cost_ended += self.cost(trial)
         self.emit(f"{self.label(trial)} FAILED (the error is in results/sweep/trials.csv and the log)")
 
     def record(self, label: str, value: float | None) -> None:
@@ -88,8 +99,8 @@ class SweepProgress(tune.Callback):
             parts.append(f"best {self.metric} {self.best[0]:.3f} ({self.best[1]})")
         elapsed = self.clock() - self.started
         timing = duration(elapsed)
-        if ended and ended < self.total:
-            left = elapsed / ended * (self.total - ended)
+        if ended and ended < self.total and self.cost_ended > 0:
+            left = elapsed / self.cost_ended * max(0.0, self.cost_total - self.cost_ended)
             timing += f", about {duration(left)} left"
         parts.append(timing)
         return " | ".join(parts)

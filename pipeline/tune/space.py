@@ -34,6 +34,7 @@ from pipeline.config import Params, SweepConfig, validate
 from pipeline.errors import ConfigError
 from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
+from pipeline.tune.cost import trial_cost
 
 FORMS = ("choice", "grid", "uniform", "loguniform", "randint")
 SAMPLED_FORMS = ("choice", "uniform", "loguniform", "randint")
@@ -119,20 +120,34 @@ class SearchSpace:
         self.dimensions = {name: [_dimension(name, key, spec, sweep.search)
                                   for key, spec in sweep.space.get(name, {}).items()] for name in self.objectives}
 
-    def grid_variants(self) -> list[dict[str, Any]]:
-        """``{"objective", "grid"}`` for each objective and each combination of its exhaustive keys."""
+    def costs(self, base: Params) -> dict[str, float]:
+        """Objective name -> the relative cost of one of its trials: ``pipeline.tune.cost.trial_cost`` of its
+        ``loss.objective`` times its training iterations."""
+        found = {}
+        for name in self.objectives:
+            params = self.trial_params(base, TrialChoice(name, {}, 0))
+            found[name] = trial_cost(params.loss.objective) * params.train.iterations
+        return found
+
+    def grid_variants(self, costs: dict[str, float] | None = None) -> list[dict[str, Any]]:
+        """``{"objective", "grid"}`` for each objective and each combination of its exhaustive keys; the
+        objectives' trials most expensive first when ``costs`` are given (Tune starts them in this order)."""
         variants = []
-        for name, dimensions in self.dimensions.items():
+        names = sorted(self.dimensions, key=lambda name: -(costs or {}).get(name, 0.0))
+        for name in names:
+            dimensions = self.dimensions[name]
             grid = [d for d in dimensions if d.exhaustive]
             for combination in product(*(d.values for d in grid)):
                 variants.append({"objective": name, "grid": {d.key: v for d, v in zip(grid, combination)}})
         return variants
 
-    def tune_param_space(self) -> dict[str, Any]:
-        """The ``param_space`` for Tune's ``BasicVariantGenerator`` (see the module docstring)."""
+    def tune_param_space(self, costs: dict[str, float] | None = None) -> dict[str, Any]:
+        """The ``param_space`` for Tune's ``BasicVariantGenerator`` (see the module docstring), the most
+        expensive objectives' trials first when ``costs`` are given."""
         from ray import tune
 
-        return {"variant": tune.grid_search(self.grid_variants()), "seed": tune.grid_search(list(range(self.seeds))),
+        return {"variant": tune.grid_search(self.grid_variants(costs)),
+                "seed": tune.grid_search(list(range(self.seeds))),
                 "space": {name: {d.key: d.tune_domain() for d in dimensions if not d.exhaustive}
                           for name, dimensions in self.dimensions.items()}}
 

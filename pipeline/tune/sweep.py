@@ -261,13 +261,18 @@ def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool, co
         if resources.gpu:
             fits.append(cluster.get("GPU", 0) // (resources.gpu * resources.workers))
         max_concurrent = max(1, int(min(fits)))
-    search_alg, param_space, samples = _search(sweep.space, config, sweep.base.seed, max_concurrent)
+    costs = sweep.space.costs(sweep.base)
+    search_alg, param_space, samples = _search(sweep.space, config, sweep.base.seed, max_concurrent, costs)
     tune_config = tune.TuneConfig(metric=config.metric, mode=config.mode, search_alg=search_alg,
                                   scheduler=_scheduler(sweep.space, config, max_validations), num_samples=samples,
                                   trial_name_creator=trial_name, trial_dirname_creator=trial_name,
                                   reuse_actors=True)  # a finished trial's process (torch imported) runs the next
-    total = samples if config.search == "optuna" else samples * len(sweep.space.grid_variants()) * config.seeds
-    progress = SweepProgress(total, config.metric, config.mode, sweep.base.seed, show=console)
+    planned: dict[str, int] = {}
+    for variant in sweep.space.grid_variants():
+        planned[variant["objective"]] = planned.get(variant["objective"], 0) + samples * config.seeds
+    total = samples if config.search == "optuna" else sum(planned.values())
+    progress = SweepProgress(total, config.metric, config.mode, sweep.base.seed, show=console,
+                             costs=costs if config.search != "optuna" else None, planned=planned)
     run_config = tune.RunConfig(name=config.name, storage_path=storage, verbose=0, callbacks=[progress, ForwardStop()],
                                 failure_config=tune.FailureConfig(max_failures=config.max_failures),
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
@@ -280,10 +285,11 @@ def trial_name(trial: Any) -> str:
     return f"{trial.trial_id}-{choice.objective}-seed{choice.seed_index}"
 
 
-def _search(space: SearchSpace, config: SweepConfig, seed: int,
-            max_concurrent: int | None) -> tuple[Any, dict[str, Any] | None, int]:
+def _search(space: SearchSpace, config: SweepConfig, seed: int, max_concurrent: int | None,
+            costs: dict[str, float]) -> tuple[Any, dict[str, Any] | None, int]:
     """``(search algorithm, param_space, num_samples)``, running at most ``max_concurrent`` trials at once
-    (Tune ignores ``TuneConfig.max_concurrent_trials`` when given a ``BasicVariantGenerator``)."""
+    (Tune ignores ``TuneConfig.max_concurrent_trials`` when given a ``BasicVariantGenerator``); a grid or
+    random search starts the most expensive objectives' trials first (``costs``)."""
     if config.search == "optuna":
         from ray.tune.search import ConcurrencyLimiter, Repeater
         from ray.tune.search.optuna import OptunaSearch
@@ -298,7 +304,7 @@ def _search(space: SearchSpace, config: SweepConfig, seed: int,
 
     generator = BasicVariantGenerator(max_concurrent=max_concurrent or 0, constant_grid_search=True,
                                       random_state=seed)
-    return generator, space.tune_param_space(), config.num_samples
+    return generator, space.tune_param_space(costs), config.num_samples
 
 
 def _scheduler(space: SearchSpace, config: SweepConfig, max_validations: int) -> Any:

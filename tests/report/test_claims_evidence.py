@@ -45,7 +45,7 @@ def test_lpips_claims_show_weight_free_evidence_beside_lpips_not_testable():
     assert "ms_gmsd (weight-free perceptual evidence, not LPIPS)" in cs
     assert "mean ratio cs 0.800, l1 0.500" in cs
     summary_row = next(line for line in markdown.splitlines() if line.startswith("| 4 |"))
-    assert "| not testable here |" in summary_row  # weight-free evidence never stands in for LPIPS
+    assert "| not testable here (on Set5 x4) |" in summary_row  # weight-free evidence never stands in for LPIPS
     tlw = markdown.split("## 1. ")[1].split("## 2. ")[0]
     assert "haarpsi (weight-free perceptual evidence, not LPIPS): not testable here" in tlw
     fine_grained = markdown.split("## 3. ")[1].split("## 4. ")[0]

@@ -107,17 +107,18 @@ def test_the_leaderboard_ranks_by_psnr_with_paired_intervals_against_l1_and_bicu
         assert list(rows) == [*ranked, "bicubic"]
         assert [rows[name][0] for name in rows] == ["1", "2", "ref."]
         # l1 has seeds 0 and 1, cs only seed 0: cs vs l1 pairs on seed 0 alone
-        cs_vs_l1 = rows["cs"][6]
+        cs_vs_l1 = rows["cs"][4]  # LPIPS and FID are unavailable for every row: no columns
         per_image = {(row["method"], row["seed"], row["image"]): float(row["psnr"]) for row in scores
                      if (row["benchmark"], row["scale"]) == (benchmark, "2")}
         assert list(scores[0])[:5] == ["benchmark", "scale", "method", "seed", "image"]
         images = sorted({key[2] for key in per_image})
         expected = np.mean([per_image["cs", "0", image] - per_image["l1", "0", image] for image in images])
         assert cs_vs_l1.startswith(f"{expected:+.2f} [")
-        assert rows["l1"][6] == "–" and rows["bicubic"][7] == "–"
+        assert rows["l1"][4] == "–" and rows["bicubic"][5] == "–"
+        assert cs_vs_l1.endswith("not evidence (1 seed)")  # cs has one model
         l1_vs_bicubic = np.mean([per_image["l1", seed, image] - per_image["bicubic", "", image]
                                  for image in images for seed in ("0", "1")])
-        assert rows["l1"][7].startswith(f"{l1_vs_bicubic:+.2f} [")
+        assert rows["l1"][5].startswith(f"{l1_vs_bicubic:+.2f} [")
     x3 = _table(leaderboard, "Tiny x3")
     assert list(x3) == ["bicubic"]
 
@@ -131,7 +132,10 @@ def test_claims_list_every_seed_claim_with_evidence_or_the_reason_it_is_untestab
     assert "- Tiny x2, lpips: not testable here: LPIPS unavailable (reason above)" in claims
     assert claims.count(LPIPS_OFF.removeprefix("LPIPS ")) == 1
     line = next(line for line in claims.splitlines() if line.startswith("- Tiny x2, psnr:") and "[" in line)
-    assert re.search(r"→ \*\*(better|worse|not established)\*\* \(2 images x 1 seed\)", line)
+    assert line.endswith("→ **not evidence (1 seed)** (2 images x 1 seed)")
+    statuses = [line.split(" | ")[2] for line in claims.splitlines() if re.match(r"\| \d \|", line)]
+    assert len(statuses) == 6 and all(status.endswith("(on Tiny x2, Wide x2)") for status in statuses)
+    assert not any(status.startswith(("supported", "contradicted")) for status in statuses)
 
 
 def test_the_leaderboard_states_budget_scales_and_limits(report):
@@ -155,7 +159,7 @@ def test_the_plots_are_pngs_a_person_can_open(report):
         with Image.open(path) as image:
             image.verify()
             assert image.format == "PNG" and min(image.size) > 200
-    assert Path(summary["curves"]).read_text() == "objective,step,metric,value\n"
+    assert Path(summary["curves"]).read_text() == "objective,seed,step,metric,value\n"
     assert Path(summary["curves"]).parent == Path(summary["plots"][0]).parent.parent
     assert summary["training_curves"].startswith("tracking was disabled")
 

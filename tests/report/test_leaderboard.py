@@ -36,32 +36,33 @@ def _rows(text: str) -> list[list[str]]:
 
 def test_a_clear_winner_is_ranked_first_and_marked():
     tree, scores = _study({"l1": 1.0, "grad2": 1.5, "cs": 0.2}, noise=0.01)
-    text = render_leaderboard(tree, scores, "statement", {"l1": "`run-l1`"}, ["a note"], {"l1": 2})
+    text = render_leaderboard(tree, scores, [], "statement", {"l1": "`run-l1`"}, ["a note"], {"l1": 2})
     rows = _rows(text)
     assert [row[1] for row in rows] == ["**grad2** (winner)", "l1", "cs", "bicubic"]
     assert [row[0] for row in rows] == ["1", "2", "3", "ref."]
     grad2, l1, cs, bicubic = rows
-    assert grad2[7].startswith("+0.50 [") and grad2[7].endswith("better")
-    assert cs[7].startswith("-0.80 [") and cs[7].endswith("worse")
-    assert l1[7] == "–" and l1[8].startswith("+1.00 [") and bicubic[8] == "–"
+    # no LPIPS column: it is unavailable for every row
+    assert grad2[5].startswith("+0.50 [") and grad2[5].endswith("better")
+    assert cs[5].startswith("-0.80 [") and cs[5].endswith("worse")
+    assert l1[5] == "–" and l1[6].startswith("+1.00 [") and bicubic[6] == "–"
     assert l1[-1] == "`run-l1`" and l1[-2] == "2" and bicubic[-2] == "1"
     assert "No winner" not in text
 
 
 def test_no_winner_is_marked_inside_the_noise():
     tree, scores = _study({"l1": 1.0, "grad2": 1.02}, noise=0.5)
-    text = render_leaderboard(tree, scores, "statement", {}, [], {"l1": 2})
+    text = render_leaderboard(tree, scores, [], "statement", {}, [], {"l1": 2})
     assert "(winner)" not in text
     first = _rows(text)[0][1]
     other = ({"l1", "grad2"} - {first}).pop()
-    assert f"No winner: {first} ranks first, but its PSNR lead over {other} is not established" in text
+    assert f"No winner: {first} ranks first, but its PSNR lead is not established over {other} (" in text
 
 
-def test_unavailable_metrics_are_words_with_their_reason_said_once():
+def test_a_metric_unavailable_everywhere_has_no_column_and_its_reason_said_once():
     tree, scores = _study({"l1": 1.0}, noise=0.1)
-    text = render_leaderboard(tree, scores, "statement", {}, [], {"l1": 2})
-    assert "- LPIPS is unavailable: no AlexNet weights" in text and text.count("unavailable: ") == 1
-    assert [row[4] for row in _rows(text)] == ["unavailable", "unavailable"]
+    text = render_leaderboard(tree, scores, [], "statement", {}, [], {"l1": 2})
+    assert "- LPIPS is unavailable: no AlexNet weights" in text and text.count("unavailable") == 1
+    assert "LPIPS ↓" not in text and "| PSNR (dB) ↑ | SSIM ↑ | decode (ms/MP) ↓ |" in text
 
 
 def test_a_scale_without_models_says_so_and_shows_only_bicubic():
@@ -69,7 +70,7 @@ def test_a_scale_without_models_says_so_and_shows_only_bicubic():
     table = ScoreTable()
     table.add("Set5", 3, "bicubic", {"psnr": 28.0, "ssim": 0.8})
     tree["Set5"]["x3"] = table.to_tree({})["Set5"]["x3"]
-    text = render_leaderboard(tree, scores, "statement", {}, [], {"l1": 2})
+    text = render_leaderboard(tree, scores, [], "statement", {}, [], {"l1": 2})
     x3 = text.split("## Set5 x3\n", 1)[1]
     assert "No objective was trained at x3 (models exist at x2); only the bicubic baseline is shown." in x3
     assert [row[1] for row in _rows(x3)] == ["bicubic"]

@@ -45,7 +45,7 @@ def test_the_perception_distortion_plane_needs_lpips_for_every_objective(tmp_pat
 def test_objective_diagnostics_are_not_loss_terms(tmp_path):
     assert is_diagnostic("train/tlw/w_mean") and is_diagnostic("train/tlw/criterion")
     assert not is_diagnostic("train/l1") and not is_diagnostic("train/total") and not is_diagnostic("val/psnr")
-    points = [CurvePoint("tlw", step, metric, value) for step in (10, 20)
+    points = [CurvePoint("tlw", 0, step, metric, value) for step in (10, 20)
               for metric, value in (("train/total", 0.1), ("train/tlw/k", 1.0), ("train/tlw/criterion", -0.3),
                                     ("val/psnr", 30.0 + step / 10), ("val/bicubic_psnr", 29.0))]
     with Image.open(plot_training_curves("tlw", points, tmp_path / "curves.png")) as with_diagnostics:
@@ -55,3 +55,29 @@ def test_objective_diagnostics_are_not_loss_terms(tmp_path):
         assert taller > without.size[1]  # a second row of axes, one per diagnostic
     assert plot_validation_curves(points + [p._replace(objective="l1") for p in points],
                                   tmp_path / "val.png").is_file()
+
+
+def _bar_colours(figure) -> dict[str, str]:
+    from matplotlib.colors import to_hex
+    return {container.get_label(): to_hex(container.patches[0].get_facecolor())
+            for container in figure.axes[0].containers if hasattr(container, "patches")}
+
+
+def test_every_plot_gives_an_objective_the_same_colour_and_ranks_the_bars():
+    from matplotlib.colors import to_hex
+
+    from pipeline.report.figures import COLOURS, objective_colour
+    from pipeline.report.plots import gain_bar_figure
+
+    over_bicubic = gain_bar_figure(BENCHMARKS, "over bicubic")
+    over_l1 = gain_bar_figure(BENCHMARKS, "over l1", reference="l1")
+    assert _bar_colours(over_bicubic) == {"grad2": objective_colour("grad2"), "l1": objective_colour("l1")}
+    assert _bar_colours(over_l1) == {"grad2": objective_colour("grad2")}  # bicubic is no bar against l1
+    assert [c.get_label() for c in over_bicubic.axes[0].containers if hasattr(c, "patches")] == ["grad2", "l1"]
+    assert len(set(COLOURS.values())) == len(COLOURS)  # no two objectives share a colour
+    assert objective_colour("my_new_loss") == objective_colour("my_new_loss") != objective_colour("l1")
+    from pipeline.report.curves import validation_figure
+    points = [CurvePoint(name, seed, step, "val/psnr", 30.0 + step) for name in ("grad2", "l1") for seed in (0, 1)
+              for step in (1, 2)]
+    colours = sorted(to_hex(line.get_color()) for line in validation_figure(points).axes[0].get_lines())
+    assert colours == sorted([objective_colour("grad2")] * 2 + [objective_colour("l1")] * 2)  # every seed's run

@@ -32,3 +32,30 @@ def test_the_shipped_results_doc_quotes_a_named_run():
     text = DOC.read_text()
     block = text[text.index(BEGIN):text.index(END)]
     assert "Produced by `" in block and "Generated on " in block and " from commit `" in block
+
+
+def test_the_summary_is_quoted_between_its_own_markers_without_its_heading(tmp_path):
+    from pipeline.report.quote import SUMMARY_BEGIN, SUMMARY_END
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "summary.md").write_text("## The answer across benchmarks\n\n| grad2 | +0.07 |\n\nGenerated on X.\n")
+    doc = tmp_path / "README.md"
+    doc.write_text(f"## What the study found\n\n{SUMMARY_BEGIN}\nold 1.23\n{SUMMARY_END}\nmore\n")
+    update_doc(doc, results, "make repro")
+    text = doc.read_text()
+    assert "old 1.23" not in text and "The answer across benchmarks" not in text
+    produced = f"Produced by `make repro` (`{results / 'summary.md'}`, unedited):"
+    assert f"{SUMMARY_BEGIN}\n\n{produced}\n\n| grad2 | +0.07 |" in text
+    assert text.endswith(f"Generated on X.\n\n{SUMMARY_END}\nmore\n")
+    with pytest.raises(PipelineError, match="has no summary.md"):
+        update_doc(doc, tmp_path / "empty", "make repro")
+
+
+def test_the_readme_and_results_doc_carry_the_summary_markers():
+    from pipeline.report.quote import DOCS, SUMMARY_BEGIN, SUMMARY_END
+
+    root = Path(__file__).resolve().parents[2]
+    for doc in DOCS:
+        text = (root / doc).read_text()
+        assert text.count(SUMMARY_BEGIN) == 1 and text.count(SUMMARY_END) == 1, doc

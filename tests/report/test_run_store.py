@@ -15,7 +15,7 @@ from mlflow.entities import Metric
 
 from pipeline.report.evaluate import evaluate_all
 from pipeline.report import publish
-from pipeline.report.run_store import RunStore, portable_uri, run_link, store_kind
+from pipeline.report.run_store import RunStore, experiment_link, portable_uri, run_link, store_kind
 from pipeline.tracking.store import HTTP_RETRY_DEFAULTS, ensure_experiment, start_run
 
 from .conftest import study_params, write_info
@@ -29,9 +29,11 @@ def _closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_a_server_link_opens_the_run_page():
+def test_a_server_link_opens_the_run_page_in_the_model_training_view():
     assert run_link("http://mlflow.lab:5000/", "7", "0123456789abcdef") == (
-        "[01234567](http://mlflow.lab:5000/#/experiments/7/runs/0123456789abcdef)")
+        "[01234567](http://mlflow.lab:5000/#/experiments/7/runs/0123456789abcdef?workflowType=machine_learning)")
+    assert experiment_link("http://mlflow.lab:5000/", "7") == (
+        "http://mlflow.lab:5000/#/experiments/7?workflowType=machine_learning")
 
 
 def test_a_store_is_named_relative_to_the_project_or_not_at_all(tmp_path, monkeypatch):
@@ -53,9 +55,12 @@ def test_the_report_names_the_default_store_as_a_reader_of_the_project_opens_it(
     monkeypatch.setattr(publish, "PROJECT_ROOT", tmp_path)
     params = study_params(study_copy, tracking={"enabled": True})
     store = type("Store", (), {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "usable": True})()
-    assert publish._tracking_note(params, store) == (
+    assert publish._tracking_note(params, store, None) == (
         "MLflow runs are in sqlite:///mlflow.db, experiment `srloss`; open them with "
         "`mlflow ui --backend-store-uri sqlite:///mlflow.db` in the project folder; each row names its run.")
+    assert publish._tracking_note(params, store, "3").endswith(
+        "in the project folder, then http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning "
+        "(the model-training view); each row names its run.")
 
 
 def test_a_server_that_is_down_still_gets_links_when_the_experiment_is_known(monkeypatch):
@@ -64,8 +69,9 @@ def test_a_server_that_is_down_still_gets_links_when_the_experiment_is_known(mon
     uri = f"http://127.0.0.1:{_closed_port()}"
     store = RunStore(uri)
     assert not store.usable and "is unreachable" in store.problem
-    assert store.link("0123456789abcdef", "7") == f"[01234567]({uri}/#/experiments/7/runs/0123456789abcdef)"
-    assert store.link("0123456789abcdef") == "`0123456789abcdef`"
+    assert store.link("0123456789abcdef", "7") == \
+        f"[01234567]({uri}/#/experiments/7/runs/0123456789abcdef?workflowType=machine_learning)"
+    assert store.link("0123456789abcdef") == "`01234567`"
 
 
 def test_a_missing_local_store_is_a_problem_not_a_new_database(tmp_path):
@@ -92,6 +98,7 @@ def test_a_tracked_sweep_gets_run_ids_curves_and_the_report_in_its_parent_run(st
         children[name] = start_run(uri, experiment, name, parent_run_id=parent)
         logged[name] = _log_history(client, children[name], offset)
     second_seed = start_run(uri, experiment, "l1-seed1", parent_run_id=parent)
+    model = client.create_logged_model(experiment, source_run_id=second_seed, name="l1-seed1").model_id
     seeds = {"cs": [{"seed": 0, "run_id": children["cs"]}],
              "l1": [{"seed": 0, "run_id": children["l1"]}, {"seed": 1, "run_id": second_seed}]}
     for name in ("cs", "l1"):
@@ -113,19 +120,24 @@ def test_a_tracked_sweep_gets_run_ids_curves_and_the_report_in_its_parent_run(st
     assert (per_run[children["l1"]]["Tiny/x2/ssim"] + per_run[second_seed]["Tiny/x2/ssim"]) / 2 == pytest.approx(
         scores["l1"]["ssim"]["mean"], abs=1e-12)
     assert per_run[children["l1"]]["Tiny/x2/psnr"] != per_run[second_seed]["Tiny/x2/psnr"]
+    on_model = {metric.key: metric.value for metric in client.get_logged_model(model).metrics}
+    assert on_model["Tiny/x2/psnr"] == per_run[second_seed]["Tiny/x2/psnr"]  # the logged model carries its scores
     assert client.get_run(parent).data.metrics["Tiny/x2/l1/psnr"] == round(scores["l1"]["psnr"]["mean"], 3)
     plots = {item.path.rsplit("/", 1)[1] for item in client.list_artifacts(parent, "evaluate/plots")}
     assert {"curves_cs.png", "curves_l1.png", "validation_psnr.png", "comparison_Tiny_x2.png", "psnr_x2.png"} <= plots
     with open(results / "curves.csv", newline="") as handle:
-        rows = [(row["objective"], row["metric"], int(row["step"]), float(row["value"]))
+        rows = [(row["objective"], row["seed"], row["metric"], int(row["step"]), float(row["value"]))
                 for row in csv.DictReader(handle)]
-    assert sorted(rows) == sorted((name, key, step, value) for name, points in logged.items()
-                                  for key, step, value in points)
+    assert sorted(rows) == sorted((name, "0", key, step, value) for name, points in logged.items()
+                                  for key, step, value in points)  # seed 1 of l1 logged nothing
     leaderboard = (results / "leaderboard.md").read_text()
     assert str(tmp_path) not in leaderboard  # a path on this machine is no use to a reader of the report
     assert "MLflow runs are in a SQLite store outside the project (tracking.uri or $MLFLOW_TRACKING_URI)" in leaderboard
-    assert f"| seed 0: `{children['l1']}`, seed 1: `{second_seed}` |" in leaderboard
-    assert f"| `{children['cs']}` |" in leaderboard
+    assert f"| seed 0: `{children['l1'][:8]}`, seed 1: `{second_seed[:8]}` |" in leaderboard
+    assert f"| `{children['cs'][:8]}` |" in leaderboard
+    description = client.get_run(parent).data.tags["mlflow.note.content"]
+    assert description == (results / "summary.md").read_text() and leaderboard.startswith(
+        "# Leaderboard\n\n" + description.split("\n\nGenerated on ")[0])
 
 
 def test_an_unreachable_server_costs_a_warning_and_keeps_every_file(study, tmp_path, monkeypatch, caplog):

@@ -70,3 +70,19 @@ def test_the_log_file_gets_info_while_a_quiet_console_stays_quiet(tmp_path):
     assert "INFO pipeline.tune.x: details" in text and "WARNING ray.tune: a warning" in text and "after" not in text
     assert "WARNING mlflow.store: another" in text and "| a trial started" in text
     assert console.getvalue() == "mine\nafter\n"
+
+
+def test_the_time_left_weighs_each_trial_by_its_objectives_cost():
+    now = [0.0]
+    out = io.StringIO()
+    progress = SweepProgress(4, "val/psnr", "max", stream=out, clock=lambda: now[0], costs={"cs": 7.0, "l1": 1.0},
+                             planned={"cs": 2, "l1": 2})
+    first = trial("a", "cs", 0)
+    progress.on_trial_start(0, [], first)
+    now[0] = 70.0  # one CS trial: 7 of the 16 cost units in 70 s, so 9 units (90 s) are left
+    progress.on_trial_complete(0, [], first)
+    assert "1m10s, about 1m30s left | cs seed0 finished" in out.getvalue().splitlines()[-1]
+    cheap = trial("b", "l1", 0)
+    now[0] = 80.0  # 8 units in 80 s: 8 left
+    progress.on_trial_error(0, [], cheap)
+    assert "1m20s, about 1m20s left" in out.getvalue().splitlines()[-1]

@@ -161,3 +161,17 @@ def test_a_trial_run_is_named_by_its_objective_searched_values_and_seed():
     assert run_name(TrialChoice("l1", {}, 1), 1) == "l1 seed1"
     choice = TrialChoice("grad2", {"loss.terms.grad2": 0.123456, "train.batch_size": 4}, 0)
     assert run_name(choice, 7) == "grad2 grad2=0.123 batch_size=4 seed7"
+
+
+def test_the_most_expensive_objectives_start_first():
+    from pipeline.config import validate
+    from pipeline.tune.cost import TRIAL_COST
+
+    base = validate({"train": {"iterations": 10}, "sweep": {"objectives": OBJECTIVES}})
+    space = space_of(seeds=2)
+    costs = space.costs(base)
+    assert costs == {"l1": TRIAL_COST["regression"] * 10, "fcs": TRIAL_COST["fcs"] * 10}
+    assert [v["objective"] for v in space.grid_variants(costs)] == ["fcs", "l1"]
+    started = [trial_choice(config) for _, config in generate_variants(space.tune_param_space(costs),
+                                                                         constant_grid_search=True, random_state=0)]
+    assert [(c.objective, c.seed_index) for c in started] == [("fcs", 0), ("fcs", 1), ("l1", 0), ("l1", 1)]
