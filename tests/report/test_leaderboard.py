@@ -62,7 +62,7 @@ def test_a_metric_unavailable_everywhere_has_no_column_and_its_reason_said_once(
     tree, scores = _study({"l1": 1.0}, noise=0.1)
     text = render_leaderboard(tree, scores, [], "statement", {}, [], {"l1": 2})
     assert "- LPIPS is unavailable: no AlexNet weights" in text and text.count("unavailable") == 1
-    assert "LPIPS ↓" not in text and "| PSNR (dB) ↑ | SSIM ↑ | decode (ms/MP) ↓ |" in text
+    assert "LPIPS ↓" not in text and "| PSNR (dB) ↑ | SSIM ↑ | SR time (ms/MP) ↓ |" in text
 
 
 def test_a_scale_without_models_says_so_and_shows_only_bicubic():
