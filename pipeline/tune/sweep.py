@@ -26,12 +26,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pyarrow.fs
-
 from pipeline.config import Params, SweepConfig
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.tracking.store import artifact_root, check_tracking, ensure_experiment, is_remote, tracking_uri
-from pipeline.tune.cluster import cluster_address, ray_cluster, storage_filesystem, storage_location
+from pipeline.tune.cluster import cluster_address, ray_cluster
 from pipeline.tune.ddp import run_ddp_trial
 from pipeline.tune.outputs import best_configurations, export_models, write_best_yaml, write_trials_csv
 from pipeline.tune.parent_run import ParentRun, describe_algorithms
@@ -39,7 +37,9 @@ from pipeline.tune.log_file import log_to_file
 from pipeline.tune.progress import SweepProgress
 from pipeline.tune.results import (FAILED, STOPPED, Selection, TrialRecord, require_some_success, select_best,
                                    trial_record)
+from pipeline.tune.shared_data import publish_data, training_folders
 from pipeline.tune.space import SearchSpace, trial_choice
+from pipeline.tune.storage import Storage, open_storage
 from pipeline.tune.trial import SweepRun, run_trial
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,8 @@ def _run_sweep(params: Params, resume: bool, console: bool) -> dict[str, Any]:
                     "their keys is sampled in sweep.space); use sweep.seeds for repeats, or sample keys in "
                     "sweep.space", config.num_samples, ", ".join(repeated), config.num_samples)
     address = cluster_address(config.ray)
-    storage = storage_location(config.storage_path, address)
-    folder = f"{storage.rstrip('/')}/{config.name}"
+    storage = open_storage(config.storage_path, config.storage_endpoint, address)
+    folder = storage.child(config.name)
     base = params.model_copy(deep=True)
     base.tracking.uri = tracking_uri(params) if params.tracking.enabled else params.tracking.uri
     experiment_id = None
@@ -81,6 +81,10 @@ def _run_sweep(params: Params, resume: bool, console: bool) -> dict[str, Any]:
         check_tracking(base.tracking.uri)
         experiment_id = ensure_experiment(base.tracking.uri, base.tracking.experiment, artifact_root(base))
     state = prepare_sweep_folder(folder, resume)
+    published = None
+    if storage.remote:  # nodes may share no disk: the trials read the data from the storage
+        trains = [params.train for params in space.representative_params(base)]
+        published = publish_data(base.data_dir, training_folders(base.data_dir, trains), storage.child("data"))
 
     with ray_cluster(config.ray) as joined:
         _warn_about_local_tracking(base)
@@ -89,14 +93,13 @@ def _run_sweep(params: Params, resume: bool, console: bool) -> dict[str, Any]:
         _write_state(folder, {"parent_run_id": parent.run_id if parent else None, "experiment_id": experiment_id,
                               "tracking_uri": base.tracking.uri, "sweep_digest": params.digest("sweep"),
                               "sweep_id": sweep_id})
-        sweep = SweepRun(base, space, folder, parent.run_id if parent else None, experiment_id)
+        sweep = SweepRun(base, space, folder, parent.run_id if parent else None, experiment_id, published)
         try:
             log.info("sweep '%s' on Ray (%s): %s; results in %s", config.name, joined, json.dumps(space.describe()),
-                     folder)
+                     folder.location)
             with contextlib.redirect_stdout(sys.stderr):  # Tune prints progress; stdout is the CLI's summary
                 grid = _tuner(sweep, storage, max_validations, resume, console).fit()
-            filesystem, _ = storage_filesystem(folder)
-            records = [trial_record(result, config.metric, config.mode, filesystem) for result in grid]
+            records = [trial_record(result, config.metric, config.mode, folder.filesystem) for result in grid]
             if parent is not None:
                 parent.settle_trials(records, config.name, base.seed)
             summary = _write_outputs(base, space, records, parent, experiment_id, {"name": config.name, "id": sweep_id})
@@ -104,7 +107,7 @@ def _run_sweep(params: Params, resume: bool, console: bool) -> dict[str, Any]:
             if parent is not None:
                 parent.fail(error)
             raise
-    summary.update(name=config.name, folder=folder, resumed=resume,
+    summary.update(name=config.name, folder=folder.location, resumed=resume,
                    wall_seconds=round(time.perf_counter() - started, 1))
     _log_table(summary)
     return summary
@@ -129,45 +132,35 @@ def _check_scheduling(config: SweepConfig) -> None:
             raise ConfigError("sweep.scheduler pbt chooses its own values; use search random or grid with it")
 
 
-def prepare_sweep_folder(folder: str, resume: bool) -> dict[str, Any]:
+def prepare_sweep_folder(folder: Storage, resume: bool) -> dict[str, Any]:
     """Check (resume) or clear (new sweep) the sweep folder; the saved state of a resumed sweep."""
     from ray import tune
 
-    filesystem, path = storage_filesystem(folder)
-    exists = filesystem.get_file_info(path).type != pyarrow.fs.FileType.NotFound
     if resume:
-        if not tune.Tuner.can_restore(folder):
-            raise PipelineError(f"--resume: there is no sweep to resume in '{folder}'; run the sweep without --resume "
-                                "(or set sweep.storage_path/sweep.name to the interrupted sweep's)")
-        for info in filesystem.get_file_info(pyarrow.fs.FileSelector(path)):
-            if info.base_name.startswith("experiment_state") and not _is_json(filesystem, info.path):
-                raise PipelineError(f"--resume: Ray Tune's run state '{info.path}' is damaged (the sweep was stopped "
-                                    "while writing it); run the sweep again without --resume")
-        state_path = f"{path}/{STATE_FILE}"
-        if filesystem.get_file_info(state_path).type == pyarrow.fs.FileType.NotFound:
-            return {}
-        with filesystem.open_input_stream(state_path) as handle:
-            return json.loads(handle.read().decode())
-    if exists:
-        log.info("replacing the earlier sweep folder %s (run with --resume to continue it instead)", folder)
-        filesystem.delete_dir(path)
+        if not folder.exists() or not tune.Tuner.can_restore(folder.path, storage_filesystem=folder.filesystem):
+            raise PipelineError(f"--resume: there is no sweep to resume in '{folder.location}'; run the sweep without "
+                                "--resume (or set sweep.storage_path/sweep.name to the interrupted sweep's)")
+        for name in folder.files():
+            if "/" not in name and name.startswith("experiment_state") and not _is_json(folder.read_bytes(name)):
+                raise PipelineError(f"--resume: Ray Tune's run state '{folder.location}/{name}' is damaged (the sweep "
+                                    "was stopped while writing it); run the sweep again without --resume")
+        return json.loads(folder.read_bytes(STATE_FILE)) if folder.exists(STATE_FILE) else {}
+    if folder.exists():
+        log.info("replacing the earlier sweep folder %s (run with --resume to continue it instead)", folder.location)
+        folder.delete()
     return {}
 
 
-def _is_json(filesystem: pyarrow.fs.FileSystem, path: str) -> bool:
-    with filesystem.open_input_stream(path) as handle:
-        try:
-            json.loads(handle.read().decode())
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return False
+def _is_json(content: bytes) -> bool:
+    try:
+        json.loads(content.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
     return True
 
 
-def _write_state(folder: str, state: dict[str, Any]) -> None:
-    filesystem, path = storage_filesystem(folder)
-    filesystem.create_dir(path)
-    with filesystem.open_output_stream(f"{path}/{STATE_FILE}") as handle:
-        handle.write(json.dumps(state, indent=1).encode())
+def _write_state(folder: Storage, state: dict[str, Any]) -> None:
+    folder.write_bytes(STATE_FILE, json.dumps(state, indent=1).encode())
 
 
 def _parent_run(base: Params, experiment_id: str, space: SearchSpace, state: dict[str, Any]) -> ParentRun:
@@ -185,7 +178,7 @@ def _parent_run(base: Params, experiment_id: str, space: SearchSpace, state: dic
     return ParentRun.start(base, experiment_id, space, describe_algorithms(config.search, config.scheduler.name))
 
 
-def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool, console: bool) -> Any:
+def _tuner(sweep: SweepRun, storage: Storage, max_validations: int, resume: bool, console: bool) -> Any:
     import ray
     from ray import tune
 
@@ -198,7 +191,8 @@ def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool, co
         trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=sweep),
                                         {"cpu": resources.cpu, "gpu": resources.gpu})
     if resume:
-        return tune.Tuner.restore(sweep.folder, trainable, resume_unfinished=True, resume_errored=True)
+        return tune.Tuner.restore(sweep.folder.path, trainable, resume_unfinished=True, resume_errored=True,
+                                  storage_filesystem=sweep.folder.filesystem)
     max_concurrent = config.max_concurrent
     if max_concurrent is None and resources.workers > 1:  # the trials themselves hold no CPUs: bound them here
         cluster = ray.cluster_resources()
@@ -217,7 +211,8 @@ def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool, co
     # its new output engine prints a configuration box and TensorBoard advice even at verbose=0
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    run_config = tune.RunConfig(name=config.name, storage_path=storage, verbose=0, callbacks=[progress],
+    run_config = tune.RunConfig(name=config.name, storage_path=storage.path, storage_filesystem=storage.filesystem,
+                                verbose=0, callbacks=[progress],
                                 failure_config=tune.FailureConfig(max_failures=config.max_failures),
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
