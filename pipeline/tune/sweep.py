@@ -7,7 +7,9 @@ Tune's ``BasicVariantGenerator``, or Optuna TPE; FIFO, ASHA or PBT scheduling on
 ``validations`` count); then write ``trials.csv``, ``best.yaml`` and ``models/<objective>/``
 (``pipeline.tune.outputs``) and settle the MLflow runs.
 
-The sweep folder is ``<sweep.storage_path>/<sweep.name>``; a new sweep replaces it. ``resume``
+The sweep folder is ``<sweep.storage_path>/<sweep.name>`` (a folder or an object store, through
+``pipeline.tune.storage``); a new sweep replaces it. With an object store the nodes need share no disk:
+the training data is published to ``<sweep.storage_path>/data`` (``pipeline.tune.shared_data``). ``resume``
 continues it with ``Tuner.restore``: finished trials are kept, unfinished and errored ones go on
 from their last checkpoint, and the MLflow parent run (its id is kept in ``srloss_sweep.json``
 there) and child runs are continued, not duplicated. Each new sweep gets a random id (kept there
@@ -25,6 +27,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from pipeline.config import Params, SweepConfig
 from pipeline.errors import ConfigError, PipelineError
@@ -87,7 +90,7 @@ def _run_sweep(params: Params, resume: bool, console: bool) -> dict[str, Any]:
         published = publish_data(base.data_dir, training_folders(base.data_dir, trains), storage.child("data"))
 
     with ray_cluster(config.ray) as joined:
-        _warn_about_local_tracking(base)
+        _warn_about_local_tracking(base, experiment_id)
         parent = _parent_run(base, experiment_id, space, state) if experiment_id is not None else None
         sweep_id = state.get("sweep_id") or uuid.uuid4().hex[:12]  # a resumed sweep keeps its id
         _write_state(folder, {"parent_run_id": parent.run_id if parent else None, "experiment_id": experiment_id,
@@ -113,14 +116,25 @@ def _run_sweep(params: Params, resume: bool, console: bool) -> dict[str, Any]:
     return summary
 
 
-def _warn_about_local_tracking(base: Params) -> None:
-    """Trials on other nodes cannot write into this machine's SQLite file."""
+def _warn_about_local_tracking(base: Params, experiment_id: str | None) -> None:
+    """Trials on other nodes can write neither into this machine's SQLite file nor into an artifact
+    folder that the server names as a path (each node would write to its own disk)."""
+    import mlflow
     import ray
 
     nodes = sum(node["Alive"] for node in ray.nodes())
-    if base.tracking.enabled and nodes > 1 and not is_remote(base.tracking.uri):
+    if experiment_id is None or nodes < 2:
+        return
+    if not is_remote(base.tracking.uri):
         log.warning("the Ray cluster has %d nodes but MLflow tracks to %s: trials on other nodes write to their own "
                     "copy; run `mlflow server` and set tracking.uri=http://<host>:5000", nodes, base.tracking.uri)
+        return
+    location = mlflow.MlflowClient(base.tracking.uri).get_experiment(experiment_id).artifact_location
+    if urlparse(location).scheme in ("", "file"):
+        log.warning("MLflow experiment '%s' keeps its artifacts in the folder %s, so trials on the cluster's other "
+                    "nodes write image strips and models to their own disks; start the server with "
+                    "`--artifacts-destination s3://<bucket>/mlartifacts` (proxied artifacts) and use a new "
+                    "tracking.experiment", base.tracking.experiment, location)
 
 
 def _check_scheduling(config: SweepConfig) -> None:

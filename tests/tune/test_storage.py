@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.config import validate
 from pipeline.data.image_store import stored_pairs
 from pipeline.errors import PipelineError
 from pipeline.tune import shared_data
@@ -118,3 +119,25 @@ def test_a_sweep_keeps_checkpoints_in_the_bucket_and_resumes_from_it(endpoint, t
     again = run_sweep(params, resume=True)  # everything finished: kept, nothing trained again
     assert again["resumed"] and again["best"] == summary["best"]
     assert json.loads(folder.read_bytes("srloss_sweep.json"))["sweep_id"] == summary["sweep_id"]
+
+
+def test_a_cluster_is_warned_of_artifacts_that_would_stay_on_each_node(tmp_path, monkeypatch, caplog):
+    """A tracking server that names its artifact folder as a path (no proxied artifacts): trials on other
+    nodes would write their image strips and models to their own disks."""
+    import ray
+
+    from pipeline.tracking import ensure_experiment
+    from pipeline.tune import sweep
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    params = validate({"tracking": {"uri": uri, "experiment": "e", "artifact_location": str(tmp_path / "art")}})
+    experiment_id = ensure_experiment(uri, "e", tmp_path / "art")
+    monkeypatch.setattr(ray, "nodes", lambda: [{"Alive": True}, {"Alive": True}])
+    monkeypatch.setattr(sweep, "is_remote", lambda uri: True)  # as if the store were behind `mlflow server`
+    sweep._warn_about_local_tracking(params, experiment_id)
+    assert f"keeps its artifacts in the folder file://{tmp_path / 'art'}, so trials on the cluster's other nodes" \
+        in caplog.text and "--artifacts-destination s3://<bucket>/mlartifacts" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(ray, "nodes", lambda: [{"Alive": True}, {"Alive": False}])
+    sweep._warn_about_local_tracking(params, experiment_id)
+    assert caplog.text == ""
