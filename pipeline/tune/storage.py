@@ -12,9 +12,11 @@ endpoint and region only. Every read and write of the sweep's storage goes throu
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import pyarrow.fs
@@ -23,6 +25,7 @@ from pipeline.config import PROJECT_ROOT
 from pipeline.errors import ConfigError, PipelineError
 
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+T = TypeVar("T")
 
 
 def is_uri(location: str) -> bool:
@@ -142,7 +145,7 @@ class Storage:
                                                           source_filesystem=self.filesystem,
                                                           destination_filesystem=pyarrow.fs.LocalFileSystem()))
 
-    def _checked(self, name: str, action):  # noqa: ANN001, ANN202 - returns what action returns
+    def _checked(self, name: str, action: Callable[[], T]) -> T:
         """``action()``, with a refused or unreachable store as one sentence naming the location."""
         try:
             return action()
