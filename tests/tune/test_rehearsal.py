@@ -65,7 +65,7 @@ def started(command: list[str], port: int | None, what: str, env: dict[str, str]
                                stderr=subprocess.DEVNULL)
     try:
         if port is not None:
-            wait_for_port(port, process, what)
+            wait_for_port(port, process, what, timeout=120)
         yield process
     finally:
         end_session(process.pid, grace=0)
@@ -133,7 +133,8 @@ def test_a_sweep_on_nodes_that_share_no_disk(tiny_data, tmp_path):
                 import ray
 
                 ray.shutdown()
-                (worker_root / "venv").rmdir()  # only ever an empty mount point here: fails rather than recurse
+                if (worker_root / "venv").is_dir():
+                    (worker_root / "venv").rmdir()  # only ever an empty mount point here: fails rather than recurse
                 shutil.rmtree(worker_root, ignore_errors=True)
                 shutil.rmtree(head_temp, ignore_errors=True)
     print(f"rehearsal: {time.monotonic() - started_at:.1f} s")
@@ -173,7 +174,7 @@ def _rehearse(tiny_data, tmp_path: Path, endpoint: str, tracking: str, address: 
         def kill_worker_mid_trial() -> None:
             """Once l2's first checkpoint is in the bucket: kill every process of the worker node, free the head."""
             try:
-                wait_for(lambda: any("-l2-seed0/checkpoint_" in name for name in folder.files()), 180,
+                wait_for(lambda: any("-l2-seed0/checkpoint_" in name for name in folder.files()), 300,
                          "l2's first checkpoint")
                 on_worker.update(session_members(worker.pid))
                 for pid in on_worker:
@@ -188,6 +189,9 @@ def _rehearse(tiny_data, tmp_path: Path, endpoint: str, tracking: str, address: 
         killer.join(timeout=60)
         assert not failures and on_worker
     _check_outputs(params, summary, folder, on_worker)
+    # the worker's copy of the published data, and the image store it built from it, in its own temporary folder
+    copies = list((worker_root / "tmp" / "srloss-data").glob("*/published.json"))
+    assert len(copies) == 1 and list(copies[0].parent.glob("store/bicubic/x2/train/*/pairs.u8"))
 
 
 def _check_outputs(params, summary, folder: Storage, on_worker: set[int]) -> None:
