@@ -34,7 +34,7 @@ import torch
 from spread import spread_text
 from sweep_throughput import local_ray, sweep_params, write_data
 from pipeline.config import Params, validate
-from pipeline.tracking import ensure_experiment
+from pipeline.tracking.store import ensure_experiment
 from pipeline.tune.shared_data import publish_data, training_folders
 from pipeline.tune.storage import Storage
 from pipeline.tune.sweep import run_sweep

@@ -126,7 +126,7 @@ def test_a_cluster_is_warned_of_artifacts_that_would_stay_on_each_node(tmp_path,
     nodes would write their image strips and models to their own disks."""
     import ray
 
-    from pipeline.tracking import ensure_experiment
+    from pipeline.tracking.store import ensure_experiment
     from pipeline.tune import sweep
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
