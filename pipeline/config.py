@@ -265,8 +265,11 @@ class SweepConfig(Strict):
     resources: ResourcesConfig = ResourcesConfig()
     max_concurrent: int | None = Field(None, ge=1, description="trials at once; None = as resources allow")
     max_failures: int = Field(1, ge=0, description="retries of a failing trial before it is recorded failed")
-    storage_path: str = Field("ray_results", description="trial results and checkpoints: a path (relative to the "
-                                                         "project; shared by all nodes on a cluster) or s3://...")
+    storage_path: str = Field("ray_results", description="trial results, checkpoints and (s3://) the "
+                                                         "training data: a path (relative to the project; shared by "
+                                                         "all nodes on a cluster) or s3://bucket/prefix")
+    storage_endpoint: str | None = Field(None, description="S3-compatible server of an s3:// storage_path (MinIO, "
+                                                           "Ceph: http://host:9000); None = $AWS_ENDPOINT_URL, else AWS")
     name: str = Field("sweep", description="folder under storage_path; --resume continues it")
     ray: RayConfig = RayConfig()
 

@@ -1,4 +1,4 @@
-"""Where a sweep runs: a Ray cluster to join or a local one to start, and where its results go.
+"""Where a sweep runs: a Ray cluster to join or a local one to start (its storage: ``pipeline.tune.storage``).
 
 The address is ``sweep.ray.address``, else ``$RAY_ADDRESS``: ``auto`` joins the cluster already
 running on this machine, ``host:6379`` a head node's GCS port, ``ray://host:10001`` goes through
@@ -25,11 +25,8 @@ import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-import pyarrow.fs
-
-from pipeline.config import PROJECT_ROOT, RayConfig
+from pipeline.config import RayConfig
 from pipeline.errors import ConfigError, PipelineError, exception_summary
 from pipeline.tune.reaper import DONE, start_reaper
 
@@ -39,35 +36,6 @@ log = logging.getLogger(__name__)
 def cluster_address(config: RayConfig) -> str | None:
     """``sweep.ray.address``, else ``$RAY_ADDRESS``, else None (start a local cluster)."""
     return config.address or os.environ.get("RAY_ADDRESS") or None
-
-
-def is_uri(location: str) -> bool:
-    return "://" in location
-
-
-def storage_location(storage_path: str, address: str | None) -> str:
-    """``sweep.storage_path`` as an absolute path or a URI (s3://, gs://, ...).
-
-    A relative path is resolved against the project folder for a local cluster; with a cluster
-    to join it is refused, since trials on other nodes could not write there.
-    """
-    if is_uri(storage_path):
-        return storage_path
-    path = Path(storage_path).expanduser()
-    if path.is_absolute():
-        return str(path)
-    if address is not None:
-        raise ConfigError(f"sweep.storage_path '{storage_path}' is relative but the sweep joins the Ray cluster at "
-                          f"'{address}'; use an absolute path on storage every node mounts (e.g. /mnt/shared/"
-                          "ray_results) or a bucket URI (s3://bucket/ray_results)")
-    return str((PROJECT_ROOT / path).resolve())
-
-
-def storage_filesystem(location: str) -> tuple[pyarrow.fs.FileSystem, str]:
-    """The filesystem and path of a location from ``storage_location``."""
-    if is_uri(location):
-        return pyarrow.fs.FileSystem.from_uri(location)
-    return pyarrow.fs.LocalFileSystem(), location
 
 
 @contextmanager

@@ -34,13 +34,14 @@ def run_ddp_trial(config: dict[str, Any], sweep: SweepRun, worker: Callable[[dic
     context = tune.get_context()
     resources = sweep.base.sweep.resources
     per_worker = {"CPU": resources.cpu, **({"GPU": resources.gpu} if resources.gpu else {})}
-    trial_folder = f"{sweep.folder}/{Path(context.get_trial_dir()).name}"
+    trial_folder = sweep.folder.child(Path(context.get_trial_dir()).name)
     trainer = TorchTrainer(
         worker or _train_worker,
         train_loop_config={"config": config, "sweep": sweep, "trial_id": context.get_trial_id()},
         scaling_config=train.ScalingConfig(num_workers=resources.workers, use_gpu=resources.gpu > 0,
                                            resources_per_worker=per_worker),
-        run_config=train.RunConfig(name=DDP_RUN_NAME, storage_path=trial_folder, callbacks=[TuneReportCallback()],
+        run_config=train.RunConfig(name=DDP_RUN_NAME, storage_path=trial_folder.path,
+                                   storage_filesystem=trial_folder.filesystem, callbacks=[TuneReportCallback()],
                                    failure_config=train.FailureConfig(max_failures=0),
                                    checkpoint_config=train.CheckpointConfig(num_to_keep=1)),
         torch_config=TorchConfig(backend=backend or ("nccl" if resources.gpu > 0 else "gloo")),
@@ -57,7 +58,7 @@ def _train_worker(setup: dict[str, Any]) -> None:
 
     sweep: SweepRun = setup["sweep"]
     choice = trial_choice(setup["config"])
-    params = sweep.space.trial_params(sweep.base, choice)
+    params = sweep.trial_params(choice)
     params.train.device = str(get_device())
     rank = train.get_context().get_world_rank()
 

@@ -22,6 +22,7 @@ import copy
 import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import product
 from types import UnionType
@@ -198,14 +199,10 @@ class SearchSpace:
         """Build every objective's params (once per listed value or bound of each key) and its network and
         objective once, so a wrong key or value fails here, on the driver, naming itself. Returns the
         most validations a trial makes (the schedulers' ``max_t``)."""
-        most = 0
+        most = max(math.ceil(params.train.iterations / params.train.val_every)
+                   for params in self.representative_params(base))
         for name, dimensions in self.dimensions.items():
             first = {d.key: d.representatives()[0] for d in dimensions}
-            for dimension in [None, *dimensions]:
-                for value in dimension.representatives() if dimension else [None]:
-                    values = {**first, dimension.key: value} if dimension else first
-                    train = self.trial_params(base, TrialChoice(name, values, 0)).train
-                    most = max(most, math.ceil(train.iterations / train.val_every))
             params = self.trial_params(base, TrialChoice(name, first, 0))
             try:
                 net = build_model(params.model.name, params.train.scale, params.model.args)
@@ -214,6 +211,15 @@ class SearchSpace:
             except ConfigError as exc:
                 raise ConfigError(f"sweep.objectives.{name}{f' with {first}' if first else ''}: {exc}") from None
         return most
+
+    def representative_params(self, base: Params) -> Iterator[Params]:
+        """Each objective's params once per listed value or bound of each key (the others at their first)."""
+        for name, dimensions in self.dimensions.items():
+            first = {d.key: d.representatives()[0] for d in dimensions}
+            for dimension in [None, *dimensions]:
+                for value in dimension.representatives() if dimension else [None]:
+                    values = {**first, dimension.key: value} if dimension else first
+                    yield self.trial_params(base, TrialChoice(name, values, 0))
 
     def repeated_identically(self, num_samples: int) -> list[str]:
         """Objectives that ``num_samples`` > 1 trains several times with the same settings and seeds:

@@ -7,7 +7,9 @@ Tune's ``BasicVariantGenerator``, or Optuna TPE; FIFO, ASHA or PBT scheduling on
 ``validations`` count); then write ``trials.csv``, ``best.yaml`` and ``models/<objective>/``
 (``pipeline.tune.outputs``) and settle the MLflow runs.
 
-The sweep folder is ``<sweep.storage_path>/<sweep.name>``; a new sweep replaces it. ``resume``
+The sweep folder is ``<sweep.storage_path>/<sweep.name>`` (a folder or an object store, through
+``pipeline.tune.storage``); a new sweep replaces it. With an object store the nodes need share no disk:
+the training data is published to ``<sweep.storage_path>/data`` (``pipeline.tune.shared_data``). ``resume``
 continues it with ``Tuner.restore``: finished trials are kept, unfinished and errored ones go on
 from their last checkpoint, and the MLflow parent run (its id is kept in ``srloss_sweep.json``
 there) and child runs are continued, not duplicated. Each new sweep gets a random id (kept there
@@ -25,13 +27,12 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-
-import pyarrow.fs
+from urllib.parse import urlparse
 
 from pipeline.config import Params, SweepConfig
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.tracking.store import artifact_root, check_tracking, ensure_experiment, is_remote, tracking_uri
-from pipeline.tune.cluster import cluster_address, ray_cluster, storage_filesystem, storage_location
+from pipeline.tune.cluster import cluster_address, ray_cluster
 from pipeline.interrupt import Interrupted, StopSignals
 from pipeline.tune.ddp import run_ddp_trial
 from pipeline.tune.interruption import ForwardStop, kill_running_children
@@ -41,7 +42,9 @@ from pipeline.tune.log_file import log_to_file
 from pipeline.tune.progress import SweepProgress
 from pipeline.tune.results import (FAILED, STOPPED, Selection, TrialRecord, require_some_success, select_best,
                                    trial_record)
+from pipeline.tune.shared_data import publish_data, training_folders
 from pipeline.tune.space import SearchSpace, trial_choice
+from pipeline.tune.storage import Storage, open_storage
 from pipeline.tune.sweep_lock import sweep_lock
 from pipeline.tune.trial import SweepRun, run_trial
 
@@ -77,8 +80,8 @@ def _run_sweep(params: Params, resume: bool | str, console: bool, signals: StopS
                     "their keys is sampled in sweep.space); use sweep.seeds for repeats, or sample keys in "
                     "sweep.space", config.num_samples, ", ".join(repeated), config.num_samples)
     address = cluster_address(config.ray)
-    storage = storage_location(config.storage_path, address)
-    folder = f"{storage.rstrip('/')}/{config.name}"
+    storage = open_storage(config.storage_path, config.storage_endpoint, address)
+    folder = storage.child(config.name)
     base = params.model_copy(deep=True)
     base.tracking.uri = tracking_uri(params) if params.tracking.enabled else params.tracking.uri
     experiment_id = None
@@ -87,38 +90,42 @@ def _run_sweep(params: Params, resume: bool | str, console: bool, signals: StopS
         experiment_id = ensure_experiment(base.tracking.uri, base.tracking.experiment, artifact_root(base))
     resume = resume_wanted(folder, resume, params.digest("sweep"))
     state = prepare_sweep_folder(folder, resume)
+    published = None
+    if storage.remote:  # nodes may share no disk: the trials read the data from the storage
+        trains = [params.train for params in space.representative_params(base)]
+        published = publish_data(base.data_dir, training_folders(base.data_dir, trains), storage.child("data"))
 
     parent = None
     try:
         with ray_cluster(config.ray) as joined:
             if signals is not None:
                 signals.install()  # again: ray.init puts in a SIGTERM handler of its own
-            _warn_about_local_tracking(base)
+            _warn_about_local_tracking(base, experiment_id)
             parent = _parent_run(base, experiment_id, space, state) if experiment_id is not None else None
             log.info("sweep '%s' on Ray (%s): %s; results in %s", config.name, joined, json.dumps(space.describe()),
-                     folder)
-            summary = _tune(base, space, folder, storage, parent, experiment_id, state, max_validations, resume,
-                            console, signals)
+                     folder.location)
+            summary = _tune(base, space, folder, storage, parent, experiment_id, state, published, max_validations,
+                            resume, console, signals)
     except Interrupted:
         if parent is not None:  # Ray is shut down: no stopped trial writes to its run any more
             kill_running_children(parent.uri, parent.experiment_id, parent.run_id)
         raise
-    summary.update(name=config.name, folder=folder, resumed=resume,
+    summary.update(name=config.name, folder=folder.location, resumed=resume,
                    wall_seconds=round(time.perf_counter() - started, 1))
     _log_table(summary)
     return summary
 
 
-def _tune(base: Params, space: SearchSpace, folder: str, storage: str, parent: ParentRun | None,
-          experiment_id: str | None, state: dict[str, Any], max_validations: int, resume: bool, console: bool,
-          signals: StopSignals | None) -> dict[str, Any]:
+def _tune(base: Params, space: SearchSpace, folder: Storage, storage: Storage, parent: ParentRun | None,
+          experiment_id: str | None, state: dict[str, Any], published: Any, max_validations: int, resume: bool,
+          console: bool, signals: StopSignals | None) -> dict[str, Any]:
     """Run the trials, write the outputs and settle the MLflow runs; the sweep's summary."""
     config = base.sweep
     sweep_id = state.get("sweep_id") or uuid.uuid4().hex[:12]  # a resumed sweep keeps its id
     saved = {"parent_run_id": parent.run_id if parent else None, "experiment_id": experiment_id,
              "tracking_uri": base.tracking.uri, "sweep_digest": base.digest("sweep"), "sweep_id": sweep_id}
     _write_state(folder, saved)
-    sweep = SweepRun(base, space, folder, parent.run_id if parent else None, experiment_id)
+    sweep = SweepRun(base, space, folder, parent.run_id if parent else None, experiment_id, published)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Tune prints progress; stdout is the CLI's summary
             grid = _tuner(sweep, storage, max_validations, resume, console).fit()
@@ -126,8 +133,7 @@ def _tune(base: Params, space: SearchSpace, folder: str, storage: str, parent: P
             signals.forward = None
             finished = sum(bool(result.metrics.get("done")) for result in grid)
             signals.check(f"with {finished} of {len(grid)} trials of sweep '{config.name}' finished")
-        filesystem, _ = storage_filesystem(folder)
-        records = [trial_record(result, config.metric, config.mode, filesystem) for result in grid]
+        records = [trial_record(result, config.metric, config.mode, folder.filesystem) for result in grid]
         if parent is not None:
             parent.settle_trials(records, config.name, base.seed)
         summary = _write_outputs(base, space, records, parent, experiment_id, {"name": config.name, "id": sweep_id})
@@ -139,14 +145,25 @@ def _tune(base: Params, space: SearchSpace, folder: str, storage: str, parent: P
     return summary
 
 
-def _warn_about_local_tracking(base: Params) -> None:
-    """Trials on other nodes cannot write into this machine's SQLite file."""
+def _warn_about_local_tracking(base: Params, experiment_id: str | None) -> None:
+    """Trials on other nodes can write neither into this machine's SQLite file nor into an artifact
+    folder that the server names as a path (each node would write to its own disk)."""
+    import mlflow
     import ray
 
     nodes = sum(node["Alive"] for node in ray.nodes())
-    if base.tracking.enabled and nodes > 1 and not is_remote(base.tracking.uri):
+    if experiment_id is None or nodes < 2:
+        return
+    if not is_remote(base.tracking.uri):
         log.warning("the Ray cluster has %d nodes but MLflow tracks to %s: trials on other nodes write to their own "
                     "copy; run `mlflow server` and set tracking.uri=http://<host>:5000", nodes, base.tracking.uri)
+        return
+    location = mlflow.MlflowClient(base.tracking.uri).get_experiment(experiment_id).artifact_location
+    if urlparse(location).scheme in ("", "file"):
+        log.warning("MLflow experiment '%s' keeps its artifacts in the folder %s, so trials on the cluster's other "
+                    "nodes write image strips and models to their own disks; start the server with "
+                    "`--artifacts-destination s3://<bucket>/mlartifacts` (proxied artifacts) and use a new "
+                    "tracking.experiment", base.tracking.experiment, location)
 
 
 def _check_scheduling(config: SweepConfig) -> None:
@@ -158,7 +175,7 @@ def _check_scheduling(config: SweepConfig) -> None:
             raise ConfigError("sweep.scheduler pbt chooses its own values; use search random or grid with it")
 
 
-def resume_wanted(folder: str, resume: bool | str, digest: str) -> bool:
+def resume_wanted(folder: Storage, resume: bool | str, digest: str) -> bool:
     """``resume`` as a yes or no: ``auto`` is yes when ``folder`` holds an unfinished sweep of the
     same ``params.sweep`` (``digest``) that Tune can restore (what a requeued SLURM job or a
     ``dvc repro`` after an interruption finds)."""
@@ -168,57 +185,46 @@ def resume_wanted(folder: str, resume: bool | str, digest: str) -> bool:
 
     state = _read_state(folder)
     unfinished = state is not None and not state.get("finished") and state.get("sweep_digest") == digest
-    if unfinished and tune.Tuner.can_restore(folder):
-        log.info("resuming the unfinished sweep in %s", folder)
+    if unfinished and tune.Tuner.can_restore(folder.path, storage_filesystem=folder.filesystem):
+        log.info("resuming the unfinished sweep in %s", folder.location)
         return True
     return False
 
 
-def _read_state(folder: str) -> dict[str, Any] | None:
+def _read_state(folder: Storage) -> dict[str, Any] | None:
     """The sweep folder's ``STATE_FILE``, None when there is none."""
-    filesystem, path = storage_filesystem(folder)
-    state_path = f"{path}/{STATE_FILE}"
-    if filesystem.get_file_info(state_path).type == pyarrow.fs.FileType.NotFound:
-        return None
-    with filesystem.open_input_stream(state_path) as handle:
-        return json.loads(handle.read().decode())
+    return json.loads(folder.read_bytes(STATE_FILE)) if folder.exists(STATE_FILE) else None
 
 
-def prepare_sweep_folder(folder: str, resume: bool) -> dict[str, Any]:
+def prepare_sweep_folder(folder: Storage, resume: bool) -> dict[str, Any]:
     """Check (resume) or clear (new sweep) the sweep folder; the saved state of a resumed sweep."""
     from ray import tune
 
-    filesystem, path = storage_filesystem(folder)
-    exists = filesystem.get_file_info(path).type != pyarrow.fs.FileType.NotFound
     if resume:
-        if not tune.Tuner.can_restore(folder):
-            raise PipelineError(f"--resume: there is no sweep to resume in '{folder}'; run the sweep without --resume "
-                                "(or set sweep.storage_path/sweep.name to the interrupted sweep's)")
-        for info in filesystem.get_file_info(pyarrow.fs.FileSelector(path)):
-            if info.base_name.startswith("experiment_state") and not _is_json(filesystem, info.path):
-                raise PipelineError(f"--resume: Ray Tune's run state '{info.path}' is damaged (the sweep was stopped "
-                                    "while writing it); run the sweep again without --resume")
+        if not folder.exists() or not tune.Tuner.can_restore(folder.path, storage_filesystem=folder.filesystem):
+            raise PipelineError(f"--resume: there is no sweep to resume in '{folder.location}'; run the sweep without "
+                                "--resume (or set sweep.storage_path/sweep.name to the interrupted sweep's)")
+        for name in folder.files():
+            if "/" not in name and name.startswith("experiment_state") and not _is_json(folder.read_bytes(name)):
+                raise PipelineError(f"--resume: Ray Tune's run state '{folder.location}/{name}' is damaged (the sweep "
+                                    "was stopped while writing it); run the sweep again without --resume")
         return _read_state(folder) or {}
-    if exists:
-        log.info("replacing the earlier sweep folder %s (run with --resume to continue it instead)", folder)
-        filesystem.delete_dir(path)
+    if folder.exists():
+        log.info("replacing the earlier sweep folder %s (run with --resume to continue it instead)", folder.location)
+        folder.delete()
     return {}
 
 
-def _is_json(filesystem: pyarrow.fs.FileSystem, path: str) -> bool:
-    with filesystem.open_input_stream(path) as handle:
-        try:
-            json.loads(handle.read().decode())
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return False
+def _is_json(content: bytes) -> bool:
+    try:
+        json.loads(content.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
     return True
 
 
-def _write_state(folder: str, state: dict[str, Any]) -> None:
-    filesystem, path = storage_filesystem(folder)
-    filesystem.create_dir(path)
-    with filesystem.open_output_stream(f"{path}/{STATE_FILE}") as handle:
-        handle.write(json.dumps(state, indent=1).encode())
+def _write_state(folder: Storage, state: dict[str, Any]) -> None:
+    folder.write_bytes(STATE_FILE, json.dumps(state, indent=1).encode())
 
 
 def _parent_run(base: Params, experiment_id: str, space: SearchSpace, state: dict[str, Any]) -> ParentRun:
@@ -236,7 +242,7 @@ def _parent_run(base: Params, experiment_id: str, space: SearchSpace, state: dic
     return ParentRun.start(base, experiment_id, space, describe_algorithms(config.search, config.scheduler.name))
 
 
-def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool, console: bool) -> Any:
+def _tuner(sweep: SweepRun, storage: Storage, max_validations: int, resume: bool, console: bool) -> Any:
     import ray
     from ray import tune
 
@@ -253,7 +259,8 @@ def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool, co
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if resume:
-        return tune.Tuner.restore(sweep.folder, trainable, resume_unfinished=True, resume_errored=True)
+        return tune.Tuner.restore(sweep.folder.path, trainable, resume_unfinished=True, resume_errored=True,
+                                  storage_filesystem=sweep.folder.filesystem)
     max_concurrent = config.max_concurrent
     if max_concurrent is None and resources.workers > 1:  # the trials themselves hold no CPUs: bound them here
         cluster = ray.cluster_resources()
@@ -273,7 +280,8 @@ def _tuner(sweep: SweepRun, storage: str, max_validations: int, resume: bool, co
     total = samples if config.search == "optuna" else sum(planned.values())
     progress = SweepProgress(total, config.metric, config.mode, sweep.base.seed, show=console,
                              costs=costs if config.search != "optuna" else None, planned=planned)
-    run_config = tune.RunConfig(name=config.name, storage_path=storage, verbose=0, callbacks=[progress, ForwardStop()],
+    run_config = tune.RunConfig(name=config.name, storage_path=storage.path, storage_filesystem=storage.filesystem,
+                                verbose=0, callbacks=[progress, ForwardStop()],
                                 failure_config=tune.FailureConfig(max_failures=config.max_failures),
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)

@@ -26,8 +26,10 @@ from pipeline.tracking.callback import MLflowCallback
 from pipeline.tracking.store import find_run, tracking_uri
 from pipeline.train.callbacks import Callback, RunContext, Sample
 from pipeline.train.loop import fit
-from pipeline.tune.space import SearchSpace, TrialChoice, trial_choice
 from pipeline.tune.log_file import log_to_file
+from pipeline.tune.shared_data import node_data_dir
+from pipeline.tune.space import SearchSpace, TrialChoice, trial_choice
+from pipeline.tune.storage import Storage
 
 TRIAL_TAG = "sweep.trial_id"
 PARENT_TAG = "mlflow.parentRunId"
@@ -36,14 +38,23 @@ PARENT_TAG = "mlflow.parentRunId"
 @dataclass(frozen=True)
 class SweepRun:
     """What every trial of a sweep needs, fixed on the driver: the resolved base params (absolute
-    paths, explicit tracking URI), the space, the sweep folder (absolute path or URI) and the MLflow
-    parent run and experiment (None when tracking is off)."""
+    paths, explicit tracking URI), the space, the sweep folder, the MLflow parent run and experiment
+    (None when tracking is off) and the training data published to an object store (None: the
+    trials read ``data_dir``, which every node then mounts)."""
 
     base: Params
     space: SearchSpace
-    folder: str
+    folder: Storage
     parent_run_id: str | None
     experiment_id: str | None
+    published_data: Storage | None = None
+
+    def trial_params(self, choice: TrialChoice) -> Params:
+        """The trial's params; with published data, ``data_dir`` is this node's copy of it."""
+        params = self.space.trial_params(self.base, choice)
+        if self.published_data is not None:
+            params.data_dir = node_data_dir(self.published_data)
+        return params
 
 
 class TuneReporter(Callback):
@@ -76,7 +87,7 @@ def run_trial(config: dict[str, Any], sweep: SweepRun) -> None:
 
     context = tune.get_context()
     choice = trial_choice(config)
-    params = sweep.space.trial_params(sweep.base, choice)
+    params = sweep.trial_params(choice)
     logs = Path(sweep.base.results_dir) / "sweep" / "logs" / f"{context.get_trial_name()}.log"
     with tempfile.TemporaryDirectory(prefix=f"srloss-{context.get_trial_id()}-") as folder, log_to_file(logs):
         run_dir = Path(folder)

@@ -18,19 +18,22 @@ import pytest
 
 from pipeline.config import PROJECT_ROOT, RayConfig
 from pipeline.errors import ConfigError
-from pipeline.tune.cluster import cluster_address, storage_location
+from pipeline.tune.cluster import cluster_address
+from pipeline.tune.storage import Storage, open_storage
 from pipeline.tune.sweep import run_sweep
 from tests.tune.sweep_params import sweep_params
 from tests.tune.processes import end_session
 
 
 def test_storage_must_be_shared_when_joining_a_cluster(monkeypatch):
-    assert storage_location("s3://bucket/sweeps", "10.0.0.1:6379") == "s3://bucket/sweeps"
-    assert storage_location("/mnt/shared/sweeps", "10.0.0.1:6379") == "/mnt/shared/sweeps"
-    assert storage_location("ray_results", None) == str(PROJECT_ROOT / "ray_results")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    assert open_storage("s3://bucket/sweeps/", None, "10.0.0.1:6379") == Storage("s3://bucket/sweeps")
+    assert open_storage("/mnt/shared/sweeps", None, "10.0.0.1:6379") == Storage("/mnt/shared/sweeps")
+    assert open_storage("ray_results", None, None) == Storage(str(PROJECT_ROOT / "ray_results"))
     with pytest.raises(ConfigError, match="sweep.storage_path 'ray_results' is relative but the sweep joins the Ray "
                                           "cluster at '10.0.0.1:6379'; use an absolute path .* or a bucket URI"):
-        storage_location("ray_results", "10.0.0.1:6379")
+        open_storage("ray_results", None, "10.0.0.1:6379")
     monkeypatch.setenv("RAY_ADDRESS", "auto")
     assert cluster_address(RayConfig()) == "auto"
     assert cluster_address(RayConfig(address="ray://head:10001")) == "ray://head:10001"
