@@ -9,17 +9,32 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
+import re
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.params_yaml import read_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
 REMOVE = object()  # the value of a ``~key`` override
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+SEED_LIMIT = 2**32  # numpy and torch seeds are unsigned 32-bit numbers
+
+
+def _plain_name(value: str) -> str:
+    """A name that becomes a folder (sweep, objective, benchmark, preset) is one plain folder name."""
+    if not PLAIN_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a plain folder name (it becomes a folder, so it must be 1-100 letters, "
+                         "digits, '_', '-' or '.', not starting with '.'; e.g. 'study')")
+    return value
+
+
+FolderName = Annotated[str, AfterValidator(_plain_name)]
 
 
 class Strict(BaseModel):
@@ -63,7 +78,7 @@ class PrepareConfig(Strict):
     source: SourceConfig = SourceConfig()
     val_count: int = Field(2, ge=1, description="images held out for validation")
     min_side: int = Field(96, ge=8, description="images smaller than this are skipped")
-    benchmarks: dict[str, SourceConfig] = Field({}, description="named test sets: name -> source")
+    benchmarks: dict[FolderName, SourceConfig] = Field({}, description="named test sets: name -> source")
     cache_dir: Path = Field(Path("~/.cache/srloss"), description="downloads and extracted archives")
 
 
@@ -105,7 +120,7 @@ class DegradationPreset(Strict):
 
 class DegradeConfig(Strict):
     scales: list[int] = Field([2, 3, 4], description="integer scales to make LR images for")
-    presets: dict[str, DegradationPreset] = Field({"bicubic": DegradationPreset()}, description="name -> {blur, noise, jpeg}; {} is plain bicubic")
+    presets: dict[FolderName, DegradationPreset] = Field({"bicubic": DegradationPreset()}, description="name -> {blur, noise, jpeg}; {} is plain bicubic")
 
     @field_validator("scales")
     @classmethod
@@ -176,7 +191,7 @@ class TrainConfig(Strict):
     patch_size: int = Field(96, ge=8, description="HR patch side")
     optimizer: Literal["adam", "adamw"] = Field("adam", description="SR optimiser")
     lr: float = Field(2e-4, gt=0, description="initial learning rate")
-    betas: tuple[float, float] = Field((0.9, 0.99), description="Adam betas")
+    betas: tuple[float, float] = Field((0.9, 0.99), description="Adam betas, each in [0, 1)")
     weight_decay: float = Field(0.0, ge=0, description="(decoupled for adamw)")
     scheduler: SchedulerConfig = SchedulerConfig()
     grad_clip: float | None = Field(None, gt=0, description="max gradient norm; None = off")
@@ -197,6 +212,13 @@ class TrainConfig(Strict):
     log_every: int = Field(10, ge=1, description="log training losses every N iterations")
     checkpoint_every: int = Field(250, ge=1, description="write last.pt every N iterations")
     progress: bool = Field(True, description="show a progress bar")
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(math.isfinite(b) and 0 <= b < 1 for b in v):
+            raise ValueError("each Adam beta must be a number in [0, 1), e.g. [0.9, 0.99]")
+        return v
 
 
 class TrackingConfig(Strict):
@@ -241,7 +263,7 @@ class SweepSchedulerConfig(Strict):
 class SweepConfig(Strict):
     """The sweep stage: the objectives compared in one Ray Tune run (see pipeline/tune/)."""
 
-    objectives: dict[str, dict[str, Any]] = Field({"l1": {"loss": {"terms": {"l1": 1.0}}}},
+    objectives: dict[FolderName, dict[str, Any]] = Field({"l1": {"loss": {"terms": {"l1": 1.0}}}},
                                                   description="name -> params fragment merged onto these params")
     only: list[str] | None = Field(None, description="names from sweep.objectives to run; None = all of them")
     space: dict[str, dict[str, dict[str, Any]]] = Field(
@@ -258,7 +280,8 @@ class SweepConfig(Strict):
     max_failures: int = Field(1, ge=0, description="retries of a failing trial before it is recorded failed")
     storage_path: str = Field("ray_results", description="trial results and checkpoints: a path (relative to the "
                                                          "project; shared by all nodes on a cluster) or s3://...")
-    name: str = Field("sweep", description="folder under storage_path; --resume continues it")
+    name: FolderName = Field("sweep", description="folder under storage_path (one plain folder name); "
+                                                  "--resume continues it")
     ray: RayConfig = RayConfig()
 
 
@@ -272,12 +295,20 @@ class EvaluateConfig(Strict):
     tile_overlap: int = Field(16, ge=0, description="LR pixels of context around each tile")
     crop_size: int = Field(96, ge=16, description="side of the comparison-image crop")
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N")
-    decodes: dict[str, list[str]] = Field({}, description="objective -> other decodes of its models to score too, "
+    decodes: dict[FolderName, list[FolderName]] = Field({}, description="objective -> other decodes of its models to score too, "
                                                           "as rows '<objective>@<decode>'")
+
+    @model_validator(mode="after")
+    def _tiles_fit(self) -> "EvaluateConfig":
+        if self.tile <= 2 * self.tile_overlap:
+            raise ValueError(f"evaluate.tile ({self.tile}) must be larger than twice evaluate.tile_overlap "
+                             f"({self.tile_overlap}); raise evaluate.tile or lower evaluate.tile_overlap")
+        return self
 
 
 class Params(Strict):
-    seed: int = Field(0, description="global seed: data split, degradation, training")
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="global seed: data split, degradation, training "
+                                                           "(0 to 2**32 - 1)")
     data_dir: Path = Field(Path("data"), description="prepared and degraded images")
     models_dir: Path = Field(Path("models"), description="the sweep's best checkpoints per objective (DVC output)")
     runs_dir: Path = Field(Path("runs"), description="run folders of `python -m pipeline train`")
@@ -291,6 +322,22 @@ class Params(Strict):
     tracking: TrackingConfig = TrackingConfig()
     sweep: SweepConfig = SweepConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+
+    @model_validator(mode="after")
+    def _scales_have_images(self) -> "Params":
+        """Training and evaluation read LR images only at the scales and presets degrade makes."""
+        made = self.degrade.scales
+        missing = sorted(set(self.evaluate.scales) - set(made))
+        if missing:
+            raise ValueError(f"evaluate.scales {missing} has no LR images: degrade.scales makes only {made}; "
+                             "add them to degrade.scales or drop them from evaluate.scales")
+        if self.train.scale not in made:
+            raise ValueError(f"train.scale {self.train.scale} has no LR images: degrade.scales makes only {made}; "
+                             "add it to degrade.scales")
+        if self.train.degradation not in self.degrade.presets:
+            raise ValueError(f"train.degradation '{self.train.degradation}' is not a degrade preset (there are "
+                             f"{', '.join(self.degrade.presets)}); add it to degrade.presets")
+        return self
 
     def resolved(self, root: Path) -> "Params":
         """A copy with every relative path made absolute against ``root``."""
@@ -334,11 +381,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override '{text}' has an empty key; write e.g. train.lr=2e-4")
     if remove:
         return parts, REMOVE
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override '{text}': the value is not valid YAML ({exc.problem}); quote it") from None
-    return parts, value
+    return parts, read_yaml(raw, f"override '{text}': the value") if raw.strip() else None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -369,9 +412,14 @@ def _describe(error: dict[str, Any], source: str) -> str:
         allowed = ", ".join(sorted(parent.model_fields)) if parent else "see docs/configuration.md"
         return f"{source}: unknown key '{where}'; allowed keys here: {allowed}."
     got = error.get("input")
-    shown = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
     message = error["msg"].removeprefix("Value error, ")
-    return f"{source}: '{where or 'params'}': {message}{shown}; fix it in params.yaml or with --set {where}=..."
+    if error["loc"][-1:] == ("[key]",):  # a name under a section: say which section
+        section = ".".join(str(p) for p in error["loc"][:-2])
+        return f"{source}: a name under '{section}': {message}; rename it"
+    if not error["loc"] or message.startswith(f"{where}."):  # a rule across keys names them and the fix
+        return f"{source}: {message}"
+    shown = f" (got {got!r})" if not isinstance(got, (dict, list)) and repr(got) not in message else ""
+    return f"{source}: '{where}': {message}{shown}; fix it in params.yaml or with --set {where}=..."
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -402,15 +450,11 @@ def load_params(path: Path | str | None = None, overrides: list[str] | None = No
     if not path.is_file():
         raise ConfigError(f"params file '{path}' does not exist; pass --params PATH or run from the project folder")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
     except UnicodeDecodeError as exc:
         raise ConfigError(f"'{path}' is not a UTF-8 text file ({exc.reason} at byte {exc.start}); "
                           "pass a YAML params file") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ConfigError(f"'{path}' is not valid YAML ({problem}{where}); fix the file") from None
+    data = read_yaml(text, f"'{path}'") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"'{path}' must hold a mapping of sections (seed, prepare, train, ...)")
     data = apply_overrides(data, overrides or [])

@@ -94,7 +94,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         reason = str(exc).strip().splitlines()[0]
         raise PipelineError(f"checkpoint '{path}' holds more than weights and plain data ({reason}); "
                             "it is refused for safety, use a checkpoint written by this pipeline") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile) as exc:
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as exc:  # OSError: EINVAL on a cut-off file
         raise PipelineError(f"checkpoint '{path}' is unreadable ({exc}); it is truncated or not a "
                             "checkpoint, use another one (e.g. best.pt or last.pt of the run)") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("meta", {}).get("format") != CHECKPOINT_FORMAT:

@@ -149,6 +149,9 @@ def prepare_sweep_folder(folder: str, resume: bool) -> dict[str, Any]:
         with filesystem.open_input_stream(state_path) as handle:
             return json.loads(handle.read().decode())
     if exists:
+        if filesystem.get_file_info(f"{path}/{STATE_FILE}").type == pyarrow.fs.FileType.NotFound:
+            raise PipelineError(f"'{folder}' exists but is not a sweep folder (it lacks {STATE_FILE}, which every "
+                                "sweep writes), so it is not replaced; set sweep.name to a new name or move it away")
         log.info("replacing the earlier sweep folder %s (run with --resume to continue it instead)", folder)
         filesystem.delete_dir(path)
     return {}
