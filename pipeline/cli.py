@@ -20,10 +20,17 @@ log = logging.getLogger("pipeline")
 
 
 def _load(args: argparse.Namespace):
+    """The params of a command that reads no network, objective or decode names (prepare, degrade)."""
     from pipeline.config import load_params
+
+    return load_params(args.params, args.overrides)
+
+
+def _load_checked(args: argparse.Namespace):
+    """The params, with the names of networks, objectives and decodes checked against the registries."""
     from pipeline.params_check import check_registries
 
-    params = load_params(args.params, args.overrides)
+    params = _load(args)
     check_registries(params)
     return params
 
@@ -71,7 +78,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from pipeline.train.loop import fit
     from pipeline.train.run_folder import refuse_finished_run
 
-    params = _load(args)
+    params = _load_checked(args)
     run_dir = Path(args.run_dir).resolve() if args.run_dir else params.runs_dir / default_run_name(params)
     resume = run_dir / "checkpoints" / "last.pt" if args.resume else None
     if resume is not None and not resume.is_file():
@@ -88,13 +95,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_sweep(args: argparse.Namespace) -> None:
     from pipeline.tune.sweep import run_sweep
 
-    _print_summary(run_sweep(_load(args), resume=args.resume))
+    _print_summary(run_sweep(_load_checked(args), resume=args.resume))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from pipeline.report.evaluate import evaluate_all
 
-    _print_summary(evaluate_all(_load(args), progress=not args.quiet))
+    _print_summary(evaluate_all(_load_checked(args), progress=not args.quiet))
 
 
 def cmd_upscale(args: argparse.Namespace) -> None:
@@ -130,7 +137,7 @@ def cmd_config(args: argparse.Namespace) -> None:
         else:
             print(make())
         return
-    print(yaml.safe_dump(_load(args).model_dump(mode="json"), sort_keys=False), end="")
+    print(yaml.safe_dump(_load_checked(args).model_dump(mode="json"), sort_keys=False), end="")
 
 
 def _print_summary(summary: dict) -> None:

@@ -15,7 +15,9 @@ are in ``curves.csv`` beside ``plots/``.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from pipeline.tracking.tags import git_tags
 log = logging.getLogger(__name__)
 
 ARTIFACT_PATH = "evaluate"
+STAGING_PREFIX = ".evaluate-new-"
 L1 = "l1"  # the sweep objective the losses under study are usually compared with
 CI = "paired 95% bootstrap interval (images x seeds)"
 
@@ -49,42 +52,32 @@ def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str
     """Write every result file, log them to MLflow when tracking is enabled, and return a summary.
 
     ``scores`` holds every image's scores and ``set_scores`` those of whole benchmarks (FID), for the
-    paired verdicts; ``run_scores`` maps an MLflow run id to the benchmark scores of the model it trained."""
+    paired verdicts; ``run_scores`` maps an MLflow run id to the benchmark scores of the model it trained.
+    The files are written into a staging folder in ``results_dir`` and moved into place only once all
+    are written, so a failure leaves the previous report whole (dvc.yaml marks them ``persist``, so DVC
+    does not delete them before the stage runs either)."""
     results_dir = Path(params.results_dir)
-    plots_dir = results_dir / "plots"
-    if plots_dir.is_dir():
-        shutil.rmtree(plots_dir)
-    metrics_path, scores_path = results_dir / "metrics.json", results_dir / "scores.json"
-    write_metrics(scores_path, tree)
-    write_metrics(metrics_path, flat_metrics(tree))
-    image_scores_path = results_dir / "image_scores.csv"
-    scores.write_csv(image_scores_path)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    for stale in results_dir.glob(f"{STAGING_PREFIX}*"):  # left by a killed evaluate
+        shutil.rmtree(stale, ignore_errors=True)
     store = RunStore(tracking_uri(params)) if params.tracking.enabled else None
     if store is not None and not store.usable:
         log.warning("the report cannot use MLflow: %s", store.problem)
-
     evaluated = [objective for objective in trained if objective.scale in params.evaluate.scales]
-    plots = result_plots(tree, scores, plots_dir)
-    for comparison in comparisons:
-        stem = file_stem("comparison", comparison.benchmark, f"x{comparison.scale}")
-        plots.append(comparison.save(params.evaluate.crop_size, plots_dir / f"{stem}.png"))
-    curves_problem, curve_files, curves_csv = training_curves(evaluated, store, plots_dir)
-    plots += curve_files
-
-    leaderboard_path = results_dir / "leaderboard.md"
-    write_text(leaderboard_path,
-               _leaderboard(params, evaluated, tree, scores, store, curves_problem, image_counts, device))
-    claims_path = results_dir / "claims.md"
-    trained_scales = {objective.scale for objective in evaluated}
-    evaluated_sets = [(benchmark, int(scale.removeprefix("x"))) for benchmark, scales in tree.items()
-                      for scale in scales if int(scale.removeprefix("x")) in trained_scales]
-    write_text(claims_path, render_claims(scores, set_scores, evaluated_sets, unavailable_reasons(tree),
-                                          provenance()) + "\n")
-    files = [metrics_path, scores_path, image_scores_path, leaderboard_path, claims_path, curves_csv]
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=results_dir))
+    try:
+        files, plots, curves_problem = _write_files(params, staging, evaluated, tree, scores, set_scores, comparisons,
+                                                    image_counts, device, store)
+        _swap_in(staging, results_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    files = [results_dir / path.relative_to(staging) for path in files]
+    plots = [results_dir / path.relative_to(staging) for path in plots]
     logged = _log_to_parent_runs(store, evaluated, files, plots, flat_metrics(tree))
     if store is not None and store.usable:
         for run_id, model_scores in (run_scores or {}).items():
             store.log_metrics(run_id, model_scores)
+    metrics_path, scores_path, image_scores_path, leaderboard_path, claims_path, curves_csv = files
     return {"metrics": str(metrics_path), "scores": str(scores_path), "image_scores": str(image_scores_path),
             "claims": str(claims_path), "curves": str(curves_csv), "leaderboard": str(leaderboard_path),
             "plots": sorted(map(str, plots)),
@@ -92,6 +85,50 @@ def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str
             "psnr": {benchmark: {scale: {name: entry["psnr"]["mean"] for name, entry in objectives.items()}
                                  for scale, objectives in scales.items()} for benchmark, scales in tree.items()},
             "training_curves": curves_problem or "written", "mlflow_parent_runs": logged}
+
+
+def _write_files(params: Params, out: Path, evaluated: list[TrainedObjective], tree: dict[str, Any],
+                 scores: PerImageScores, set_scores: PerImageScores, comparisons: list[Comparison],
+                 image_counts: dict[str, int], device: str,
+                 store: RunStore | None) -> tuple[list[Path], list[Path], str | None]:
+    """Write the report into ``out``: the six files (metrics, scores, image scores, leaderboard, claims,
+    curves), the plots, and why training curves are missing (None when none are)."""
+    plots_dir = out / "plots"
+    plots_dir.mkdir()
+    metrics_path, scores_path = out / "metrics.json", out / "scores.json"
+    write_metrics(scores_path, tree)
+    write_metrics(metrics_path, flat_metrics(tree))
+    image_scores_path = out / "image_scores.csv"
+    scores.write_csv(image_scores_path)
+    plots = result_plots(tree, scores, plots_dir)
+    for comparison in comparisons:
+        stem = file_stem("comparison", comparison.benchmark, f"x{comparison.scale}")
+        plots.append(comparison.save(params.evaluate.crop_size, plots_dir / f"{stem}.png"))
+    curves_problem, curve_files, curves_csv = training_curves(evaluated, store, plots_dir)
+    plots += curve_files
+    leaderboard_path = out / "leaderboard.md"
+    write_text(leaderboard_path,
+               _leaderboard(params, evaluated, tree, scores, store, curves_problem, image_counts, device))
+    claims_path = out / "claims.md"
+    trained_scales = {objective.scale for objective in evaluated}
+    evaluated_sets = [(benchmark, int(scale.removeprefix("x"))) for benchmark, scales in tree.items()
+                      for scale in scales if int(scale.removeprefix("x")) in trained_scales]
+    write_text(claims_path, render_claims(scores, set_scores, evaluated_sets, unavailable_reasons(tree),
+                                          provenance()) + "\n")
+    return [metrics_path, scores_path, image_scores_path, leaderboard_path, claims_path, curves_csv], plots, curves_problem
+
+
+def _swap_in(staging: Path, results_dir: Path) -> None:
+    """Move every staged file over its old version (``os.replace``) and the staged ``plots/`` in place of
+    the old one, so no plot of a removed benchmark survives."""
+    retired = staging / ".retired"
+    for path in sorted(staging.iterdir()):
+        if path.name == "plots":
+            if (results_dir / "plots").is_dir():
+                os.replace(results_dir / "plots", retired)
+            os.replace(path, results_dir / "plots")
+        elif path.is_file():
+            os.replace(path, results_dir / path.name)
 
 
 def provenance() -> str:
