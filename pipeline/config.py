@@ -10,6 +10,7 @@ import copy
 import hashlib
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -19,8 +20,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pipeline.errors import ConfigError
 from pipeline.params_yaml import read_yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
+CODE_ROOT = Path(__file__).resolve().parent.parent  # the code that runs (its git commit is recorded), never
+# the project a command works on: that is the folder of its params file (see find_params)
+PARAMS_FILE = "params.yaml"
 REMOVE = object()  # the value of a ``~key`` override
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 SEED_LIMIT = 2**32  # numpy and torch seeds are unsigned 32-bit numbers
@@ -340,9 +342,15 @@ class Params(Strict):
         return self
 
     def resolved(self, root: Path) -> "Params":
-        """A copy with every relative path made absolute against ``root``."""
+        """A copy with every relative path made absolute against ``root``, ``sweep.storage_path`` too
+        unless it is a URI or the sweep joins a Ray cluster (where ``storage_location`` refuses it:
+        other nodes could not write there)."""
         data = self.model_dump()
         _absolutise(data, root)
+        storage = data["sweep"]["storage_path"]
+        joins = self.sweep.ray.address or os.environ.get("RAY_ADDRESS")
+        if "://" not in storage and not joins:
+            data["sweep"]["storage_path"] = str(_absolute(Path(storage), root))
         return Params.model_validate(data)
 
     def digest(self, *sections: str) -> str:
@@ -352,12 +360,16 @@ class Params(Strict):
         return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()
 
 
+def _absolute(path: Path, root: Path) -> Path:
+    path = path.expanduser()
+    return path if path.is_absolute() else (root / path).resolve()
+
+
 def _absolutise(node: Any, root: Path) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
             if isinstance(value, Path):
-                path = value.expanduser()
-                node[key] = path if path.is_absolute() else (root / path).resolve()
+                node[key] = _absolute(value, root)
             else:
                 _absolutise(value, root)
     elif isinstance(node, list):
@@ -443,10 +455,22 @@ def validate(data: dict[str, Any], source: str = "params") -> Params:
         raise ConfigError(_describe(exc.errors()[0], source)) from None
 
 
+def find_params(start: Path | None = None) -> Path:
+    """The ``params.yaml`` of the project a command is run in: in ``start`` (default: the working
+    directory) or the nearest folder above it, as ``dvc`` finds its root."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / PARAMS_FILE).is_file():
+            return folder / PARAMS_FILE
+    raise ConfigError(f"'{start}' is not inside a project: neither it nor a folder above it holds {PARAMS_FILE}; "
+                      "run the command in the project folder or pass --params PATH")
+
+
 def load_params(path: Path | str | None = None, overrides: list[str] | None = None, root: Path | None = None) -> Params:
-    """Read ``params.yaml`` (default: the project's), apply ``--set`` overrides, validate,
-    and resolve relative paths against ``root`` (default: the file's folder)."""
-    path = Path(path) if path else DEFAULT_PARAMS
+    """Read ``params.yaml`` (default: the project the command is run in, ``find_params``), apply
+    ``--set`` overrides, validate, and resolve relative paths against ``root`` (default: the file's
+    folder, the project's)."""
+    path = Path(path) if path else find_params()
     if not path.is_file():
         raise ConfigError(f"params file '{path}' does not exist; pass --params PATH or run from the project folder")
     try:

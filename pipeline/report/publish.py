@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import PROJECT_ROOT, Params
+from pipeline.config import CODE_ROOT, Params
 from pipeline.imageio import list_images
 from pipeline.report.comparison import Comparison
 from pipeline.report.curves import CurvePoint, plot_training_curves, plot_validation_curves, write_curves_csv
@@ -133,7 +133,7 @@ def _swap_in(staging: Path, results_dir: Path) -> None:
 
 def provenance() -> str:
     """``Generated on <UTC time> from commit <hash>`` (``, with uncommitted changes`` when dirty)."""
-    tags = git_tags(PROJECT_ROOT)
+    tags = git_tags(CODE_ROOT)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     if not tags:
         return f"Generated on {when}, outside a git checkout."

@@ -26,7 +26,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
-from pipeline.config import PROJECT_ROOT
+from pipeline.config import CODE_ROOT
 from pipeline.errors import PipelineError, exception_summary
 from pipeline.mlflow_model import (LOADER_MODULE, architecture_params, inference_checkpoint,
                                   logged_model_name)
@@ -143,7 +143,7 @@ class MLflowCallback(Callback):
         self._select_metric = ctx.params.train.select_metric
         experiment_id = ensure_experiment(self._uri, config.experiment, artifact_root(ctx.params))
         manifests = manifest_texts(ctx.data_manifest)
-        tags = {**git_tags(PROJECT_ROOT), **data_tags(manifests),
+        tags = {**git_tags(CODE_ROOT), **data_tags(manifests),
                 "model": ctx.params.model.name, **objective_tags(ctx.params.loss.objective),
                 "scale": str(ctx.params.train.scale), **self.tags}
         self._objective_name = tags["objective"]

@@ -21,7 +21,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
 
-from pipeline.config import PROJECT_ROOT, Params
+from pipeline.config import Params
 from pipeline.errors import PipelineError, exception_summary
 
 log = logging.getLogger(__name__)
@@ -33,9 +33,10 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def artifact_root(params: Params) -> Path:
-    """``tracking.artifact_location`` as an absolute path (relative ones sit in the project root)."""
+    """``tracking.artifact_location`` as an absolute path (``load_params`` resolves it against the project folder;
+    a relative one, in params built otherwise, against the working directory)."""
     location = params.tracking.artifact_location
-    return location if location.is_absolute() else PROJECT_ROOT / location
+    return location if location.is_absolute() else Path.cwd() / location
 
 
 def tracking_uri(params: Params) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pyarrow.fs
 
-from pipeline.config import PROJECT_ROOT, RayConfig
+from pipeline.config import RayConfig
 from pipeline.errors import ConfigError, PipelineError, exception_summary
 from pipeline.tune.reaper import DONE, start_reaper
 
@@ -48,8 +48,9 @@ def is_uri(location: str) -> bool:
 def storage_location(storage_path: str, address: str | None) -> str:
     """``sweep.storage_path`` as an absolute path or a URI (s3://, gs://, ...).
 
-    A relative path is resolved against the project folder for a local cluster; with a cluster
-    to join it is refused, since trials on other nodes could not write there.
+    Params from ``load_params`` hold it absolute (resolved against the project folder) unless the
+    sweep joins a cluster; a relative one is then refused, since trials on other nodes could not
+    write there (without a cluster to join it is taken relative to the working directory).
     """
     if is_uri(storage_path):
         return storage_path
@@ -60,7 +61,7 @@ def storage_location(storage_path: str, address: str | None) -> str:
         raise ConfigError(f"sweep.storage_path '{storage_path}' is relative but the sweep joins the Ray cluster at "
                           f"'{address}'; use an absolute path on storage every node mounts (e.g. /mnt/shared/"
                           "ray_results) or a bucket URI (s3://bucket/ray_results)")
-    return str((PROJECT_ROOT / path).resolve())
+    return str(path.resolve())
 
 
 def storage_filesystem(location: str) -> tuple[pyarrow.fs.FileSystem, str]:

@@ -22,7 +22,7 @@ import mlflow
 from mlflow.entities import Param
 from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
 
-from pipeline.config import PROJECT_ROOT, Params
+from pipeline.config import CODE_ROOT, Params
 from pipeline.errors import exception_summary
 from pipeline.tracking.store import find_run, flatten_params, record_error, start_run, tracking_uri
 from pipeline.tracking.tags import data_tags, git_tags, manifest_texts
@@ -48,7 +48,7 @@ class ParentRun:
         """A new parent run; ``algorithms`` names the search algorithm and scheduler."""
         uri = tracking_uri(params)
         manifests = manifest_texts(read_manifests(Path(params.data_dir)))
-        tags = {**git_tags(PROJECT_ROOT), **data_tags(manifests), "sweep.name": params.sweep.name}
+        tags = {**git_tags(CODE_ROOT), **data_tags(manifests), "sweep.name": params.sweep.name}
         run_id = start_run(uri, experiment_id, f"sweep-{params.sweep.name}", tags)
         run = cls(uri, experiment_id, run_id)
         flat = [Param(key, value) for key, value in

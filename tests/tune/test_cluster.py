@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import PROJECT_ROOT, RayConfig
+from pipeline.config import RayConfig
 from pipeline.errors import ConfigError
 from pipeline.tune.cluster import cluster_address, storage_location
 from pipeline.tune.sweep import run_sweep
@@ -27,7 +27,7 @@ from tests.tune.processes import end_session
 def test_storage_must_be_shared_when_joining_a_cluster(monkeypatch):
     assert storage_location("s3://bucket/sweeps", "10.0.0.1:6379") == "s3://bucket/sweeps"
     assert storage_location("/mnt/shared/sweeps", "10.0.0.1:6379") == "/mnt/shared/sweeps"
-    assert storage_location("ray_results", None) == str(PROJECT_ROOT / "ray_results")
+    assert storage_location("ray_results", None) == str(Path.cwd() / "ray_results")
     with pytest.raises(ConfigError, match="sweep.storage_path 'ray_results' is relative but the sweep joins the Ray "
                                           "cluster at '10.0.0.1:6379'; use an absolute path .* or a bucket URI"):
         storage_location("ray_results", "10.0.0.1:6379")
