@@ -6,11 +6,13 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from pipeline.errors import PipelineError
-from pipeline.imageio import UnreadableImage, list_images, read_image, write_png
+from pipeline.imageio import Decoded, UnreadableImage, decode_image, list_images, write_png
 from pipeline.inference import SuperResolver, load_super_resolver, upscale_image
 from pipeline.train.cpus import use_available_cpus
 from pipeline.train.device import flush_subnormals, keep_freed_cpu_memory, resolve_device
@@ -26,7 +28,8 @@ def upscale_paths(model: str, scale: int, inputs: list[Path], out_dir: Path, til
 
     Each result is ``out_dir/<path below its input folder>/<stem>.png``; a result that would replace
     an input is refused before any work. Unreadable images are
-    skipped with a warning naming each one; the written paths are returned in input order.
+    skipped with a warning naming each one; the written paths are returned in input order. Images are
+    read upright (EXIF orientation); greyscale ones are written greyscale and alpha is kept (bicubic).
     ``model`` is a checkpoint or an MLflow model URI (see ``load_super_resolver``); it must have been
     trained for ``scale`` and, when ``architecture`` is given, be that network.
     """
@@ -43,18 +46,36 @@ def upscale_paths(model: str, scale: int, inputs: list[Path], out_dir: Path, til
     skipped = 0
     for source, target in tqdm(jobs.items(), desc="upscale", unit="img", disable=not progress):
         try:
-            image = read_image(source)
+            image = decode_image(source)
         except UnreadableImage as exc:
             log.warning("skipping %s", exc)
             skipped += 1
             continue
-        write_png(target, upscale_image(resolver, image, tile=tile, overlap=overlap))
+        write_png(target, _with_alpha_and_mode(source, image, upscale_image(resolver, image.rgb, tile=tile,
+                                                                            overlap=overlap)))
         log.debug("%s -> %s", source, target)
         written.append(target)
     if not written:
         raise PipelineError(f"none of the {len(jobs)} input images could be read; check the files given to upscale")
     log.info("wrote %d images to %s; skipped %d unreadable", len(written), out_dir, skipped)
     return written
+
+
+def _with_alpha_and_mode(source: Path, image: Decoded, upscaled: np.ndarray) -> np.ndarray:
+    """The network's RGB output in the input's form: a greyscale input comes out greyscale (ITU-R 601
+    luma of the output), and an alpha plane, which the networks do not model, is upscaled with
+    bicubic and kept; both are said in the log."""
+    height, width = upscaled.shape[:2]
+    if image.greyscale:
+        log.info("%s is greyscale: the network's RGB output is written as greyscale (its luma)", source)
+        upscaled = np.asarray(Image.fromarray(upscaled).convert("L"))
+    if image.alpha is None:
+        return upscaled
+    log.info("%s has an alpha channel: the colours are super-resolved and the alpha is upscaled with bicubic",
+             source)
+    alpha = np.asarray(Image.fromarray(image.alpha).resize((width, height), Image.Resampling.BICUBIC))
+    colour = upscaled[..., None] if upscaled.ndim == 2 else upscaled
+    return np.concatenate([colour, alpha[..., None]], axis=2)
 
 
 def _plan_outputs(inputs: list[Path], out_dir: Path) -> dict[Path, Path]:

@@ -46,8 +46,8 @@ from pipeline.objectives.registry import build_objective
 from pipeline.train.callbacks import Callback, RunContext, TrainResult
 from pipeline.train.checkpoint import checkpoint_meta, load_checkpoint, save_checkpoint
 from pipeline.train.cpus import available_cpus
-from pipeline.train.device import (DeviceSetup, configure_determinism, flush_subnormals, keep_freed_cpu_memory,
-                                   plan_device)
+from pipeline.train.device import (DeviceSetup, check_batch_fits, configure_determinism, flush_subnormals,
+                                   keep_freed_cpu_memory, plan_device)
 from pipeline.train.distributed import GradientAverager, broadcast_weights, rank_and_world_size, share_from_rank0
 from pipeline.train.ema import ModelEma
 from pipeline.train.run_folder import refuse_finished_run, remove_orphaned_temp_files, run_folder_lock
@@ -194,8 +194,10 @@ def _training_data(params: Params, setup: DeviceSetup, rank: int) -> tuple[Paire
 
 
 def _prepare_device(config: TrainConfig) -> DeviceSetup:
-    """The device plan of ``config``, with determinism, the CPU allocator and subnormal flushing set for it."""
+    """The device plan of ``config``, with determinism, the CPU allocator and subnormal flushing set for it;
+    a batch that cannot fit its memory is refused first."""
     setup = plan_device(config)
+    check_batch_fits(config, setup.device)
     configure_determinism(config.deterministic)
     keep_freed_cpu_memory(setup.device)
     flush_subnormals(setup.device)

@@ -1,0 +1,182 @@
+"""Careless and hostile inputs of issue 19, through the command line: each ends in one ``error:``
+sentence naming the key, line or file, exit status 2, and the files on disk as they were; images come
+out the way they went in (upright, with their alpha, greyscale as greyscale).
+
+The cases are listed in docs/reliability.md (rows 9-15)."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from pipeline.imageio import read_image
+from tests.test_hostile_inputs import refused, snapshot
+
+ROOT = Path(__file__).resolve().parent.parent
+FOLDER_RULE = (r"is not a plain folder name \(it becomes a folder, so it must be 1-100 letters, digits, '_', '-' or "
+               r"'.', not starting with '.'; e.g. 'study'\)")
+
+
+def params_text(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
+
+
+# ------------------------------------------------------------ names that become paths
+@pytest.mark.parametrize("override, pattern", [
+    ('sweep.name=""', rf"params.yaml: 'sweep.name': '' {FOLDER_RULE}; fix it in params.yaml or with --set sweep.name=..."),
+    ("sweep.name=.", rf"params.yaml: 'sweep.name': '.' {FOLDER_RULE}; .*"),
+    ("sweep.name=../../home", rf"params.yaml: 'sweep.name': '../../home' {FOLDER_RULE}; .*"),
+    ("sweep.objectives={'../x': {}}", rf"params.yaml: a name under 'sweep.objectives': '../x' {FOLDER_RULE}; rename it"),
+    ("prepare.benchmarks={'/etc': {kind: builtin}}",
+     rf"params.yaml: a name under 'prepare.benchmarks': '/etc' {FOLDER_RULE}; rename it"),
+    ("degrade.presets={'a/b': {}}", rf"params.yaml: a name under 'degrade.presets': 'a/b' {FOLDER_RULE}; rename it"),
+])
+def test_a_name_that_becomes_a_folder_must_be_one_plain_folder_name(tmp_path, monkeypatch, capsys, override, pattern):
+    """``sweep.name=""`` deleted every file under sweep.storage_path (with ``storage_path: .`` the project)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("sweep: {storage_path: .}\n")
+    (tmp_path / "keep.txt").write_text("finished work")
+    before = snapshot(tmp_path)
+    refused(capsys, ["sweep", "--set", override], pattern)
+    assert snapshot(tmp_path) == before
+
+
+# --------------------------------------------------------------- malformed params files
+@pytest.mark.parametrize("text, pattern", [
+    ("train:\n  lr: 0.1\ntrain:\n  lr: 0.2\n",
+     r"'.*params.yaml': the key 'train' appears twice in one section \(lines 1 and 3\), and only the later would "
+     r"count; keep one"),
+    ("sweep:\n  objectives:\n    l1: {}\n    l1: {loss: {terms: {l1: 2}}}\n",
+     r"'.*params.yaml': the key 'l1' appears twice in one section \(lines 3 and 4\), .*"),
+    ("seed: " + "[" * 20000 + "]" * 20000 + "\n",
+     r"'.*params.yaml': line 1 nests deeper than 64 levels; params need a few, so flatten it"),
+    ("train:\n  betas: [.nan, 0.99]\n",
+     r"params.yaml: 'train.betas': each Adam beta must be a number in \[0, 1\), e.g. \[0.9, 0.99\]; fix it in "
+     r"params.yaml or with --set train.betas=..."),
+    ("train:\n  betas: [2, -1]\n", r"params.yaml: 'train.betas': each Adam beta must be a number in \[0, 1\).*"),
+    ("seed: 100000000000000000000000\n",
+     r"params.yaml: 'seed': Input should be less than 4294967296 \(got 100000000000000000000000\); .*"),
+    ("seed: -1\n", r"params.yaml: 'seed': Input should be greater than or equal to 0 \(got -1\); .*"),
+    ("evaluate:\n  tile: 16\n  tile_overlap: 8\n",
+     r"params.yaml: evaluate.tile \(16\) must be larger than twice evaluate.tile_overlap \(8\); raise evaluate.tile "
+     r"or lower evaluate.tile_overlap"),
+    ("evaluate:\n  scales: [2, 5]\n",
+     r"params.yaml: evaluate.scales \[5\] has no LR images: degrade.scales makes only \[2, 3, 4\]; add them to "
+     r"degrade.scales or drop them from evaluate.scales"),
+    ("degrade:\n  scales: [3]\nevaluate:\n  scales: [3]\n", r"params.yaml: train.scale 2 has no LR images: degrade.scales makes only \[3\]; .*"),
+])
+@pytest.mark.parametrize("command", ["config", "evaluate"])
+def test_a_malformed_params_file_is_one_sentence_naming_the_key_or_line(tmp_path, capsys, text, pattern, command):
+    params = params_text(tmp_path, text)
+    before = snapshot(tmp_path)
+    refused(capsys, [command, "--params", str(params)], pattern)
+    assert snapshot(tmp_path) == before
+
+
+def test_an_alias_bomb_fails_fast_in_bounded_memory(tmp_path):
+    """Nine levels of nine aliases: 4 GB and a hang before; now refused from the composed nodes."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    params = params_text(tmp_path, "loss:\n  args:\n" + "".join(f"    {line}\n" for line in lines))
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pipeline", "-q", "config", "--params", str(params)],
+                          capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (f"error: '{params}': line 8 expands to more than 100000 values through YAML aliases "
+                           "(*name); write the values out instead\n")
+    assert time.monotonic() - started < 60
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1.5 * 2**20  # KiB: under 1.5 GiB
+
+
+def test_an_override_value_gets_the_same_limits(capsys):
+    refused(capsys, ["config", "--set", "loss.args={a: 1, a: 2}"],
+            r"override 'loss.args=\{a: 1, a: 2\}': the value: the key 'a' appears twice in one section "
+            r"\(lines 1 and 1\), and only the later would count; keep one")
+
+
+# ------------------------------------------------------------------------- images
+def exif_jpeg(path: Path, pixels: np.ndarray, orientation: int) -> Path:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(pixels).save(path, quality=100, exif=exif.tobytes())
+    return path
+
+
+def test_exif_orientation_is_applied_where_images_are_read(tmp_path):
+    """A phone's portrait photo is stored landscape with orientation 6 (turn 90 degrees clockwise)."""
+    stored = np.zeros((16, 32, 3), np.uint8)
+    stored[:, :8] = 255  # the left quarter white: the top once turned clockwise
+    photo = exif_jpeg(tmp_path / "portrait.jpg", stored, 6)
+    upright = read_image(photo)
+    assert upright.shape == (32, 16, 3)
+    assert upright[:8].mean() > 240 and upright[8:].mean() < 15
+    from pipeline.imageio import image_size
+    assert image_size(photo) == (32, 16)
+
+
+def test_upscale_keeps_the_orientation_alpha_and_greyscale(tiny_checkpoint, tmp_path, caplog):
+    rng = np.random.default_rng(0)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rgba = rng.integers(0, 256, (8, 10, 4), dtype=np.uint8)
+    rgba[..., 3] = 120  # 47% transparent
+    Image.fromarray(rgba, "RGBA").save(inputs / "clear.png")
+    Image.fromarray(rng.integers(0, 256, (8, 10), dtype=np.uint8), "L").save(inputs / "grey.png")
+    exif_jpeg(inputs / "portrait.jpg", rng.integers(0, 256, (8, 12, 3), dtype=np.uint8), 6)
+    from pipeline.cli import main
+    with caplog.at_level(logging.INFO, logger="pipeline.upscale"):
+        assert main(["upscale", "--model", str(tiny_checkpoint), "--scale", "2", str(inputs), "-o",
+                     str(tmp_path / "out")]) == 0
+    err = caplog.text
+    with Image.open(tmp_path / "out" / "clear.png") as clear:
+        assert clear.mode == "RGBA" and clear.size == (20, 16)
+        assert np.asarray(clear)[..., 3].tolist() == np.full((16, 20), 120).tolist()
+    with Image.open(tmp_path / "out" / "grey.png") as grey:
+        assert grey.mode == "L" and grey.size == (20, 16)
+    with Image.open(tmp_path / "out" / "portrait.png") as portrait:
+        assert portrait.mode == "RGB" and portrait.size == (16, 24)
+    assert "clear.png has an alpha channel: the colours are super-resolved and the alpha is upscaled with bicubic" in err
+    assert "grey.png is greyscale: the network's RGB output is written as greyscale (its luma)" in err
+
+
+# ------------------------------------------------------------------ checkpoints
+def test_a_truncated_last_checkpoint_with_resume_names_the_file(tiny_data, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump(tiny_data.model_dump(mode="json")))
+    from pipeline.cli import main
+    assert main(["-q", "train", "--params", str(params), "--run-dir", str(run_dir), "--set", "tracking.enabled=false",
+                 "--set", "train.checkpoint_every=1"]) == 0
+    capsys.readouterr()
+    last = run_dir / "checkpoints" / "last.pt"
+    whole = last.read_bytes()
+    for cut in (len(whole) // 2, len(whole) - 100, 30):
+        last.write_bytes(whole[:cut])
+        refused(capsys, ["train", "--params", str(params), "--run-dir", str(run_dir), "--resume", "--set",
+                         "tracking.enabled=false"],
+                rf"checkpoint '{last}' is unreadable \(.*\); it is truncated or not a checkpoint, use another one "
+                r"\(e.g. best.pt or last.pt of the run\)")
+        assert last.read_bytes() == whole[:cut]
+
+
+def test_an_absurd_batch_size_is_refused_before_training(tiny_data, tmp_path, capsys):
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump(tiny_data.model_dump(mode="json")))
+    refused(capsys, ["train", "--params", str(params), "--run-dir", str(tmp_path / "run"), "--set",
+                     "train.batch_size=10000000", "--set", "tracking.enabled=false"],
+            r"train.batch_size 10000000 needs at least .* GiB for the batch's images alone, more than the .* GiB "
+            r"of memory available; lower train.batch_size or train.patch_size")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
