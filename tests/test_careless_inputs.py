@@ -157,8 +157,7 @@ def test_a_truncated_last_checkpoint_with_resume_names_the_file(tiny_data, tmp_p
     params = tmp_path / "p.yaml"
     params.write_text(yaml.safe_dump(tiny_data.model_dump(mode="json")))
     from pipeline.cli import main
-    assert main(["-q", "train", "--params", str(params), "--run-dir", str(run_dir), "--set", "tracking.enabled=false",
-                 ]) == 0
+    assert main(["-q", "train", "--params", str(params), "--run-dir", str(run_dir), "--set", "tracking.enabled=false"]) == 0
     capsys.readouterr()
     last = run_dir / "checkpoints" / "last.pt"
     whole = last.read_bytes()
