@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from pipeline.errors import PipelineError, os_error_sentence
+from pipeline.redact import redact_logs, redact_text
 
 log = logging.getLogger("pipeline")
 
@@ -206,13 +207,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    redact_logs()  # credentials in URIs never reach the terminal or a log file
     try:
         args.handler(args)
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk, a read-only folder, a file removed underneath us
-        print(f"error: {os_error_sentence(exc)}", file=sys.stderr)
+        print(f"error: {redact_text(os_error_sentence(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished checkpoints and outputs are kept", file=sys.stderr)

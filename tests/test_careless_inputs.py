@@ -19,6 +19,7 @@ import yaml
 from PIL import Image
 
 from pipeline.imageio import read_image
+from tests.data.conftest import server  # noqa: F401  (a fixture: a 127.0.0.1 HTTP server)
 from tests.test_hostile_inputs import refused, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,3 +180,60 @@ def test_an_absurd_batch_size_is_refused_before_training(tiny_data, tmp_path, ca
             r"of memory available; lower train.batch_size or train.patch_size")
     assert not (tmp_path / "run" / "checkpoints").exists()
 
+
+
+# ------------------------------------------------------------------------ secrets
+SECRET = "s3cr3t"
+
+
+@pytest.mark.parametrize("uri, shown", [
+    ("http://alice:s3cr3t@127.0.0.1:5917", "http://alice:***@127.0.0.1:5917"),
+    ("https://ghp_s3cr3t@github.com/a/b.zip", "https://***@github.com/a/b.zip"),
+    ("https://h.example/photos.zip?token=s3cr3t&dl=1#x", "https://h.example/photos.zip?token=***&dl=***#x"),
+    ("s3://bucket/key?X-Amz-Signature=s3cr3t", "s3://bucket/key?X-Amz-Signature=***"),
+    ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
+])
+def test_credentials_in_a_uri_are_masked_and_the_rest_kept(uri, shown):
+    from pipeline.redact import redact_data, redact_text, redact_uri
+    assert redact_uri(uri) == shown
+    assert redact_text(f"could not reach '{uri}' (refused); check it") == f"could not reach '{shown}' (refused); check it"
+    assert redact_data({"a": [uri, 3], "b": None}) == {"a": [shown, 3], "b": None}
+
+
+def test_a_signed_download_url_is_neither_printed_nor_written(server, tmp_path, caplog):
+    """The token of a signed URL was printed in the missing-sha256 warning and written to data/hr/manifest.json,
+    which every training logs to MLflow."""
+    from tests.data.conftest import make_archive, png_bytes
+    make_archive(server.root / "photos.zip", {f"{i}.png": png_bytes(seed=i) for i in range(3)})
+    url = server.url(f"photos.zip?token={SECRET}")
+    params = params_text(tmp_path, yaml.safe_dump({
+        "data_dir": "data", "prepare": {"source": {"kind": "url", "url": url}, "val_count": 1, "min_side": 8,
+                                        "cache_dir": "cache"}}))
+    from pipeline.cli import main
+    with caplog.at_level(logging.INFO):
+        assert main(["prepare", "--params", str(params)]) == 0
+    assert "photos.zip?token=***" in caplog.text and "no sha256 is configured" in caplog.text
+    assert SECRET not in caplog.text
+    written = {path: path.read_bytes() for path in (tmp_path / "data").rglob("*") if path.is_file()}
+    assert tmp_path / "data" / "hr" / "manifest.json" in written
+    assert not [path for path, data in written.items() if SECRET.encode() in data]
+    assert "photos.zip?token=***" in (tmp_path / "data" / "hr" / "manifest.json").read_text()
+
+
+def test_a_tracking_password_is_in_no_checkpoint(tiny_data, tmp_path, caplog):
+    """With tracking off, tracking.uri was saved in every checkpoint's meta.params (models/, logged models)."""
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump(tiny_data.model_dump(mode="json")))
+    from pipeline.cli import main
+    assert main(["-q", "train", "--params", str(params), "--run-dir", str(tmp_path / "run"), "--set",
+                 "tracking.enabled=false", "--set", f"tracking.uri=http://alice:{SECRET}@127.0.0.1:5917"]) == 0
+    from pipeline.train.checkpoint import load_checkpoint
+    for name in ("best.pt", "last.pt"):
+        meta = load_checkpoint(tmp_path / "run" / "checkpoints" / name)["meta"]
+        assert meta["params"]["tracking"]["uri"] == "http://alice:***@127.0.0.1:5917"
+    assert main(["-q", "train", "--params", str(params), "--run-dir", str(tmp_path / "run"), "--resume", "--set",
+                 "tracking.enabled=false", "--set", f"tracking.uri=http://alice:{SECRET}@127.0.0.1:5917",
+                 "--set", "train.iterations=14"]) == 0
+    assert caplog.text.rstrip().endswith("with changed params: train.iterations")  # the masked uri is no difference
+    assert SECRET not in caplog.text

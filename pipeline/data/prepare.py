@@ -30,6 +30,7 @@ from pipeline.data.download import SourceUnavailable, fetch_archive, file_sha256
 from pipeline.data.folder import folder_images
 from pipeline.data.presets import preset_source
 from pipeline.errors import PipelineError
+from pipeline.redact import redact_data
 from pipeline.imageio import UnreadableImage, read_image, write_png
 
 log = logging.getLogger(__name__)
@@ -191,12 +192,13 @@ def convert_images(images: dict[str, Path], out: Path, label: str, min_side: int
 
 
 def describe_source(source: SourceConfig) -> dict[str, Any]:
-    """The source as JSON-ready settings; a preset also names the URL and folder it stands for."""
+    """The source as JSON-ready settings; a preset also names the URL and folder it stands for. URIs are
+    redacted (``pipeline.redact``): the manifest is logged to MLflow by every training."""
     description = source.model_dump(mode="json", exclude_none=True)
     if source.kind == "preset":
         resolved = preset_source(source)
         description.update(url=resolved.url, subdir=resolved.subdir)
-    return description
+    return redact_data(description)
 
 
 def _archive_folder(root: Path, subdir: str | None, label: str) -> Path:

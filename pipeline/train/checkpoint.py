@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from pipeline.config import LossConfig, Params
 from pipeline.errors import PipelineError
+from pipeline.redact import redact_data
 from pipeline.models.registry import build_model
 from pipeline.objectives.base import Objective
 from pipeline.objectives.registry import build_objective
@@ -35,7 +36,7 @@ def checkpoint_meta(params: Params, feature_channels: int) -> dict[str, Any]:
         "scale": params.train.scale,
         "loss": params.loss.model_dump(mode="json"),
         "feature_channels": feature_channels,
-        "params": params.model_dump(mode="json"),
+        "params": redact_data(params.model_dump(mode="json")),  # no credentials of URIs in files
     }
 
 

@@ -43,6 +43,7 @@ from pipeline.errors import PipelineError
 from pipeline.models.registry import build_model
 from pipeline.objectives.base import Objective
 from pipeline.objectives.registry import build_objective
+from pipeline.redact import redact_data
 from pipeline.train.callbacks import Callback, RunContext, TrainResult
 from pipeline.train.checkpoint import checkpoint_meta, load_checkpoint, save_checkpoint
 from pipeline.train.cpus import available_cpus
@@ -405,7 +406,7 @@ def _training_pairs(data_dir: Path, config: TrainConfig, split: str) -> Sequence
 
 def _check_resumable(trained_with: dict[str, Any], params: Params, path: Path) -> None:
     """Refuse a checkpoint whose network or objective differs; warn about other differences."""
-    differences = sorted(_differences(trained_with, params.model_dump(mode="json")))
+    differences = sorted(_differences(trained_with, redact_data(params.model_dump(mode="json"))))  # as saved
     fatal = [key for key in differences if any(key == part or key.startswith(f"{part}.") for part in RESUME_MUST_MATCH)]
     if fatal:
         raise PipelineError(f"checkpoint '{path}' was trained with different {', '.join(fatal)}; resume it with "

@@ -30,6 +30,7 @@ import pyarrow.fs
 
 from pipeline.config import Params, SweepConfig
 from pipeline.errors import ConfigError, PipelineError
+from pipeline.redact import redact_uri
 from pipeline.tracking.store import artifact_root, check_tracking, ensure_experiment, is_remote, tracking_uri
 from pipeline.tune.cluster import cluster_address, ray_cluster, storage_filesystem, storage_location
 from pipeline.tune.ddp import run_ddp_trial
@@ -87,7 +88,7 @@ def _run_sweep(params: Params, resume: bool, console: bool) -> dict[str, Any]:
         parent = _parent_run(base, experiment_id, space, state) if experiment_id is not None else None
         sweep_id = state.get("sweep_id") or uuid.uuid4().hex[:12]  # a resumed sweep keeps its id
         _write_state(folder, {"parent_run_id": parent.run_id if parent else None, "experiment_id": experiment_id,
-                              "tracking_uri": base.tracking.uri, "sweep_digest": params.digest("sweep"),
+                              "tracking_uri": redact_uri(base.tracking.uri or ""), "sweep_digest": params.digest("sweep"),
                               "sweep_id": sweep_id})
         sweep = SweepRun(base, space, folder, parent.run_id if parent else None, experiment_id)
         try:
@@ -179,7 +180,7 @@ def _parent_run(base: Params, experiment_id: str, space: SearchSpace, state: dic
     if state.get("sweep_digest") not in (None, base.digest("sweep")):
         log.warning("params.sweep changed since the sweep began; the resumed sweep keeps its original trials and "
                     "search state")
-    if state.get("parent_run_id") and state.get("tracking_uri") == base.tracking.uri \
+    if state.get("parent_run_id") and state.get("tracking_uri") == redact_uri(base.tracking.uri or "") \
             and state.get("experiment_id") == experiment_id:
         parent = ParentRun(base.tracking.uri, experiment_id, state["parent_run_id"])
         parent.reopen()
@@ -279,7 +280,8 @@ def _write_outputs(base: Params, space: SearchSpace, records: list[TrialRecord],
     require_some_success(records, str(trials_csv))
     selections = select_best(records, config.mode)
     write_best_yaml(best_configurations(selections, space, config.metric, config.mode), best_yaml)
-    tracking = ({"parent_run_id": parent.run_id, "experiment_id": experiment_id, "tracking_uri": base.tracking.uri}
+    tracking = ({"parent_run_id": parent.run_id, "experiment_id": experiment_id,
+                 "tracking_uri": redact_uri(base.tracking.uri)}
                 if parent is not None else {})
     models = export_models(selections, base, space, tracking, config.seeds, sweep)
     counts = {"total": len(records), "failed": sum(r.status == FAILED for r in records),
