@@ -91,6 +91,9 @@ def test_every_module_a_stage_imports_is_one_of_its_deps(stage):
     missing = sorted(file.relative_to(ROOT).as_posix() for file in closure if not covered(file, deps))
     assert not missing, f"dvc.yaml: stage {stage} imports {missing} but does not list them in its deps"
     assert covered(script, deps)
+    code = [dep for dep in deps if dep.startswith(("pipeline", "stages"))]
+    unused = [dep for dep in code if not any(covered(file, [dep]) for file in closure | {script})]
+    assert not unused, f"dvc.yaml: stage {stage} lists {unused} in its deps but does not import them"
 
 
 def test_the_closure_follows_imports_inside_functions_and_only_the_stages_command():

@@ -153,7 +153,9 @@ def test_a_changed_default_in_the_code_makes_dvc_status_report_the_stages(projec
 def test_a_copied_project_works_on_itself_not_on_the_original(project, tmp_path):
     """Issue 19: ``cp -a study variant`` ran the original's params and replaced its sweep folder, models and
     results, because the project was where the (editable) package was installed; here the copy imports
-    the original's code (PYTHONPATH, as its editable install would) and works on itself alone."""
+    the original's code (PYTHONPATH, as its editable install would) and works on itself alone. Its copied
+    MLflow store keeps the original's artifact folder, so the copy is refused until it names its own
+    experiment."""
     if not (project / "results" / "metrics.json").is_file():
         run(["dvc", "repro"], project)
     original = files_below(project)
@@ -162,8 +164,15 @@ def test_a_copied_project_works_on_itself_not_on_the_original(project, tmp_path)
     params = yaml.safe_load((variant / "params.yaml").read_text())
     params["sweep"]["only"] = ["l1"]
     (variant / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    refused = run(["dvc", "repro"], variant, pythonpath=project, fails=True)  # its copied MLflow store
+    assert (f"error: MLflow experiment 'srloss' in sqlite:///{variant}/mlflow.db keeps its artifacts in "
+            f"{project}/mlartifacts, not in this project's {variant}/mlartifacts (was the store copied from another "
+            "project?); set tracking.experiment to a new name") in refused
+    assert files_below(project) == original
+    params["tracking"]["experiment"] = "variant"
+    (variant / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     log = run(["dvc", "repro"], variant, pythonpath=project)
-    assert str(project / "ray_results") not in log
+    assert str(project) not in log.replace(str(variant), "")
     with (variant / "results" / "sweep" / "trials.csv").open() as handle:
         assert [trial["objective"] for trial in csv.DictReader(handle)] == ["l1"]
     assert files_below(project) == original

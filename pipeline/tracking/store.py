@@ -104,20 +104,29 @@ def ensure_experiment(uri: str, name: str, artifact_location: Path | None = None
             f"MLflow experiment '{name}' is deleted in {uri}; restore it with `mlflow experiments restore "
             f"--experiment-id {experiment.experiment_id}` or set tracking.experiment to a new name"
         )
-    _check_artifact_location(experiment, uri)
+    _check_artifact_location(experiment, uri, location)
     _mark_model_training(client, experiment)
     return experiment.experiment_id
 
 
-def _check_artifact_location(experiment: Any, uri: str) -> None:
+def _check_artifact_location(experiment: Any, uri: str, expected: str | None) -> None:
     """MLflow stores a local experiment's artifact folder as an absolute path: refuse one whose parent
-    folder is gone (the project was moved without its store being told)."""
+    folder is gone (the project was moved without its store being told), and one other than the
+    project's ``expected`` folder (a store copied with its project would write into the original)."""
     location = urlparse(experiment.artifact_location)
-    if location.scheme == "file" and not Path(location.path).parent.is_dir():
+    if location.scheme != "file":
+        return
+    if not Path(location.path).parent.is_dir():
         raise PipelineError(
             f"MLflow experiment '{experiment.name}' in {uri} keeps its artifacts in {location.path}, whose folder "
             "no longer exists (was the project moved?); move the artifact folder back there, or set "
             "tracking.experiment to a new name to start a new experiment here")
+    if expected is not None and Path(location.path) != Path(urlparse(expected).path):
+        raise PipelineError(
+            f"MLflow experiment '{experiment.name}' in {uri} keeps its artifacts in {location.path}, not in this "
+            f"project's {urlparse(expected).path} (was the store copied from another project?); set "
+            "tracking.experiment to a new name to start an experiment here, or tracking.artifact_location to "
+            "that folder to share it")
 
 
 def _mark_model_training(client: mlflow.MlflowClient, experiment: Any) -> None:
