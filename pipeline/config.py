@@ -234,6 +234,12 @@ class TrackingConfig(Strict):
     log_model: bool = Field(True, description="log the final model, weights only, as <objective>-seed<seed>")
 
 
+def decode_row(objective: str, decode: str) -> str:
+    """The name of the results row of ``objective``'s models decoded by ``decode`` (``fine_grained.anchor``):
+    like every name in the results, valid as an MLflow metric name as it is."""
+    return f"{objective}.{decode}"
+
+
 # ------------------------------------------------------------------- sweep
 class RayConfig(Strict):
     """The Ray cluster a sweep joins or starts (see pipeline/tune/cluster.py)."""
@@ -297,8 +303,8 @@ class EvaluateConfig(Strict):
     tile_overlap: int = Field(16, ge=0, description="LR pixels of context around each tile")
     crop_size: int = Field(96, ge=16, description="side of the comparison-image crop")
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N")
-    decodes: dict[FolderName, list[FolderName]] = Field({}, description="objective -> other decodes of its models to score too, "
-                                                          "as rows '<objective>@<decode>'")
+    decodes: dict[FolderName, list[FolderName]] = Field({}, description="objective -> other decodes of its models to score "
+                                                                      "too, as rows '<objective>.<decode>'")
 
     @model_validator(mode="after")
     def _tiles_fit(self) -> "EvaluateConfig":

@@ -19,7 +19,7 @@ from mlflow.entities import Metric
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH
 
 from pipeline.errors import PipelineError, exception_summary
-from pipeline.tracking.store import HTTP_RETRY_DEFAULTS, check_tracking, is_remote
+from pipeline.tracking.store import HTTP_RETRY_DEFAULTS, check_tracking, is_remote, mlflow_name
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +120,12 @@ class RunStore:
         return bool(self._call(f"logging the report to run {run_id}", upload))
 
     def log_metrics(self, run_id: str, metrics: dict[str, float]) -> bool:
-        """Log ``metrics`` (name -> value, step 0) to ``run_id``; False (with a warning) when that failed."""
+        """Log ``metrics`` (name -> value, step 0) to ``run_id``; False (with a warning) when that failed.
+        The names are made valid for MLflow (``mlflow_name``; the results' names already are), since one
+        name it refuses drops the whole batch."""
         def send(client: mlflow.MlflowClient) -> bool:
             now = int(time.time() * 1000)
-            batch = [Metric(name, float(value), now, 0) for name, value in metrics.items()]
+            batch = [Metric(mlflow_name(name), float(value), now, 0) for name, value in metrics.items()]
             for start in range(0, len(batch), MAX_METRICS_PER_BATCH):
                 client.log_batch(run_id, metrics=batch[start:start + MAX_METRICS_PER_BATCH])
             return True
