@@ -6,11 +6,14 @@ The cases are listed in docs/reliability.md (rows 9-15)."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import resource
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -237,3 +240,52 @@ def test_a_tracking_password_is_in_no_checkpoint(tiny_data, tmp_path, caplog):
                  "--set", "train.iterations=14"]) == 0
     assert caplog.text.rstrip().endswith("with changed params: train.iterations")  # the masked uri is no difference
     assert SECRET not in caplog.text
+
+
+class BasicAuthHealth(BaseHTTPRequestHandler):
+    """Answers ``/health`` 200 only with ``alice``'s basic-auth password, 401 otherwise; records what it got."""
+
+    seen: list[str | None] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self.seen.append(self.headers.get("Authorization"))
+        good = self.headers.get("Authorization") == "Basic " + base64.b64encode(f"alice:{SECRET}".encode()).decode()
+        self.send_response(200 if good and self.path == "/health" else 401)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_tracking_password_reaches_the_server_and_no_message(tmp_path, capsys):
+    """urllib took ``alice:…@127.0.0.1`` for the host, so a reachable server was reported unreachable, and the
+    sentence printed the password."""
+    from pipeline.tracking.store import check_tracking
+    from tests.data.conftest import closed_port
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), BasicAuthHealth)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        check_tracking(f"http://alice:{SECRET}@127.0.0.1:{httpd.server_address[1]}")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+    assert BasicAuthHealth.seen == ["Basic " + base64.b64encode(f"alice:{SECRET}".encode()).decode()]
+    port = closed_port()
+    params = tmp_path / "params.yaml"
+    params.write_text("{}\n")
+    refused(capsys, ["train", "--params", str(params), "--run-dir", str(tmp_path / "run"), "--set",
+                     f"tracking.uri=http://alice:{SECRET}@127.0.0.1:{port}"],
+            rf"MLflow tracking server http://alice:\*\*\*@127.0.0.1:{port} is unreachable \(.*\); start it, fix "
+            r"tracking.uri / MLFLOW_TRACKING_URI, or set tracking.enabled=false")
+    assert not (tmp_path / "run").exists()
+
+
+def test_params_sent_to_mlflow_hold_no_credentials():
+    from pipeline.redact import redact_data
+    from pipeline.tracking.store import flatten_params
+    tree = {"tracking": {"uri": f"http://alice:{SECRET}@h:5000"}, "prepare": {"source": {"url": f"https://h/a.zip?sig={SECRET}"}}}
+    flat = flatten_params(redact_data(tree))
+    assert flat == {"tracking.uri": "http://alice:***@h:5000", "prepare.source.url": "https://h/a.zip?sig=***"}

@@ -30,6 +30,7 @@ from pipeline.config import CODE_ROOT
 from pipeline.errors import PipelineError, exception_summary
 from pipeline.mlflow_model import (LOADER_MODULE, architecture_params, inference_checkpoint,
                                   logged_model_name)
+from pipeline.redact import redact_data, redact_uri
 from pipeline.tracking.images import labelled_strip
 from pipeline.tracking.store import (HTTP_RETRY_DEFAULTS, artifact_root, ensure_experiment, flatten_params,
                                      is_remote, mlflow_name, record_error, start_run, tracking_uri)
@@ -159,15 +160,15 @@ class MLflowCallback(Callback):
             else:
                 self.run_id = start_run(self._uri, experiment_id, run_name, tags, self.parent_run_id)
                 params = [Param(key, value)
-                          for key, value in flatten_params(ctx.params.model_dump(mode="json")).items()]
+                          for key, value in flatten_params(redact_data(ctx.params.model_dump(mode="json"))).items()]
                 for chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
                     self._client.log_batch(self.run_id, params=chunk)
-                self._client.log_dict(self.run_id, ctx.params.model_dump(mode="json"), "params.yaml")
+                self._client.log_dict(self.run_id, redact_data(ctx.params.model_dump(mode="json")), "params.yaml")
                 for name, text in manifests.items():
                     self._client.log_text(self.run_id, text, f"data/{name}_manifest.json")
             ctx.run_dir.mkdir(parents=True, exist_ok=True)
             (ctx.run_dir / RUN_FILE).write_text(json.dumps(
-                {"run_id": self.run_id, "experiment_id": experiment_id, "tracking_uri": self._uri}))
+                {"run_id": self.run_id, "experiment_id": experiment_id, "tracking_uri": redact_uri(self._uri)}))
         except (MlflowException, OSError) as exc:
             raise PipelineError(
                 f"MLflow store {self._uri} refused the run ({exception_summary(exc)}); fix tracking.uri / "
@@ -188,7 +189,7 @@ class MLflowCallback(Callback):
         except json.JSONDecodeError:
             log.warning("'%s' is not valid JSON; the resumed run is tracked as a new MLflow run", saved)
             return None
-        if record.get("tracking_uri") != self._uri or record.get("experiment_id") != experiment_id:
+        if record.get("tracking_uri") != redact_uri(self._uri) or record.get("experiment_id") != experiment_id:
             return None
         try:
             run = self._client.get_run(record["run_id"])

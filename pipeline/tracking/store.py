@@ -6,6 +6,7 @@ cannot log into each other's runs.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -23,6 +24,7 @@ from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
 
 from pipeline.config import Params
 from pipeline.errors import PipelineError, exception_summary
+from pipeline.redact import redact_uri
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +65,28 @@ def check_tracking(uri: str, timeout: float = 5.0) -> None:
     if not is_remote(uri):
         return
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+        with urllib.request.urlopen(_health_request(uri), timeout=timeout):
             pass
     except urllib.error.HTTPError:
         return  # the server answered, if only with an error status
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise PipelineError(
-            f"MLflow tracking server {uri} is unreachable ({reason}); start it, fix tracking.uri / "
+            f"MLflow tracking server {redact_uri(uri)} is unreachable ({reason}); start it, fix tracking.uri / "
             "MLFLOW_TRACKING_URI, or set tracking.enabled=false"
         ) from None
+
+
+def _health_request(uri: str) -> urllib.request.Request:
+    """``GET <uri>/health``, with the URI's ``user:password@`` sent as HTTP basic auth (as MLflow's client
+    sends them): urllib would take ``user:password@host`` for the host name."""
+    parts = urlsplit(uri)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    request = urllib.request.Request(urlunsplit((parts.scheme, host, f"{parts.path.rstrip('/')}/health", "", "")))
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        request.add_header("Authorization", f"Basic {base64.b64encode(credentials.encode()).decode()}")
+    return request
 
 
 def ensure_experiment(uri: str, name: str, artifact_location: Path | None = None) -> str:

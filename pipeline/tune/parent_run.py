@@ -24,6 +24,7 @@ from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
 
 from pipeline.config import CODE_ROOT, Params
 from pipeline.errors import exception_summary
+from pipeline.redact import redact_data
 from pipeline.tracking.store import find_run, flatten_params, record_error, start_run, tracking_uri
 from pipeline.tracking.tags import data_tags, git_tags, manifest_texts
 from pipeline.train.loop import read_manifests
@@ -52,10 +53,10 @@ class ParentRun:
         run_id = start_run(uri, experiment_id, f"sweep-{params.sweep.name}", tags)
         run = cls(uri, experiment_id, run_id)
         flat = [Param(key, value) for key, value in
-                flatten_params({"sweep": params.sweep.model_dump(mode="json"), **algorithms}).items()]
+                flatten_params(redact_data({"sweep": params.sweep.model_dump(mode="json"), **algorithms})).items()]
         for start in range(0, len(flat), MAX_PARAMS_TAGS_PER_BATCH):
             run.client.log_batch(run_id, params=flat[start:start + MAX_PARAMS_TAGS_PER_BATCH])
-        run.client.log_dict(run_id, params.model_dump(mode="json"), "params.yaml")
+        run.client.log_dict(run_id, redact_data(params.model_dump(mode="json")), "params.yaml")
         run.client.log_dict(run_id, space.describe(), "space.json")
         for name, text in manifests.items():
             run.client.log_text(run_id, text, f"data/{name}_manifest.json")
