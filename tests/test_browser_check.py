@@ -20,6 +20,7 @@ import browser_check  # noqa: E402
 import tiny_study  # noqa: E402
 
 pytestmark = [
+    pytest.mark.timeout(1500),  # the study alone took over 600 s with the machine's load at 25
     pytest.mark.slow,  # a sweep of 6 tiny trials, evaluate, and a browser: minutes on 2 busy cores
     pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="Playwright is not installed"),
     pytest.mark.skipif(not Path(browser_check.CHROMIUM).is_file(), reason="Chromium is not installed"),

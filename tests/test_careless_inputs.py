@@ -289,3 +289,12 @@ def test_params_sent_to_mlflow_hold_no_credentials():
     tree = {"tracking": {"uri": f"http://alice:{SECRET}@h:5000"}, "prepare": {"source": {"url": f"https://h/a.zip?sig={SECRET}"}}}
     flat = flatten_params(redact_data(tree))
     assert flat == {"tracking.uri": "http://alice:***@h:5000", "prepare.source.url": "https://h/a.zip?sig=***"}
+
+
+def test_a_decode_row_may_not_take_an_objectives_name(tmp_path, capsys):
+    params = params_text(tmp_path, "sweep:\n  objectives:\n    fine_grained: {loss: {objective: fine_grained, terms: {}}}\n"
+                                   "    fine_grained.anchor: {loss: {terms: {l1: 1.0}}}\n"
+                                   "evaluate:\n  decodes: {fine_grained: [anchor]}\n")
+    refused(capsys, ["config", "--params", str(params)],
+            r"evaluate.decodes.fine_grained: the row 'fine_grained.anchor' of this decode has the name of a sweep "
+            r"objective; rename that objective")
