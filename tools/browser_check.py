@@ -54,7 +54,7 @@ def mlflow_ui(store: Path, port: int, log: Path) -> Iterator[str]:
     mlflow_bin = Path(sys.executable).parent / "mlflow"
     with log.open("w") as output:
         server = subprocess.Popen([str(mlflow_bin), "ui", "--backend-store-uri", f"sqlite:///{store}", "--host",
-                                   "127.0.0.1", "--port", str(port)], cwd=store.parent, stdout=output,
+                                   "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=store.parent, stdout=output,
                                   stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
