@@ -19,15 +19,23 @@ from typing import Callable, Sequence
 from pipeline.errors import PipelineError, os_error_sentence
 from pipeline.interrupt import Interrupted, StopSignals, end_with_parent
 from pipeline.own_session import in_own_session, run_in_own_session
+from pipeline.redact import redact_logs, redact_text
 
 log = logging.getLogger("pipeline")
 
 
 def _load(args: argparse.Namespace):
+    """The params of a command that reads no network, objective or decode names (prepare, degrade)."""
     from pipeline.config import load_params
+
+    return load_params(args.params, args.overrides)
+
+
+def _load_checked(args: argparse.Namespace):
+    """The params, with the names of networks, objectives and decodes checked against the registries."""
     from pipeline.params_check import check_registries
 
-    params = load_params(args.params, args.overrides)
+    params = _load(args)
     check_registries(params)
     return params
 
@@ -75,7 +83,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from pipeline.train.loop import fit
     from pipeline.train.run_folder import refuse_finished_run
 
-    params = _load(args)
+    params = _load_checked(args)
     if args.init_from:
         from pipeline.config import absolute_source
 
@@ -98,13 +106,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_sweep(args: argparse.Namespace) -> None:
     from pipeline.tune.sweep import run_sweep
 
-    _print_summary(run_sweep(_load(args), resume=args.resume, signals=args.signals))
+    _print_summary(run_sweep(_load_checked(args), resume=args.resume, signals=args.signals))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from pipeline.report.evaluate import evaluate_all
 
-    _print_summary(evaluate_all(_load(args), progress=not args.quiet))
+    _print_summary(evaluate_all(_load_checked(args), progress=not args.quiet))
 
 
 def cmd_upscale(args: argparse.Namespace) -> None:
@@ -157,7 +165,7 @@ def cmd_config(args: argparse.Namespace) -> None:
         else:
             print(make())
         return
-    print(yaml.safe_dump(_load(args).model_dump(mode="json"), sort_keys=False), end="")
+    print(yaml.safe_dump(_load_checked(args).model_dump(mode="json"), sort_keys=False), end="")
 
 
 def _print_summary(summary: dict) -> None:
@@ -285,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_in_own_session(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    redact_logs()  # credentials in URIs never reach the terminal or a log file
     args.signals = StopSignals(record=args.command in ("train", "sweep"), doing=f"while running {args.command}")
     args.signals.install()
     try:
@@ -293,10 +302,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{stop}; {continue_command(args, argv)}", file=sys.stderr)
         return stop.exit_status
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk, a read-only folder, a file removed underneath us
-        print(f"error: {os_error_sentence(exc)}", file=sys.stderr)
+        print(f"error: {redact_text(os_error_sentence(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished checkpoints and outputs are kept", file=sys.stderr)

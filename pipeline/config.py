@@ -9,18 +9,34 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
+import os
 import re
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.params_yaml import read_yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
+CODE_ROOT = Path(__file__).resolve().parent.parent  # the code that runs (its git commit is recorded), never
+# the project a command works on: that is the folder of its params file (see find_params)
+PARAMS_FILE = "params.yaml"
 REMOVE = object()  # the value of a ``~key`` override
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+SEED_LIMIT = 2**32  # numpy and torch seeds are unsigned 32-bit numbers
+
+
+def _plain_name(value: str) -> str:
+    """A name that becomes a folder (sweep, objective, benchmark, preset) is one plain folder name."""
+    if not PLAIN_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a plain folder name (it becomes a folder, so it must be 1-100 letters, "
+                         "digits, '_', '-' or '.', not starting with '.'; e.g. 'study')")
+    return value
+
+
+FolderName = Annotated[str, AfterValidator(_plain_name)]
 
 
 class Strict(BaseModel):
@@ -64,7 +80,7 @@ class PrepareConfig(Strict):
     source: SourceConfig = SourceConfig()
     val_count: int = Field(2, ge=1, description="images held out for validation")
     min_side: int = Field(96, ge=8, description="images smaller than this are skipped")
-    benchmarks: dict[str, SourceConfig] = Field({}, description="named test sets: name -> source")
+    benchmarks: dict[FolderName, SourceConfig] = Field({}, description="named test sets: name -> source")
     cache_dir: Path = Field(Path("~/.cache/srloss"), description="downloads and extracted archives")
 
 
@@ -106,7 +122,7 @@ class DegradationPreset(Strict):
 
 class DegradeConfig(Strict):
     scales: list[int] = Field([2, 3, 4], description="integer scales to make LR images for")
-    presets: dict[str, DegradationPreset] = Field({"bicubic": DegradationPreset()}, description="name -> {blur, noise, jpeg}; {} is plain bicubic")
+    presets: dict[FolderName, DegradationPreset] = Field({"bicubic": DegradationPreset()}, description="name -> {blur, noise, jpeg}; {} is plain bicubic")
 
     @field_validator("scales")
     @classmethod
@@ -178,7 +194,7 @@ class TrainConfig(Strict):
     patch_size: int = Field(96, ge=8, description="HR patch side")
     optimizer: Literal["adam", "adamw"] = Field("adam", description="SR optimiser")
     lr: float = Field(2e-4, gt=0, description="initial learning rate")
-    betas: tuple[float, float] = Field((0.9, 0.99), description="Adam betas")
+    betas: tuple[float, float] = Field((0.9, 0.99), description="Adam betas, each in [0, 1)")
     weight_decay: float = Field(0.0, ge=0, description="(decoupled for adamw)")
     scheduler: SchedulerConfig = SchedulerConfig()
     grad_clip: float | None = Field(None, gt=0, description="max gradient norm; None = off")
@@ -207,6 +223,13 @@ class TrainConfig(Strict):
     init_head: bool = Field(True, description="also load the objective's head from init_from when the file has one "
                             "of the same shape; false = every objective's head starts as without init_from")
 
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(math.isfinite(b) and 0 <= b < 1 for b in v):
+            raise ValueError("each Adam beta must be a number in [0, 1), e.g. [0.9, 0.99]")
+        return v
+
 
 class TrackingConfig(Strict):
     """MLflow. ``uri`` None means ``$MLFLOW_TRACKING_URI`` or ``sqlite:///<root>/mlflow.db``."""
@@ -217,6 +240,12 @@ class TrackingConfig(Strict):
     artifact_location: Path = Field(Path("mlartifacts"), description="artifact root of a new local experiment")
     log_images: int = Field(3, ge=0, description="comparison crops logged per validation")
     log_model: bool = Field(True, description="log the final model, weights only, as <objective>-seed<seed>")
+
+
+def decode_row(objective: str, decode: str) -> str:
+    """The name of the results row of ``objective``'s models decoded by ``decode`` (``fine_grained.anchor``):
+    like every name in the results, valid as an MLflow metric name as it is."""
+    return f"{objective}.{decode}"
 
 
 # ------------------------------------------------------------------- sweep
@@ -250,7 +279,7 @@ class SweepSchedulerConfig(Strict):
 class SweepConfig(Strict):
     """The sweep stage: the objectives compared in one Ray Tune run (see pipeline/tune/)."""
 
-    objectives: dict[str, dict[str, Any]] = Field({"l1": {"loss": {"terms": {"l1": 1.0}}}},
+    objectives: dict[FolderName, dict[str, Any]] = Field({"l1": {"loss": {"terms": {"l1": 1.0}}}},
                                                   description="name -> params fragment merged onto these params")
     only: list[str] | None = Field(None, description="names from sweep.objectives to run; None = all of them")
     space: dict[str, dict[str, dict[str, Any]]] = Field(
@@ -270,7 +299,8 @@ class SweepConfig(Strict):
                                                          "all nodes on a cluster) or s3://bucket/prefix")
     storage_endpoint: str | None = Field(None, description="S3-compatible server of an s3:// storage_path (MinIO, "
                                                            "Ceph: http://host:9000); None = $AWS_ENDPOINT_URL, else AWS")
-    name: str = Field("sweep", description="folder under storage_path; --resume continues it")
+    name: FolderName = Field("sweep", description="folder under storage_path (one plain folder name); "
+                                                  "--resume continues it")
     ray: RayConfig = RayConfig()
 
 
@@ -284,14 +314,22 @@ class EvaluateConfig(Strict):
     tile_overlap: int = Field(16, ge=0, description="LR pixels of context around each tile")
     crop_size: int = Field(96, ge=16, description="side of the comparison-image crop")
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N")
-    decodes: dict[str, list[str]] = Field({}, description="objective -> other decodes of its models to score too, "
-                                                          "as rows '<objective>@<decode>'")
+    decodes: dict[FolderName, list[FolderName]] = Field({}, description="objective -> other decodes of its models to score "
+                                                                      "too, as rows '<objective>.<decode>'")
     self_ensemble: bool = Field(False, description="also score every model with x8 self-ensemble (8 flips/rotations, "
                                                    "averaged after the decode), as rows '<objective>+'; 8x the time")
 
+    @model_validator(mode="after")
+    def _tiles_fit(self) -> "EvaluateConfig":
+        if self.tile <= 2 * self.tile_overlap:
+            raise ValueError(f"evaluate.tile ({self.tile}) must be larger than twice evaluate.tile_overlap "
+                             f"({self.tile_overlap}); raise evaluate.tile or lower evaluate.tile_overlap")
+        return self
+
 
 class Params(Strict):
-    seed: int = Field(0, description="global seed: data split, degradation, training")
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="global seed: data split, degradation, training "
+                                                           "(0 to 2**32 - 1)")
     data_dir: Path = Field(Path("data"), description="prepared and degraded images")
     models_dir: Path = Field(Path("models"), description="the sweep's best checkpoints per objective (DVC output)")
     runs_dir: Path = Field(Path("runs"), description="run folders of `python -m pipeline train`")
@@ -306,13 +344,34 @@ class Params(Strict):
     sweep: SweepConfig = SweepConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
 
+    @model_validator(mode="after")
+    def _scales_have_images(self) -> "Params":
+        """Training and evaluation read LR images only at the scales and presets degrade makes."""
+        made = self.degrade.scales
+        missing = sorted(set(self.evaluate.scales) - set(made))
+        if missing:
+            raise ValueError(f"evaluate.scales {missing} has no LR images: degrade.scales makes only {made}; "
+                             "add them to degrade.scales or drop them from evaluate.scales")
+        if self.train.scale not in made:
+            raise ValueError(f"train.scale {self.train.scale} has no LR images: degrade.scales makes only {made}; "
+                             "add it to degrade.scales")
+        if self.train.degradation not in self.degrade.presets:
+            raise ValueError(f"train.degradation '{self.train.degradation}' is not a degrade preset (there are "
+                             f"{', '.join(self.degrade.presets)}); add it to degrade.presets")
+        return self
+
     def resolved(self, root: Path) -> "Params":
-        """A copy with every relative path made absolute against ``root`` (``train.init_from`` too,
-        unless it is a URI)."""
+        """A copy with every relative path made absolute against ``root``: ``train.init_from`` too unless
+        it is a URI, and ``sweep.storage_path`` too unless it is a URI or the sweep joins a Ray cluster
+        (where ``open_storage`` refuses it: other nodes could not write there)."""
         data = self.model_dump()
         _absolutise(data, root)
         if data["train"]["init_from"]:
             data["train"]["init_from"] = absolute_source(data["train"]["init_from"], root)
+        storage = data["sweep"]["storage_path"]
+        joins = self.sweep.ray.address or os.environ.get("RAY_ADDRESS")
+        if "://" not in storage and not joins:
+            data["sweep"]["storage_path"] = str(_absolute(Path(storage), root))
         return Params.model_validate(data)
 
     def digest(self, *sections: str) -> str:
@@ -328,18 +387,19 @@ URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 def absolute_source(source: str, root: Path) -> str:
     """A model source with a relative path made absolute against ``root``; URIs unchanged."""
-    if URI_SCHEME.match(source):
-        return source
-    path = Path(source).expanduser()
-    return str(path if path.is_absolute() else (root / path).resolve())
+    return source if URI_SCHEME.match(source) else str(_absolute(Path(source), root))
+
+
+def _absolute(path: Path, root: Path) -> Path:
+    path = path.expanduser()
+    return path if path.is_absolute() else (root / path).resolve()
 
 
 def _absolutise(node: Any, root: Path) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
             if isinstance(value, Path):
-                path = value.expanduser()
-                node[key] = path if path.is_absolute() else (root / path).resolve()
+                node[key] = _absolute(value, root)
             else:
                 _absolutise(value, root)
     elif isinstance(node, list):
@@ -363,11 +423,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override '{text}' has an empty key; write e.g. train.lr=2e-4")
     if remove:
         return parts, REMOVE
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override '{text}': the value is not valid YAML ({exc.problem}); quote it") from None
-    return parts, value
+    return parts, read_yaml(raw, f"override '{text}': the value") if raw.strip() else None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -398,9 +454,14 @@ def _describe(error: dict[str, Any], source: str) -> str:
         allowed = ", ".join(sorted(parent.model_fields)) if parent else "see docs/configuration.md"
         return f"{source}: unknown key '{where}'; allowed keys here: {allowed}."
     got = error.get("input")
-    shown = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
     message = error["msg"].removeprefix("Value error, ")
-    return f"{source}: '{where or 'params'}': {message}{shown}; fix it in params.yaml or with --set {where}=..."
+    if error["loc"][-1:] == ("[key]",):  # a name under a section: say which section
+        section = ".".join(str(p) for p in error["loc"][:-2])
+        return f"{source}: a name under '{section}': {message}; rename it"
+    if not error["loc"] or message.startswith(f"{where}."):  # a rule across keys names them and the fix
+        return f"{source}: {message}"
+    shown = f" (got {got!r})" if not isinstance(got, (dict, list)) and repr(got) not in message else ""
+    return f"{source}: '{where}': {message}{shown}; fix it in params.yaml or with --set {where}=..."
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -424,22 +485,30 @@ def validate(data: dict[str, Any], source: str = "params") -> Params:
         raise ConfigError(_describe(exc.errors()[0], source)) from None
 
 
+def find_params(start: Path | None = None) -> Path:
+    """The ``params.yaml`` of the project a command is run in: in ``start`` (default: the working
+    directory) or the nearest folder above it, as ``dvc`` finds its root."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / PARAMS_FILE).is_file():
+            return folder / PARAMS_FILE
+    raise ConfigError(f"'{start}' is not inside a project: neither it nor a folder above it holds {PARAMS_FILE}; "
+                      "run the command in the project folder or pass --params PATH")
+
+
 def load_params(path: Path | str | None = None, overrides: list[str] | None = None, root: Path | None = None) -> Params:
-    """Read ``params.yaml`` (default: the project's), apply ``--set`` overrides, validate,
-    and resolve relative paths against ``root`` (default: the file's folder)."""
-    path = Path(path) if path else DEFAULT_PARAMS
+    """Read ``params.yaml`` (default: the project the command is run in, ``find_params``), apply
+    ``--set`` overrides, validate, and resolve relative paths against ``root`` (default: the file's
+    folder, the project's)."""
+    path = Path(path) if path else find_params()
     if not path.is_file():
         raise ConfigError(f"params file '{path}' does not exist; pass --params PATH or run from the project folder")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
     except UnicodeDecodeError as exc:
         raise ConfigError(f"'{path}' is not a UTF-8 text file ({exc.reason} at byte {exc.start}); "
                           "pass a YAML params file") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ConfigError(f"'{path}' is not valid YAML ({problem}{where}); fix the file") from None
+    data = read_yaml(text, f"'{path}'") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"'{path}' must hold a mapping of sections (seed, prepare, train, ...)")
     data = apply_overrides(data, overrides or [])

@@ -20,6 +20,8 @@ REFERENCE_FILE = "docs/configuration.md"
 def type_name(annotation: Any) -> str:
     """A type annotation as the reference shows it: ``"a" \\| "b"``, ``list[int]``, ``float \\| null``."""
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:  # a checked type, e.g. FolderName: its base type (the description says more)
+        return type_name(typing.get_args(annotation)[0])
     if origin is typing.Literal:
         return " \\| ".join(json.dumps(a) for a in typing.get_args(annotation))
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):

@@ -10,7 +10,7 @@ before any work starts.
 
 from __future__ import annotations
 
-from pipeline.config import Params
+from pipeline.config import Params, decode_row
 from pipeline.errors import ConfigError
 from pipeline.models.registry import check_model
 from pipeline.objectives.registry import OBJECTIVES, check_loss
@@ -32,6 +32,9 @@ def check_registries(params: Params) -> None:
             if decode not in known:
                 raise ConfigError(f"evaluate.decodes.{name}: '{decode}' is not a decode of objective '{kind}' (it has "
                                   f"{', '.join(known) or 'only its own'}); fix it in params.yaml or with --set")
+            if decode_row(name, decode) in space.objectives:
+                raise ConfigError(f"evaluate.decodes.{name}: the row '{decode_row(name, decode)}' of this decode has "
+                                  "the name of a sweep objective; rename that objective")
 
 
 def _check(params: Params, where: str) -> None:

@@ -6,11 +6,13 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from pipeline.errors import PipelineError
-from pipeline.imageio import UnreadableImage, list_images, read_image, write_png
+from pipeline.imageio import Decoded, UnreadableImage, decode_image, list_images, write_png
 from pipeline.inference import SuperResolver, load_super_resolver, tile_count, upscale_image
 from pipeline.self_ensemble import SelfEnsemble
 from pipeline.train.cpus import use_available_cpus
@@ -28,7 +30,8 @@ def upscale_paths(model: str, scale: int | None, inputs: list[Path], out_dir: Pa
 
     Each result is ``out_dir/<path below its input folder>/<stem>.png``; a result that would replace
     an input is refused before any work. Unreadable images are
-    skipped with a warning naming each one; the written paths are returned in input order.
+    skipped with a warning naming each one; the written paths are returned in input order. Images are
+    read upright (EXIF orientation); greyscale ones are written greyscale and alpha is kept (bicubic).
     ``model`` is a checkpoint, a ``models/<objective>`` folder or an MLflow model URI (see
     ``load_super_resolver``); the scale is the model's, and a ``scale`` given must equal it; when
     ``architecture`` is given the model must be that network.
@@ -43,21 +46,39 @@ def upscale_paths(model: str, scale: int | None, inputs: list[Path], out_dir: Pa
     skipped = 0
     for source, target in tqdm(jobs.items(), desc="upscale", unit="img", disable=not progress):
         try:
-            image = read_image(source)
+            image = decode_image(source)
         except UnreadableImage as exc:
             log.warning("skipping %s", exc)
             skipped += 1
             continue
-        tiles = tile_count(*image.shape[:2], tile, overlap)
+        tiles = tile_count(*image.rgb.shape[:2], tile, overlap)
         with tqdm(total=tiles, desc=source.name, unit="tile", leave=False,
                   disable=not progress or tiles == 1) as tile_bar:
-            write_png(target, upscale_image(resolver, image, tile=tile, overlap=overlap, on_tiles=tile_bar.update))
+            sr = upscale_image(resolver, image.rgb, tile=tile, overlap=overlap, on_tiles=tile_bar.update)
+        write_png(target, _with_alpha_and_mode(source, image, sr))
         log.debug("%s -> %s", source, target)
         written.append(target)
     if not written:
         raise PipelineError(f"none of the {len(jobs)} input images could be read; check the files given to upscale")
     log.info("wrote %d images to %s; skipped %d unreadable", len(written), out_dir, skipped)
     return written
+
+
+def _with_alpha_and_mode(source: Path, image: Decoded, upscaled: np.ndarray) -> np.ndarray:
+    """The network's RGB output in the input's form: a greyscale input comes out greyscale (ITU-R 601
+    luma of the output), and an alpha plane, which the networks do not model, is upscaled with
+    bicubic and kept; both are said in the log."""
+    height, width = upscaled.shape[:2]
+    if image.greyscale:
+        log.info("%s is greyscale: the network's RGB output is written as greyscale (its luma)", source)
+        upscaled = np.asarray(Image.fromarray(upscaled).convert("L"))
+    if image.alpha is None:
+        return upscaled
+    log.info("%s has an alpha channel: the colours are super-resolved and the alpha is upscaled with bicubic",
+             source)
+    alpha = np.asarray(Image.fromarray(image.alpha).resize((width, height), Image.Resampling.BICUBIC))
+    colour = upscaled[..., None] if upscaled.ndim == 2 else upscaled
+    return np.concatenate([colour, alpha[..., None]], axis=2)
 
 
 def _plan_outputs(inputs: list[Path], out_dir: Path) -> dict[Path, Path]:

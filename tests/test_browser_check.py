@@ -4,10 +4,12 @@ where Playwright or Chromium is missing); the server is stopped afterwards."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import socket
 import sys
 from pathlib import Path
 
+import mlflow
 import pytest
 from PIL import Image
 
@@ -18,7 +20,8 @@ import browser_check  # noqa: E402
 import tiny_study  # noqa: E402
 
 pytestmark = [
-    pytest.mark.slow,  # a sweep of 4 tiny trials, evaluate, and a browser: about 3 minutes on 2 busy cores
+    pytest.mark.timeout(1500),  # the study alone took over 600 s with the machine's load at 25
+    pytest.mark.slow,  # a sweep of 6 tiny trials, evaluate, and a browser: minutes on 2 busy cores
     pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="Playwright is not installed"),
     pytest.mark.skipif(not Path(browser_check.CHROMIUM).is_file(), reason="Chromium is not installed"),
 ]
@@ -33,6 +36,12 @@ def test_the_runs_table_names_objectives_shows_a_benchmark_column_and_images_loa
     shots = tmp_path / "screenshots"
     assert browser_check.main(["--store", str(study / "mlflow.db"), "--metric", "Tiny/x2/psnr",
                                "--screenshots", str(shots)]) == 0
+    parent = [run for run in mlflow.MlflowClient(f"sqlite:///{study / 'mlflow.db'}").search_runs(
+        [mlflow.MlflowClient(f"sqlite:///{study / 'mlflow.db'}").get_experiment_by_name("srloss").experiment_id])
+        if "mlflow.parentRunId" not in run.data.tags]
+    means = json.loads((study / "results" / "metrics.json").read_text())
+    assert "Tiny/x2/fine_grained.anchor/psnr" in means  # the second decode, by the name MLflow accepts
+    assert {name: value for name, value in parent[0].data.metrics.items() if name in means} == means
     for name in ("default_view", "runs_table", "child_run", "child_run_images", "parent_summary"):
         with Image.open(shots / f"{name}.png") as image:
             assert image.size[0] >= 1600

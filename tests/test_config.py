@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import DEFAULT_PARAMS, Params, apply_overrides, load_params, parse_override, validate
+from pipeline.config import Params, apply_overrides, load_params, parse_override, validate
 from pipeline.errors import ConfigError
 
 
@@ -15,8 +15,11 @@ def write(tmp_path: Path, data: dict) -> Path:
     return path
 
 
+SHIPPED = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
 def test_project_params_file_is_valid():
-    params = load_params(DEFAULT_PARAMS)
+    params = load_params(SHIPPED)
     assert params.train.scale in params.degrade.scales
     assert params.data_dir.is_absolute()
 

@@ -22,16 +22,18 @@ BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow  # about two minutes: two full pipelines and one experiment
 
 
-def run(args: list[str], cwd: Path) -> str:
+def run(args: list[str], cwd: Path, pythonpath: Path | None = None, fails: bool = False) -> str:
+    """Run a command in ``cwd`` offline, importing the code in ``pythonpath`` (default: ``cwd``'s); assert that it
+    succeeds (or, with ``fails``, that it fails)."""
     offline = f"http://127.0.0.1:{closed_port()}"  # every download fails at once, as on an offline machine
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(cwd),
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(pythonpath or cwd),
            "OMP_NUM_THREADS": "1", "http_proxy": offline, "https_proxy": offline, "HTTP_PROXY": offline,
            "HTTPS_PROXY": offline, "no_proxy": "127.0.0.1,localhost", "DVC_NO_ANALYTICS": "1",
            "COLUMNS": "120"}  # a 120-column terminal: what the README promises dvc exp show fits in
     env.pop("RAY_ADDRESS", None)
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert (done.returncode != 0) == fails, f"{' '.join(args)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
 
 
@@ -112,6 +114,75 @@ def test_changing_one_loss_weight_changes_only_the_sweep_stage(project):
     finally:
         params_file.write_text(committed)
     assert set(changed) == {"sweep"}  # evaluate follows through the models the sweep rewrites
+
+
+def files_below(folder: Path, skip: tuple[str, ...] = (".git", ".dvc/tmp")) -> dict[str, bytes]:
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*"))
+            if path.is_file() and not path.relative_to(folder).as_posix().startswith(skip)}
+
+
+def test_a_failing_evaluate_keeps_the_last_reports(project, tmp_path):
+    """Issue 19: DVC deleted evaluate's six uncached reports before the stage failed; they are ``persist`` now,
+    and evaluate moves a new report in only once it is whole."""
+    run(["dvc", "repro"], project)  # nothing to do after the first test; the whole study when run alone
+    before = files_below(project / "results")
+    assert "metrics.json" in before and any(name.startswith("plots/") for name in before)
+    shutil.move(project / "models", tmp_path / "models")
+    try:
+        log = run(["dvc", "repro", "-s", "evaluate"], project, fails=True)
+    finally:
+        shutil.move(tmp_path / "models", project / "models")
+    assert "models" in log
+    assert files_below(project / "results") == before
+    assert "up to date" in run(["dvc", "status"], project)
+
+
+def test_a_changed_default_in_the_code_makes_dvc_status_report_the_stages(project):
+    """A default params.yaml does not set (train.betas) is part of what DVC compares: pipeline/config.py is a dep
+    of every stage that loads params (tests/test_dvc_deps.py keeps every stage's import closure in its deps)."""
+    run(["dvc", "repro"], project)  # nothing to do after the first test; the whole study when run alone
+    config = project / "pipeline" / "config.py"
+    original = config.read_text()
+    assert "betas" not in yaml.safe_load((project / "params.yaml").read_text())["train"]
+    config.write_text(original.replace("Field((0.9, 0.99), ", "Field((0.9, 0.98), "))
+    try:
+        changed = json.loads(run(["dvc", "status", "--json"], project))
+    finally:
+        config.write_text(original)
+    assert set(changed) == {"prepare", "degrade", "sweep", "evaluate"}
+    assert all(any(item.get("changed deps", {}).get("pipeline/config.py") == "modified" for item in entry)
+               for entry in changed.values()), changed
+    assert "up to date" in run(["dvc", "status"], project)
+
+
+def test_a_copied_project_works_on_itself_not_on_the_original(project, tmp_path):
+    """Issue 19: ``cp -a study variant`` ran the original's params and replaced its sweep folder, models and
+    results, because the project was where the (editable) package was installed; here the copy imports
+    the original's code (PYTHONPATH, as its editable install would) and works on itself alone. Its copied
+    MLflow store keeps the original's artifact folder, so the copy is refused until it names its own
+    experiment."""
+    run(["dvc", "repro"], project)  # nothing to do after the first test; the whole study when run alone
+    original = files_below(project)
+    variant = tmp_path / "variant"
+    shutil.copytree(project, variant, symlinks=True)
+    params = yaml.safe_load((variant / "params.yaml").read_text())
+    params["sweep"]["only"] = ["l1"]
+    (variant / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    refused = run(["dvc", "repro"], variant, pythonpath=project, fails=True)  # its copied MLflow store
+    assert (f"error: MLflow experiment 'srloss' in sqlite:///{variant}/mlflow.db keeps its artifacts in "
+            f"{project}/mlartifacts, not in this project's {variant}/mlartifacts (was the store copied from another "
+            "project?); set tracking.experiment to a new name") in refused
+    assert files_below(project) == original
+    params["tracking"]["experiment"] = "variant"
+    (variant / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log = run(["dvc", "repro"], variant, pythonpath=project)
+    assert str(project) not in log.replace(str(variant), "")
+    with (variant / "results" / "sweep" / "trials.csv").open() as handle:
+        assert [trial["objective"] for trial in csv.DictReader(handle)] == ["l1"]
+    assert files_below(project) == original
+    outside = run(["python", "-m", "pipeline", "config"], tmp_path, pythonpath=project, fails=True)
+    assert outside.endswith(f"error: '{tmp_path}' is not inside a project: neither it nor a folder above it holds "
+                            "params.yaml; run the command in the project folder or pass --params PATH\n")
 
 
 def test_exp_run_samples_a_loss_weight_rerunning_only_sweep_and_evaluate(project):

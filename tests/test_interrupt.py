@@ -11,7 +11,7 @@ import sys
 import psutil
 
 from pipeline import cli
-from pipeline.config import PROJECT_ROOT
+from pipeline.config import CODE_ROOT
 
 STAGE = ("from pipeline.interrupt import end_with_parent; end_with_parent(); import time; "
          "print('ready', flush=True); time.sleep(120)")
@@ -19,7 +19,7 @@ STAGE = ("from pipeline.interrupt import end_with_parent; end_with_parent(); imp
 
 def test_a_stage_ends_when_the_process_that_ran_it_dies():
     """``dvc`` killed alone: the stage it ran gets SIGTERM (``end_with_parent``) instead of running on."""
-    environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    environment = {**os.environ, "PYTHONPATH": str(CODE_ROOT)}
     dvc = subprocess.Popen(["bash", "-c", f'{sys.executable} -c "{STAGE}" & echo $!; wait'], env=environment,
                            stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:

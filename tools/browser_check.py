@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import signal
@@ -61,7 +62,7 @@ def mlflow_ui(store: Path, port: int, log: Path) -> Iterator[str]:
     mlflow_bin = Path(sys.executable).parent / "mlflow"
     with log.open("w") as output:
         server = subprocess.Popen([str(mlflow_bin), "ui", "--backend-store-uri", f"sqlite:///{store}", "--host",
-                                   "127.0.0.1", "--port", str(port)], cwd=store.parent, stdout=output,
+                                   "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=store.parent, stdout=output,
                                   stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -84,7 +85,7 @@ def mlflow_ui(store: Path, port: int, log: Path) -> Iterator[str]:
             server.wait()
 
 
-def check(store: Path, experiment: str, metric: str, screenshots: Path) -> list[str]:
+def check(store: Path, experiment: str, metric: str, screenshots: Path, metrics_file: Path) -> list[str]:
     """Every failed check, as a sentence (empty when all passed)."""
     try:
         from playwright.sync_api import sync_playwright
@@ -94,6 +95,9 @@ def check(store: Path, experiment: str, metric: str, screenshots: Path) -> list[
         raise Missing(f"{CHROMIUM} is missing; `apt-get install -y chromium`")
     if not store.is_file():
         raise Missing(f"the MLflow store {store} does not exist; run a study first (tools/tiny_study.py)")
+    if not metrics_file.is_file():
+        raise Missing(f"{metrics_file} does not exist; evaluate the study first, or pass its --metrics-file")
+    results = json.loads(metrics_file.read_text())
     client = mlflow.MlflowClient(f"sqlite:///{store}")
     found = client.get_experiment_by_name(experiment)
     if found is None:
@@ -121,7 +125,7 @@ def check(store: Path, experiment: str, metric: str, screenshots: Path) -> list[
             failures += runs_table(page, experiment_url, metric, objectives, children, screenshots)
             failures += child_images(page, f"{experiment_url}/runs/{child.info.run_id}", child.info.run_name,
                                      screenshots)
-            failures += parent_summary(page, f"{experiment_url}/runs/{parent.info.run_id}", objectives, metric,
+            failures += parent_summary(page, f"{experiment_url}/runs/{parent.info.run_id}", results, metric,
                                        screenshots)
         finally:
             browser.close()
@@ -204,12 +208,13 @@ def child_images(page, run_url: str, run_name: str, screenshots: Path) -> list[s
     return [] if width > 0 else [f"the image strip of run '{run_name}' did not load"]
 
 
-def parent_summary(page, run_url: str, objectives: list[str], metric: str, screenshots: Path) -> list[str]:
-    """The parent run's page lists each objective's benchmark mean (``<benchmark>/<scale>/<objective>/psnr``)
+def parent_summary(page, run_url: str, results: dict[str, float], metric: str, screenshots: Path) -> list[str]:
+    """The parent run's page lists every benchmark mean of ``metric``'s benchmark and scale that ``metrics.json``
+    holds (``<benchmark>/<scale>/<row>/psnr``: each objective, bicubic and each other decode), by the same name,
     and shows the summary across benchmarks as its description."""
     page.goto(f"{run_url}?workflowType=machine_learning")
     benchmark, scale = metric.split("/")[:2]
-    wanted = [f"{benchmark}/{scale}/{objective}/psnr" for objective in objectives]
+    wanted = [name for name in results if name.startswith(f"{benchmark}/{scale}/") and name.endswith("/psnr")]
     page.get_by_text(wanted[0], exact=True).first.wait_for()
     page.wait_for_timeout(1000)
     page.screenshot(path=str(screenshots / "parent_summary.png"), full_page=True)
@@ -226,9 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiment", default="srloss")
     parser.add_argument("--metric", default="Set5/x2/psnr", help="benchmark metric logged on every trial run")
     parser.add_argument("--screenshots", type=Path, default=ROOT / "screenshots", help="where the PNGs go")
+    parser.add_argument("--metrics-file", type=Path, default=None,
+                        help="the study's metrics.json (default: results/metrics.json beside the store)")
     args = parser.parse_args(argv)
+    metrics_file = args.metrics_file or args.store.resolve().parent / "results" / "metrics.json"
     try:
-        failures = check(args.store.resolve(), args.experiment, args.metric, args.screenshots.resolve())
+        failures = check(args.store.resolve(), args.experiment, args.metric, args.screenshots.resolve(),
+                         metrics_file.resolve())
     except Missing as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

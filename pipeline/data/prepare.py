@@ -30,6 +30,7 @@ from pipeline.data.download import SourceUnavailable, fetch_archive, file_sha256
 from pipeline.data.folder import folder_images
 from pipeline.data.presets import preset_source
 from pipeline.errors import PipelineError
+from pipeline.redact import redact_data
 from pipeline.imageio import UnreadableImage, read_image, write_png
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,6 @@ def prepare_benchmarks(prepare: PrepareConfig, out: Path,
     failed_urls: dict[str, str] = {}
     for name, source in sorted(prepare.benchmarks.items()):
         label = f"prepare.benchmarks.{name}"
-        if name in ("", ".", "..") or "/" in name or "\\" in name:
-            raise PipelineError(f"benchmark name '{name}' is not a valid folder name; rename it in params.yaml")
         url = _archive_url(source)
         if url in failed_urls:
             missing[name] = failed_urls[url]
@@ -193,12 +192,13 @@ def convert_images(images: dict[str, Path], out: Path, label: str, min_side: int
 
 
 def describe_source(source: SourceConfig) -> dict[str, Any]:
-    """The source as JSON-ready settings; a preset also names the URL and folder it stands for."""
+    """The source as JSON-ready settings; a preset also names the URL and folder it stands for. URIs are
+    redacted (``pipeline.redact``): the manifest is logged to MLflow by every training."""
     description = source.model_dump(mode="json", exclude_none=True)
     if source.kind == "preset":
         resolved = preset_source(source)
         description.update(url=resolved.url, subdir=resolved.subdir)
-    return description
+    return redact_data(description)
 
 
 def _archive_folder(root: Path, subdir: str | None, label: str) -> Path:

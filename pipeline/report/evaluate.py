@@ -6,7 +6,7 @@ For every scale in ``evaluate.scales`` and every benchmark, each LR image
 (``<data>/lr/<train.degradation>/x<s>/<benchmark>``) is super-resolved by MATLAB bicubic and by
 every model trained at that scale (tiled: ``evaluate.tile``/``tile_overlap``), and scored against
 its modcropped HR image (``pipeline.report.scoring``); ``evaluate.decodes`` scores the same models
-under other decodes too (e.g. fine-grained's ``anchor``), as rows ``<objective>@<decode>``. A model is only evaluated at the scale it
+under other decodes too (e.g. fine-grained's ``anchor``), as rows ``<objective>.<decode>`` (``decode_row``). A model is only evaluated at the scale it
 was trained for. Each model's scores are kept by the MLflow run that trained it, to be logged there
 as ``<benchmark>/x<s>/<metric>``. The SR time per megapixel of output (``decode_ms_per_mp``) is the wall time of
 those tiled upscales (``pipeline.report.scoring.TimedUpscale``).
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.config import Params
+from pipeline.config import Params, decode_row
 from pipeline.data.paired import ImagePair, load_pairs
 from pipeline.degrade.imresize import imresize_uint8
 from pipeline.errors import PipelineError
@@ -160,7 +160,7 @@ def _evaluate_objective(objective: TrainedObjective, pairs: list[ImagePair], sco
             resolver.objective.use_decode(decode)
             upscale = TimedUpscale(_tiled(resolver, params))
             scores, _ = score_pairs(pairs, scorer, upscale, sets)
-            method = f"{objective.name}@{decode}"
+            method = decode_row(objective.name, decode)
             results.record(comparison, method, seed, None, pairs, scores,
                            decode_ms_per_mp=upscale.ms_per_megapixel(), **sets.take(method, seed))
             bar.update()

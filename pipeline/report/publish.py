@@ -16,12 +16,14 @@ are in ``curves.csv`` beside ``plots/``.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import PROJECT_ROOT, Params
+from pipeline.config import CODE_ROOT, Params
 from pipeline.imageio import list_images
 from pipeline.report.claims import render_claims
 from pipeline.report.comparison import Comparison
@@ -39,12 +41,13 @@ from pipeline.report.spectral_plot import spectral_ratio_plot
 from pipeline.report.statement import study_statement
 from pipeline.report.sweep_outputs import TrainedObjective
 from pipeline.self_ensemble import NOTE as SELF_ENSEMBLE_NOTE
-from pipeline.tracking.store import is_remote, tracking_uri
+from pipeline.tracking.store import artifact_root, is_remote, tracking_uri
 from pipeline.tracking.tags import git_tags
 
 log = logging.getLogger(__name__)
 
 ARTIFACT_PATH = "evaluate"
+STAGING_PREFIX = ".evaluate-new-"
 L1 = "l1"  # the sweep objective the losses under study are usually compared with
 CI = "paired 95% bootstrap interval (images x seeds)"
 
@@ -55,21 +58,56 @@ def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str
     """Write every result file, log them to MLflow when tracking is enabled, and return a summary.
 
     ``scores`` holds every image's scores and ``set_scores`` those of whole benchmarks (FID), for the
-    paired verdicts; ``run_scores`` maps an MLflow run id to the benchmark scores of the model it trained."""
+    paired verdicts; ``run_scores`` maps an MLflow run id to the benchmark scores of the model it trained.
+    The files are written into a staging folder in ``results_dir`` and moved into place only once all
+    are written, so a failure leaves the previous report whole (dvc.yaml marks them ``persist``, so DVC
+    does not delete them before the stage runs either)."""
     results_dir = Path(params.results_dir)
-    plots_dir = results_dir / "plots"
-    if plots_dir.is_dir():
-        shutil.rmtree(plots_dir)
-    metrics_path, scores_path = results_dir / "metrics.json", results_dir / "scores.json"
-    write_metrics(scores_path, tree)
-    write_metrics(metrics_path, flat_metrics(tree))
-    image_scores_path = results_dir / "image_scores.csv"
-    scores.write_csv(image_scores_path)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    for stale in results_dir.glob(f"{STAGING_PREFIX}*"):  # left by a killed evaluate
+        shutil.rmtree(stale, ignore_errors=True)
     store = RunStore(tracking_uri(params)) if params.tracking.enabled else None
     if store is not None and not store.usable:
         log.warning("the report cannot use MLflow: %s", store.problem)
-
     evaluated = [objective for objective in trained if objective.scale in params.evaluate.scales]
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=results_dir))
+    try:
+        files, plots, curves_problem, description = _write_files(params, staging, evaluated, tree, scores, set_scores,
+                                                                 comparisons, image_counts, device, store)
+        _swap_in(staging, results_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    files = [results_dir / path.relative_to(staging) for path in files]
+    plots = [results_dir / path.relative_to(staging) for path in plots]
+    logged = _log_to_parent_runs(store, evaluated, files, plots, flat_metrics(tree), description)
+    if store is not None and store.usable:
+        for run_id, model_scores in (run_scores or {}).items():
+            store.log_metrics(run_id, model_scores, to_models=True)
+    metrics_path, scores_path, image_scores_path, summary_path, leaderboard_path, claims_path, curves_csv = files
+    return {"metrics": str(metrics_path), "scores": str(scores_path), "image_scores": str(image_scores_path),
+            "claims": str(claims_path), "curves": str(curves_csv), "leaderboard": str(leaderboard_path),
+            "summary": str(summary_path),
+            "plots": sorted(map(str, plots)),
+            "objectives": [o.name for o in evaluated], "benchmarks": list(tree),
+            "psnr": {benchmark: {scale: {name: entry["psnr"]["mean"] for name, entry in objectives.items()}
+                                 for scale, objectives in scales.items()} for benchmark, scales in tree.items()},
+            "training_curves": curves_problem or "written", "mlflow_parent_runs": logged}
+
+
+def _write_files(params: Params, out: Path, evaluated: list[TrainedObjective], tree: dict[str, Any],
+                 scores: PerImageScores, set_scores: PerImageScores, comparisons: list[Comparison],
+                 image_counts: dict[str, int], device: str,
+                 store: RunStore | None) -> tuple[list[Path], list[Path], str | None, str]:
+    """Write the report into ``out``: the seven files (metrics, scores, image scores, summary, leaderboard,
+    claims, curves), the plots; returns them, why training curves are missing (None when none are) and the
+    summary's text (the parent runs' description)."""
+    plots_dir = out / "plots"
+    plots_dir.mkdir()
+    metrics_path, scores_path = out / "metrics.json", out / "scores.json"
+    write_metrics(scores_path, tree)
+    write_metrics(metrics_path, flat_metrics(tree))
+    image_scores_path = out / "image_scores.csv"
+    scores.write_csv(image_scores_path)
     plots = result_plots(tree, scores, plots_dir)
     for comparison in comparisons:
         stem = file_stem("comparison", comparison.benchmark, f"x{comparison.scale}")
@@ -87,32 +125,35 @@ def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str
                                     for method in scores.methods(benchmark, scale)})
     converged = convergence(points)
     summary = summary_lines(scores, benchmarks_at, labels, converged)
-    summary_path = results_dir / "summary.md"
-    write_text(summary_path, "\n".join([*summary, "", provenance()]) + "\n")
-    leaderboard_path = results_dir / "leaderboard.md"
+    summary_path = out / "summary.md"
+    description = "\n".join([*summary, "", provenance()]) + "\n"
+    write_text(summary_path, description)
+    leaderboard_path = out / "leaderboard.md"
     write_text(leaderboard_path, _leaderboard(params, evaluated, tree, scores, store, curves_problem, image_counts,
                                               device, [*summary, "", *what_ran(evaluated)], labels))
-    claims_path = results_dir / "claims.md"
+    claims_path = out / "claims.md"
     write_text(claims_path, render_claims(scores, set_scores, evaluated_sets, unavailable_reasons(tree),
                                           provenance(), converged) + "\n")
     files = [metrics_path, scores_path, image_scores_path, summary_path, leaderboard_path, claims_path, curves_csv]
-    logged = _log_to_parent_runs(store, evaluated, files, plots, flat_metrics(tree), summary_path.read_text())
-    if store is not None and store.usable:
-        for run_id, model_scores in (run_scores or {}).items():
-            store.log_metrics(run_id, model_scores, to_models=True)
-    return {"metrics": str(metrics_path), "scores": str(scores_path), "image_scores": str(image_scores_path),
-            "claims": str(claims_path), "curves": str(curves_csv), "leaderboard": str(leaderboard_path),
-            "summary": str(summary_path),
-            "plots": sorted(map(str, plots)),
-            "objectives": [o.name for o in evaluated], "benchmarks": list(tree),
-            "psnr": {benchmark: {scale: {name: entry["psnr"]["mean"] for name, entry in objectives.items()}
-                                 for scale, objectives in scales.items()} for benchmark, scales in tree.items()},
-            "training_curves": curves_problem or "written", "mlflow_parent_runs": logged}
+    return files, plots, curves_problem, description
+
+
+def _swap_in(staging: Path, results_dir: Path) -> None:
+    """Move every staged file over its old version (``os.replace``) and the staged ``plots/`` in place of
+    the old one, so no plot of a removed benchmark survives."""
+    retired = staging / ".retired"
+    for path in sorted(staging.iterdir()):
+        if path.name == "plots":
+            if (results_dir / "plots").is_dir():
+                os.replace(results_dir / "plots", retired)
+            os.replace(path, results_dir / "plots")
+        elif path.is_file():
+            os.replace(path, results_dir / path.name)
 
 
 def provenance() -> str:
     """``Generated on <UTC time> from commit <hash>`` (``, with uncommitted changes`` when dirty)."""
-    tags = git_tags(PROJECT_ROOT)
+    tags = git_tags(CODE_ROOT)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     if not tags:
         return f"Generated on {when}, outside a git checkout."
@@ -240,7 +281,7 @@ def _tracking_note(params: Params, store: RunStore | None, experiment_id: str | 
     if not store.usable:
         return f"MLflow could not be used while evaluating: {store.problem}"
     experiment = f"experiment `{params.tracking.experiment}`"
-    shown = portable_uri(store.uri, PROJECT_ROOT)
+    shown = portable_uri(store.uri, artifact_root(params).parent)  # the project folder: mlflow.db's by default
     if shown is None:  # a path on one machine, or credentials: the report names neither
         return (f"MLflow runs are in a {store_kind(store.uri)} store outside the project (tracking.uri or "
                 f"$MLFLOW_TRACKING_URI), {experiment}; open them with `mlflow ui --backend-store-uri <that URI>`; "

@@ -19,7 +19,7 @@ from mlflow.entities import Metric
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH
 
 from pipeline.errors import PipelineError, exception_summary
-from pipeline.tracking.store import HTTP_RETRY_DEFAULTS, check_tracking, is_remote
+from pipeline.tracking.store import HTTP_RETRY_DEFAULTS, check_tracking, is_remote, mlflow_name
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,9 @@ class RunStore:
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], to_models: bool = False) -> bool:
         """Log ``metrics`` (name -> value, step 0) to ``run_id`` and, with ``to_models``, to every model the run
-        logged too (MLflow's logged models then show the scores); False (with a warning) when that failed."""
+        logged too (MLflow's logged models then show the scores); False (with a warning) when that failed.
+        The names are made valid for MLflow (``mlflow_name``; the results' names already are), since one
+        name it refuses drops the whole batch."""
         def send(client: mlflow.MlflowClient) -> bool:
             now = int(time.time() * 1000)
             models = [None]
@@ -142,7 +144,7 @@ class RunStore:
                 found = client.search_logged_models(experiment_ids=[experiment],
                                                     filter_string=f"source_run_id = '{run_id}'")
                 models = [model.model_id for model in found] or [None]
-            batch = [Metric(name, float(value), now, 0, model_id=model) for model in models
+            batch = [Metric(mlflow_name(name), float(value), now, 0, model_id=model) for model in models
                      for name, value in metrics.items()]
             for start in range(0, len(batch), MAX_METRICS_PER_BATCH):
                 client.log_batch(run_id, metrics=batch[start:start + MAX_METRICS_PER_BATCH])

@@ -26,10 +26,11 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
-from pipeline.config import PROJECT_ROOT, Params
+from pipeline.config import CODE_ROOT, Params
 from pipeline.errors import PipelineError, exception_summary
 from pipeline.mlflow_model import (LOADER_MODULE, architecture_params, inference_checkpoint,
                                   logged_model_name)
+from pipeline.redact import redact_data, redact_uri
 from pipeline.tracking.images import labelled_strip
 from pipeline.tracking.store import (HTTP_RETRY_DEFAULTS, artifact_root, ensure_experiment, flatten_params,
                                      is_remote, mlflow_name, record_error, start_run, tracking_uri)
@@ -150,7 +151,7 @@ class MLflowCallback(Callback):
         self._select_metric = ctx.params.train.select_metric
         experiment_id = ensure_experiment(self._uri, config.experiment, artifact_root(ctx.params))
         manifests = manifest_texts(ctx.data_manifest)
-        tags = {**git_tags(PROJECT_ROOT), **data_tags(manifests),
+        tags = {**git_tags(CODE_ROOT), **data_tags(manifests),
                 "model": ctx.params.model.name, **objective_tags(ctx.params.loss.objective),
                 "scale": str(ctx.params.train.scale), **self.tags}
         self._objective_name = tags["objective"]
@@ -165,15 +166,16 @@ class MLflowCallback(Callback):
                 log.info("continuing MLflow run %s from iteration %d", continued, ctx.start_iteration)
             else:
                 self.run_id = start_run(self._uri, experiment_id, run_name, tags, self.parent_run_id)
-                params = [Param(key, value) for key, value in flatten_params(run_params(ctx.params)).items()]
+                params = [Param(key, value)
+                          for key, value in flatten_params(redact_data(run_params(ctx.params))).items()]
                 for chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
                     self._client.log_batch(self.run_id, params=chunk)
-                self._client.log_dict(self.run_id, ctx.params.model_dump(mode="json"), "params.yaml")
+                self._client.log_dict(self.run_id, redact_data(ctx.params.model_dump(mode="json")), "params.yaml")
                 for name, text in manifests.items():
                     self._client.log_text(self.run_id, text, f"data/{name}_manifest.json")
             ctx.run_dir.mkdir(parents=True, exist_ok=True)
             (ctx.run_dir / RUN_FILE).write_text(json.dumps(
-                {"run_id": self.run_id, "experiment_id": experiment_id, "tracking_uri": self._uri}))
+                {"run_id": self.run_id, "experiment_id": experiment_id, "tracking_uri": redact_uri(self._uri)}))
         except (MlflowException, OSError) as exc:
             raise PipelineError(
                 f"MLflow store {self._uri} refused the run ({exception_summary(exc)}); fix tracking.uri / "
@@ -194,7 +196,7 @@ class MLflowCallback(Callback):
         except json.JSONDecodeError:
             log.warning("'%s' is not valid JSON; the resumed run is tracked as a new MLflow run", saved)
             return None
-        if record.get("tracking_uri") != self._uri or record.get("experiment_id") != experiment_id:
+        if record.get("tracking_uri") != redact_uri(self._uri) or record.get("experiment_id") != experiment_id:
             return None
         try:
             run = self._client.get_run(record["run_id"])

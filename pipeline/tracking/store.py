@@ -6,6 +6,7 @@ cannot log into each other's runs.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -15,14 +16,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
 
-from pipeline.config import PROJECT_ROOT, Params
+from pipeline.config import Params
 from pipeline.errors import PipelineError, exception_summary
+from pipeline.redact import redact_uri
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +35,10 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def artifact_root(params: Params) -> Path:
-    """``tracking.artifact_location`` as an absolute path (relative ones sit in the project root)."""
+    """``tracking.artifact_location`` as an absolute path (``load_params`` resolves it against the project folder;
+    a relative one, in params built otherwise, against the working directory)."""
     location = params.tracking.artifact_location
-    return location if location.is_absolute() else PROJECT_ROOT / location
+    return location if location.is_absolute() else Path.cwd() / location
 
 
 def tracking_uri(params: Params) -> str:
@@ -62,16 +65,28 @@ def check_tracking(uri: str, timeout: float = 5.0) -> None:
     if not is_remote(uri):
         return
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+        with urllib.request.urlopen(_health_request(uri), timeout=timeout):
             pass
     except urllib.error.HTTPError:
         return  # the server answered, if only with an error status
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise PipelineError(
-            f"MLflow tracking server {uri} is unreachable ({reason}); start it, fix tracking.uri / "
+            f"MLflow tracking server {redact_uri(uri)} is unreachable ({reason}); start it, fix tracking.uri / "
             "MLFLOW_TRACKING_URI, or set tracking.enabled=false"
         ) from None
+
+
+def _health_request(uri: str) -> urllib.request.Request:
+    """``GET <uri>/health``, with the URI's ``user:password@`` sent as HTTP basic auth (as MLflow's client
+    sends them): urllib would take ``user:password@host`` for the host name."""
+    parts = urlsplit(uri)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    request = urllib.request.Request(urlunsplit((parts.scheme, host, f"{parts.path.rstrip('/')}/health", "", "")))
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        request.add_header("Authorization", f"Basic {base64.b64encode(credentials.encode()).decode()}")
+    return request
 
 
 def ensure_experiment(uri: str, name: str, artifact_location: Path | None = None) -> str:
@@ -103,20 +118,29 @@ def ensure_experiment(uri: str, name: str, artifact_location: Path | None = None
             f"MLflow experiment '{name}' is deleted in {uri}; restore it with `mlflow experiments restore "
             f"--experiment-id {experiment.experiment_id}` or set tracking.experiment to a new name"
         )
-    _check_artifact_location(experiment, uri)
+    _check_artifact_location(experiment, uri, location)
     _mark_model_training(client, experiment)
     return experiment.experiment_id
 
 
-def _check_artifact_location(experiment: Any, uri: str) -> None:
+def _check_artifact_location(experiment: Any, uri: str, expected: str | None) -> None:
     """MLflow stores a local experiment's artifact folder as an absolute path: refuse one whose parent
-    folder is gone (the project was moved without its store being told)."""
+    folder is gone (the project was moved without its store being told), and one other than the
+    project's ``expected`` folder (a store copied with its project would write into the original)."""
     location = urlparse(experiment.artifact_location)
-    if location.scheme == "file" and not Path(location.path).parent.is_dir():
+    if location.scheme != "file":
+        return
+    if not Path(location.path).parent.is_dir():
         raise PipelineError(
             f"MLflow experiment '{experiment.name}' in {uri} keeps its artifacts in {location.path}, whose folder "
             "no longer exists (was the project moved?); move the artifact folder back there, or set "
             "tracking.experiment to a new name to start a new experiment here")
+    if expected is not None and Path(location.path) != Path(urlparse(expected).path):
+        raise PipelineError(
+            f"MLflow experiment '{experiment.name}' in {uri} keeps its artifacts in {location.path}, not in this "
+            f"project's {urlparse(expected).path} (was the store copied from another project?); set "
+            "tracking.experiment to a new name to start an experiment here, or tracking.artifact_location to "
+            "that folder to share it")
 
 
 def _mark_model_training(client: mlflow.MlflowClient, experiment: Any) -> None:

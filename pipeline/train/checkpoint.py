@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from pipeline.config import LossConfig, Params
 from pipeline.errors import PipelineError
+from pipeline.redact import redact_data
 from pipeline.models.registry import build_model
 from pipeline.objectives.base import Objective
 from pipeline.objectives.registry import build_objective
@@ -35,7 +36,7 @@ def checkpoint_meta(params: Params, feature_channels: int) -> dict[str, Any]:
         "scale": params.train.scale,
         "loss": params.loss.model_dump(mode="json"),
         "feature_channels": feature_channels,
-        "params": params.model_dump(mode="json"),
+        "params": redact_data(params.model_dump(mode="json")),  # no credentials of URIs in files
     }
 
 
@@ -94,7 +95,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         reason = str(exc).strip().splitlines()[0]
         raise PipelineError(f"checkpoint '{path}' holds more than weights and plain data ({reason}); "
                             "it is refused for safety, use a checkpoint written by this pipeline") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile) as exc:
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as exc:  # OSError: EINVAL on a cut-off file
         raise PipelineError(f"checkpoint '{path}' is unreadable ({exc}); it is truncated or not a "
                             "checkpoint, use another one (e.g. best.pt or last.pt of the run)") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("meta", {}).get("format") != CHECKPOINT_FORMAT:

@@ -112,3 +112,22 @@ def flush_subnormals(device: torch.device) -> bool:
     flushed. Values that small change no loss or image. Returns whether the switch applied.
     """
     return device.type == "cpu" and torch.set_flush_denormal(True)
+
+
+def device_memory(device: torch.device) -> int:
+    """Bytes of memory on ``device``: the GPU's total, or the machine's physical memory."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_batch_fits(config: TrainConfig, device: torch.device) -> None:
+    """Refuse a batch whose float32 images alone (HR ``batch x 3 x patch^2`` plus LR, ``1/scale^2`` of it)
+    exceed the device's memory: it could only be killed minutes later. The network's activations
+    need several times more; this catches only the impossible."""
+    needed = config.batch_size * 3 * config.patch_size ** 2 * 4 * (1 + 1 / config.scale ** 2)
+    memory = device_memory(device)
+    if needed > memory:
+        raise PipelineError(f"train.batch_size {config.batch_size} needs at least {needed / 2**30:.1f} GiB for the "
+                            f"batch's images alone, more than the {memory / 2**30:.1f} GiB of memory available; "
+                            "lower train.batch_size or train.patch_size")

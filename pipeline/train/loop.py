@@ -44,11 +44,12 @@ from pipeline.interrupt import StopSignals
 from pipeline.models.registry import build_model
 from pipeline.objectives.base import Objective
 from pipeline.objectives.registry import build_objective
+from pipeline.redact import redact_data
 from pipeline.train.callbacks import Callback, RunContext, TrainResult
 from pipeline.train.checkpoint import checkpoint_meta, load_checkpoint, save_checkpoint
 from pipeline.train.cpus import available_cpus
-from pipeline.train.device import (DeviceSetup, configure_determinism, flush_subnormals, keep_freed_cpu_memory,
-                                   plan_device)
+from pipeline.train.device import (DeviceSetup, check_batch_fits, configure_determinism, flush_subnormals,
+                                   keep_freed_cpu_memory, plan_device)
 from pipeline.train.distributed import GradientAverager, broadcast_weights, rank_and_world_size, share_from_rank0
 from pipeline.train.ema import ModelEma
 from pipeline.train.init_weights import initialise_from
@@ -204,8 +205,10 @@ def _training_data(params: Params, setup: DeviceSetup, rank: int) -> tuple[Paire
 
 
 def _prepare_device(config: TrainConfig) -> DeviceSetup:
-    """The device plan of ``config``, with determinism, the CPU allocator and subnormal flushing set for it."""
+    """The device plan of ``config``, with determinism, the CPU allocator and subnormal flushing set for it;
+    a batch that cannot fit its memory is refused first."""
     setup = plan_device(config)
+    check_batch_fits(config, setup.device)
     configure_determinism(config.deterministic)
     keep_freed_cpu_memory(setup.device)
     flush_subnormals(setup.device)
@@ -426,7 +429,7 @@ def _training_pairs(data_dir: Path, config: TrainConfig, split: str) -> Sequence
 
 def _check_resumable(trained_with: dict[str, Any], params: Params, path: Path) -> None:
     """Refuse a checkpoint whose network or objective differs; warn about other differences."""
-    differences = sorted(_differences(trained_with, params.model_dump(mode="json")))
+    differences = sorted(_differences(trained_with, redact_data(params.model_dump(mode="json"))))  # as saved
     fatal = [key for key in differences if any(key == part or key.startswith(f"{part}.") for part in RESUME_MUST_MATCH)]
     if fatal:
         raise PipelineError(f"checkpoint '{path}' was trained with different {', '.join(fatal)}; resume it with "

@@ -22,8 +22,9 @@ import mlflow
 from mlflow.entities import Param
 from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
 
-from pipeline.config import PROJECT_ROOT, Params
+from pipeline.config import CODE_ROOT, Params
 from pipeline.errors import exception_summary
+from pipeline.redact import redact_data
 from pipeline.tracking.store import find_run, flatten_params, record_error, start_run, tracking_uri
 from pipeline.tracking.tags import data_tags, git_tags, manifest_texts
 from pipeline.train.loop import read_manifests
@@ -48,14 +49,14 @@ class ParentRun:
         """A new parent run; ``algorithms`` names the search algorithm and scheduler."""
         uri = tracking_uri(params)
         manifests = manifest_texts(read_manifests(Path(params.data_dir)))
-        tags = {**git_tags(PROJECT_ROOT), **data_tags(manifests), "sweep.name": params.sweep.name}
+        tags = {**git_tags(CODE_ROOT), **data_tags(manifests), "sweep.name": params.sweep.name}
         run_id = start_run(uri, experiment_id, f"sweep-{params.sweep.name}", tags)
         run = cls(uri, experiment_id, run_id)
         flat = [Param(key, value) for key, value in
-                flatten_params({"sweep": params.sweep.model_dump(mode="json"), **algorithms}).items()]
+                flatten_params(redact_data({"sweep": params.sweep.model_dump(mode="json"), **algorithms})).items()]
         for start in range(0, len(flat), MAX_PARAMS_TAGS_PER_BATCH):
             run.client.log_batch(run_id, params=flat[start:start + MAX_PARAMS_TAGS_PER_BATCH])
-        run.client.log_dict(run_id, params.model_dump(mode="json"), "params.yaml")
+        run.client.log_dict(run_id, redact_data(params.model_dump(mode="json")), "params.yaml")
         run.client.log_dict(run_id, space.describe(), "space.json")
         for name, text in manifests.items():
             run.client.log_text(run_id, text, f"data/{name}_manifest.json")

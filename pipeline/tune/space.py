@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import product
@@ -39,7 +38,6 @@ from pipeline.tune.cost import trial_cost
 
 FORMS = ("choice", "grid", "uniform", "loguniform", "randint")
 SAMPLED_FORMS = ("choice", "uniform", "loguniform", "randint")
-OBJECTIVE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 REPEAT_INDEX = "__trial_index__"  # ray.tune.search.repeater.TRIAL_INDEX
 # Keys a restored checkpoint must agree on (pipeline.train.loop.RESUME_MUST_MATCH): PBT cannot mutate them.
 FIXED_ON_RESUME = ("model", "loss", "train.scale")
@@ -105,10 +103,6 @@ class SearchSpace:
         declared = dict(sweep.objectives)
         if not declared:
             raise ConfigError("sweep.objectives is empty; name at least one, e.g. {l1: {loss: {terms: {l1: 1.0}}}}")
-        for name in declared:
-            if not OBJECTIVE_NAME.match(name):
-                raise ConfigError(f"sweep.objectives: the name '{name}' is also a folder name under models/; "
-                                  "use letters, digits, '_', '-' and '.'")
         for key, names in (("sweep.space", sorted(sweep.space)), ("sweep.only", sweep.only or [])):
             unknown = [name for name in names if name not in declared]
             if unknown:

@@ -21,7 +21,6 @@ from urllib.parse import urlparse
 
 import pyarrow.fs
 
-from pipeline.config import PROJECT_ROOT
 from pipeline.errors import ConfigError, PipelineError
 
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
@@ -52,7 +51,7 @@ def open_storage(storage_path: str, endpoint: str | None, address: str | None) -
         raise ConfigError(f"sweep.storage_path '{storage_path}' is relative but the sweep joins the Ray cluster at "
                           f"'{address}'; use an absolute path on storage every node mounts (e.g. /mnt/shared/"
                           "ray_results) or a bucket URI (s3://bucket/ray_results)")
-    return Storage(str((PROJECT_ROOT / path).resolve()))
+    return Storage(str(path.resolve()))  # load_params made it absolute against the project already
 
 
 @dataclass(frozen=True)

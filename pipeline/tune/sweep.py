@@ -31,6 +31,7 @@ from urllib.parse import urlparse
 
 from pipeline.config import Params, SweepConfig
 from pipeline.errors import ConfigError, PipelineError
+from pipeline.redact import redact_uri
 from pipeline.tracking.store import artifact_root, check_tracking, ensure_experiment, is_remote, tracking_uri
 from pipeline.tune.cluster import cluster_address, ray_cluster
 from pipeline.interrupt import Interrupted, StopSignals
@@ -123,7 +124,8 @@ def _tune(base: Params, space: SearchSpace, folder: Storage, storage: Storage, p
     config = base.sweep
     sweep_id = state.get("sweep_id") or uuid.uuid4().hex[:12]  # a resumed sweep keeps its id
     saved = {"parent_run_id": parent.run_id if parent else None, "experiment_id": experiment_id,
-             "tracking_uri": base.tracking.uri, "sweep_digest": base.digest("sweep"), "sweep_id": sweep_id}
+             "tracking_uri": redact_uri(base.tracking.uri or ""), "sweep_digest": base.digest("sweep"),
+             "sweep_id": sweep_id}
     _write_state(folder, saved)
     sweep = SweepRun(base, space, folder, parent.run_id if parent else None, experiment_id, published)
     try:
@@ -210,6 +212,9 @@ def prepare_sweep_folder(folder: Storage, resume: bool) -> dict[str, Any]:
                                     "was stopped while writing it); run the sweep again without --resume")
         return _read_state(folder) or {}
     if folder.exists():
+        if not folder.exists(STATE_FILE):
+            raise PipelineError(f"'{folder.location}' exists but is not a sweep folder (it lacks {STATE_FILE}, which "
+                                "every sweep writes), so it is not replaced; set sweep.name to a new name or move it away")
         log.info("replacing the earlier sweep folder %s (run with --resume to continue it instead)", folder.location)
         folder.delete()
     return {}
@@ -233,7 +238,7 @@ def _parent_run(base: Params, experiment_id: str, space: SearchSpace, state: dic
     if state.get("sweep_digest") not in (None, base.digest("sweep")):
         log.warning("params.sweep changed since the sweep began; the resumed sweep keeps its original trials and "
                     "search state")
-    if state.get("parent_run_id") and state.get("tracking_uri") == base.tracking.uri \
+    if state.get("parent_run_id") and state.get("tracking_uri") == redact_uri(base.tracking.uri or "") \
             and state.get("experiment_id") == experiment_id:
         parent = ParentRun(base.tracking.uri, experiment_id, state["parent_run_id"])
         parent.reopen()
@@ -341,7 +346,8 @@ def _write_outputs(base: Params, space: SearchSpace, records: list[TrialRecord],
     require_some_success(records, str(trials_csv))
     selections = select_best(records, config.mode)
     write_best_yaml(best_configurations(selections, space, config.metric, config.mode), best_yaml)
-    tracking = ({"parent_run_id": parent.run_id, "experiment_id": experiment_id, "tracking_uri": base.tracking.uri}
+    tracking = ({"parent_run_id": parent.run_id, "experiment_id": experiment_id,
+                 "tracking_uri": redact_uri(base.tracking.uri)}
                 if parent is not None else {})
     models = export_models(selections, base, space, tracking, config.seeds, sweep)
     counts = {"total": len(records), "failed": sum(r.status == FAILED for r in records),

@@ -11,6 +11,7 @@ import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -32,7 +33,7 @@ class _RangeHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self.server.requests.append((self.path, self.headers.get("Range")))
-        path = self.server.root / self.path.lstrip("/")
+        path = self.server.root / urlsplit(self.path).path.lstrip("/")  # a query (?token=...) names no file
         if not path.is_file():
             self.send_error(404)
             return

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import pipeline.data.image_store as image_store
-from pipeline.config import PROJECT_ROOT
+CODE = Path(__file__).resolve().parents[2]
 from pipeline.data.image_store import StoredPairs, stored_pairs
 from pipeline.data.paired import PairedPatchDataset, load_pairs
 from pipeline.errors import PipelineError
@@ -141,7 +141,7 @@ print(sum(int(p.hr.sum()) for p in stored), (stored.folder / "pairs.u8").stat().
 
 def test_processes_starting_together_build_one_store_and_see_the_same_pixels(tmp_path):
     write_split(tmp_path, count=12)
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(CODE)}
     processes = [subprocess.Popen([sys.executable, "-c", OPEN_AND_SUM, str(tmp_path)], stdout=subprocess.PIPE,
                                   env=env, text=True) for _ in range(3)]
     sums, files = zip(*(process.communicate(timeout=120)[0].split() for process in processes))

@@ -16,7 +16,7 @@ from PIL import Image
 from pipeline.config import Params, validate
 from pipeline.data.presets import PRESETS, Preset
 from pipeline.data.prepare import prepare_all
-from pipeline.errors import PipelineError
+from pipeline.errors import ConfigError, PipelineError
 from pipeline.imageio import read_image
 
 from .conftest import closed_port, make_archive, png_bytes, write_image
@@ -157,9 +157,9 @@ def test_missing_benchmark_is_skipped_only_when_optional(tmp_path, caplog):
 
 
 def test_benchmark_name_must_be_a_folder_name(tmp_path):
-    params = make_params(tmp_path, {"source": small_hr(tmp_path), "benchmarks": {"../up": folder_source(tmp_path)}})
-    with pytest.raises(PipelineError, match="benchmark name '../up' is not a valid folder name"):
-        prepare_all(params, progress=False)
+    with pytest.raises(ConfigError, match=r"a name under 'prepare.benchmarks': '../up' is not a plain folder name"):
+        make_params(tmp_path, {"source": small_hr(tmp_path), "benchmarks": {"../up": folder_source(tmp_path)}})
+    assert not (tmp_path / "data").exists()
 
 
 @pytest.mark.parametrize("name", ["Set5", "Set14"])
@@ -243,8 +243,7 @@ def test_the_shipped_default_prepares_offline_with_the_builtin_benchmark(tmp_pat
     """params.yaml as shipped, with Set5/Set14 unreachable: the Builtin benchmark is still there."""
     import yaml
 
-    from pipeline.config import DEFAULT_PARAMS
-    shipped = yaml.safe_load(DEFAULT_PARAMS.read_text())
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
     url = f"http://127.0.0.1:{closed_port()}/benchmark.tar"
     for name in ("Set5", "Set14"):
         monkeypatch.setitem(PRESETS, name, Preset(url, f"benchmark/{name}/HR"))

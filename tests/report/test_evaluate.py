@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import pytest
+from mlflow.utils.validation import validate_param_and_metric_name
 from PIL import Image
 
 from pipeline.bicubic import bicubic_baseline
@@ -21,6 +22,7 @@ from pipeline.metrics import reference
 from pipeline.report.evaluate import evaluate_all
 from pipeline.report.metrics_file import HIGHER_IS_BETTER, flat_metrics
 from pipeline.self_ensemble import SelfEnsemble
+from pipeline.tracking.store import mlflow_name
 
 from tests.metrics.test_fid_metric import random_fid_inception
 
@@ -217,14 +219,17 @@ def test_other_decodes_of_a_model_are_scored_as_rows_of_their_own(study, tmp_pat
                                     "crop_size": 24, "device": "cpu", "decodes": {"cs": ["argmax"]}})
     summary = evaluate_all(params)
     rows = json.loads(Path(summary["scores"]).read_text())["Tiny"]["x2"]
-    assert list(rows) == ["bicubic", "cs", "cs@argmax", "l1"]
+    assert list(rows) == ["bicubic", "cs", "cs.argmax", "l1"]
+    flat = json.loads(Path(summary["metrics"]).read_text())  # MLflow refused '@' (cs@argmax) and dropped the batch
+    assert "Tiny/x2/cs.argmax/psnr" in flat
+    assert all(validate_param_and_metric_name(key) and mlflow_name(key) == key for key in flat)
     resolver = load_super_resolver(study / "models" / "cs" / "best.pt")
     resolver.objective.use_decode("argmax")
     pairs = load_pairs(study / "data", "bicubic", 2, "Tiny")
     expected = np.mean([reference.psnr(upscale_image(resolver, pair.lr, tile=24, overlap=4), pair.hr, 2, True)
                         for pair in pairs])
-    assert rows["cs@argmax"]["psnr"]["mean"] == pytest.approx(expected, abs=1e-9)
-    assert rows["cs@argmax"]["psnr"]["mean"] != rows["cs"]["psnr"]["mean"]
+    assert rows["cs.argmax"]["psnr"]["mean"] == pytest.approx(expected, abs=1e-9)
+    assert rows["cs.argmax"]["psnr"]["mean"] != rows["cs"]["psnr"]["mean"]
 
 
 def test_self_ensemble_rows_are_the_models_with_x8_self_ensemble(study, tmp_path):

@@ -52,8 +52,7 @@ def test_a_store_is_named_relative_to_the_project_or_not_at_all(tmp_path, monkey
 
 
 def test_the_report_names_the_default_store_as_a_reader_of_the_project_opens_it(study_copy, tmp_path, monkeypatch):
-    monkeypatch.setattr(publish, "PROJECT_ROOT", tmp_path)
-    params = study_params(study_copy, tracking={"enabled": True})
+    params = study_params(study_copy, tracking={"enabled": True, "artifact_location": str(tmp_path / "mlartifacts")})
     store = type("Store", (), {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "usable": True})()
     assert publish._tracking_note(params, store, None) == (
         "MLflow runs are in sqlite:///mlflow.db, experiment `srloss`; open them with "

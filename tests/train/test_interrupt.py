@@ -17,7 +17,7 @@ import mlflow
 import pytest
 import yaml
 
-from pipeline.config import PROJECT_ROOT
+from pipeline.config import CODE_ROOT
 from pipeline.interrupt import STOP_SIGNALS, Interrupted, StopSignals
 from pipeline.train.callbacks import Callback
 from pipeline.train.checkpoint import load_checkpoint
@@ -32,7 +32,7 @@ def train_command(params_file: Path, run_dir: Path) -> list[str]:
 
 
 def single_thread_env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(PROJECT_ROOT)}
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(CODE_ROOT)}
 
 
 class SignalAt(Callback):

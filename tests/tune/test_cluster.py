@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import PROJECT_ROOT, RayConfig
+from pipeline.config import RayConfig
 from pipeline.errors import ConfigError
 from pipeline.tune.cluster import cluster_address
 from pipeline.tune.storage import Storage, open_storage
@@ -30,7 +30,7 @@ def test_storage_must_be_shared_when_joining_a_cluster(monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     assert open_storage("s3://bucket/sweeps/", None, "10.0.0.1:6379") == Storage("s3://bucket/sweeps")
     assert open_storage("/mnt/shared/sweeps", None, "10.0.0.1:6379") == Storage("/mnt/shared/sweeps")
-    assert open_storage("ray_results", None, None) == Storage(str(PROJECT_ROOT / "ray_results"))
+    assert open_storage("ray_results", None, None) == Storage(str(Path.cwd() / "ray_results"))
     with pytest.raises(ConfigError, match="sweep.storage_path 'ray_results' is relative but the sweep joins the Ray "
                                           "cluster at '10.0.0.1:6379'; use an absolute path .* or a bucket URI"):
         open_storage("ray_results", None, "10.0.0.1:6379")

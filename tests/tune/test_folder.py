@@ -1,5 +1,5 @@
-"""The sweep folder before Ray starts: a new sweep replaces an old one (saying so), ``--resume``
-needs one whose Tune state is whole."""
+"""The sweep folder before Ray starts: a new sweep replaces an old one (saying so) and nothing else,
+``--resume`` needs one whose Tune state is whole."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pipeline.tune.sweep import STATE_FILE, prepare_sweep_folder
 def test_a_new_sweep_replaces_the_old_folder_and_says_so(tmp_path, caplog):
     folder = tmp_path / "study"
     (folder / "old-trial").mkdir(parents=True)
+    (folder / STATE_FILE).write_text("{}")  # the marker every sweep writes
     with caplog.at_level(logging.INFO, logger="pipeline.tune.sweep"):
         assert prepare_sweep_folder(Storage(str(folder)), resume=False) == {}
     assert not folder.exists() and f"replacing the earlier sweep folder {folder}" in caplog.text
@@ -34,3 +35,13 @@ def test_resume_needs_a_restorable_folder_with_whole_tune_state(tmp_path):
     (folder / STATE_FILE).write_text(json.dumps({"parent_run_id": "abc"}))
     assert prepare_sweep_folder(Storage(str(folder)), resume=True) == {"parent_run_id": "abc"}
     assert (folder / "tuner.pkl").is_file()
+
+
+def test_a_folder_no_sweep_made_is_never_deleted(tmp_path):
+    folder = tmp_path / "photos"
+    (folder / "holiday").mkdir(parents=True)
+    (folder / "holiday" / "a.jpg").write_bytes(b"jpeg")
+    with pytest.raises(PipelineError, match=rf"'{folder}' exists but is not a sweep folder \(it lacks {STATE_FILE}, "
+                                            r"which every sweep writes\), so it is not replaced; set sweep.name"):
+        prepare_sweep_folder(str(folder), resume=False)
+    assert (folder / "holiday" / "a.jpg").read_bytes() == b"jpeg"

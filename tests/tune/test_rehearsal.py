@@ -25,7 +25,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from pipeline.config import PROJECT_ROOT, validate
+from pipeline.config import CODE_ROOT, validate
 from pipeline.report.evaluate import evaluate_all
 from pipeline.tune.storage import Storage
 from pipeline.tune.sweep import run_sweep
@@ -103,7 +103,7 @@ def isolated_worker(address: str, root: Path, hidden: list[Path]) -> tuple[list[
     """``ray start`` in a new mount namespace over empty tmpfs mounts on ``hidden``, with its own copy of
     the code (``root/code``), the virtual environment bound at ``root/venv`` (bound before the folder
     holding it is hidden), its own temporary folder and the token and AWS credentials in its environment."""
-    shutil.copytree(PROJECT_ROOT / "pipeline", root / "code" / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(CODE_ROOT / "pipeline", root / "code" / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("venv", "tmp", "ray"):
         (root / name).mkdir()
     python = root / "venv" / "bin" / Path(sys.executable).name
@@ -126,7 +126,7 @@ def trial_pids(folder: Storage, trial: str) -> list[int]:
 
 def test_a_sweep_on_nodes_that_share_no_disk(tiny_data, tmp_path):
     started_at = time.monotonic()
-    hidden = [PROJECT_ROOT, tmp_path]  # the project and every folder of the driver (data, results, models)
+    hidden = [CODE_ROOT, tmp_path]  # the project and every folder of the driver (data, results, models)
     worker_root = Path(tempfile.mkdtemp(prefix="srw", dir="/tmp"))  # short: Ray's socket paths stay < 108 bytes
     head_temp = Path(tempfile.mkdtemp(prefix="srh", dir="/tmp"))
     with s3_server(BUCKET) as endpoint:

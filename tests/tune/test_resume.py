@@ -21,7 +21,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline.config import PROJECT_ROOT
+CODE = Path(__file__).resolve().parents[2]
 from pipeline.train.loop import fit
 from pipeline.tune.space import SearchSpace, TrialChoice
 from tests.tune.sweep_params import sweep_params
@@ -48,7 +48,7 @@ def test_a_killed_sweep_resumes_to_the_uninterrupted_results(tiny_data, tmp_path
     command = [sys.executable, "-m", "pipeline", "-q", "sweep", "--params", str(params_file)]
     folder = Path(params.sweep.storage_path) / params.sweep.name
 
-    driver = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+    driver = subprocess.Popen(command, cwd=CODE, start_new_session=True, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     sessions = {driver.pid}
     try:
@@ -69,7 +69,7 @@ def test_a_killed_sweep_resumes_to_the_uninterrupted_results(tiny_data, tmp_path
     state = json.loads((folder / "srloss_sweep.json").read_text())
     parent_before = state["parent_run_id"]
 
-    resumed = subprocess.run([*command, "--resume"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=400)
+    resumed = subprocess.run([*command, "--resume"], cwd=CODE, capture_output=True, text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads(resumed.stdout)["resumed"] is True
     assert json.loads(resumed.stdout)["sweep_id"] == state["sweep_id"]  # the resumed sweep keeps its identity

@@ -21,7 +21,7 @@ import psutil
 import pytest
 import yaml
 
-from pipeline.config import PROJECT_ROOT
+from pipeline.config import CODE_ROOT
 from pipeline.tune.sweep_lock import sweep_lock
 from tests.tune.sweep_params import sweep_params
 from tests.tune.test_resume import wait_for
@@ -44,10 +44,10 @@ def test_sigterm_to_the_group_stops_the_sweep_resumably(tiny_data, tmp_path):
     params_file.write_text(yaml.safe_dump(params.model_dump(mode="json")))
     command = [sys.executable, "-m", "pipeline", "-q", "sweep", "--params", str(params_file)]
     folder = Path(params.sweep.storage_path) / params.sweep.name
-    environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    environment = {**os.environ, "PYTHONPATH": str(CODE_ROOT)}
 
     log = (tmp_path / "sweep.err").open("w+")
-    sweep = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, start_new_session=True,
+    sweep = subprocess.Popen(command, cwd=CODE_ROOT, env=environment, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=log, text=True)
     started: list[psutil.Process] = []
     try:
@@ -77,7 +77,7 @@ def test_sigterm_to_the_group_stops_the_sweep_resumably(tiny_data, tmp_path):
     statuses = {run.info.run_id: run.info.status for run in client.search_runs([experiment])}
     assert statuses[parent_id] == "KILLED" and "RUNNING" not in statuses.values(), statuses
 
-    resumed = subprocess.run(shlex.split(match[2]), cwd=PROJECT_ROOT, env=environment, capture_output=True,
+    resumed = subprocess.run(shlex.split(match[2]), cwd=CODE_ROOT, env=environment, capture_output=True,
                              text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     rows = list(csv.DictReader((Path(params.results_dir) / "sweep" / "trials.csv").open()))
@@ -106,7 +106,7 @@ def test_the_sweep_lock_survives_a_forked_child_that_unwinds(tmp_path):
     def probe() -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-c", "import sys; from pipeline.tune.sweep_lock import sweep_lock\n"
                                "with sweep_lock(sys.argv[1]): pass", str(tmp_path)],
-                              env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(CODE_ROOT)}, capture_output=True, text=True,
                               timeout=60)
 
     try:
@@ -135,7 +135,7 @@ def test_a_second_sweep_into_the_outputs_of_a_running_one_is_refused(tiny_data, 
     log.write_text("the running sweep's log\n")
     with sweep_lock(Path(params.results_dir)):
         second = subprocess.run([sys.executable, "-m", "pipeline", "-q", "sweep", "--params", str(params_file)],
-                                cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+                                cwd=CODE_ROOT, env={**os.environ, "PYTHONPATH": str(CODE_ROOT)},
                                 capture_output=True, text=True, timeout=300)
     assert second.returncode == 2, second.stderr
     assert second.stderr == (f"error: another sweep (pid {os.getpid()}) is writing '{params.results_dir}'; wait for "

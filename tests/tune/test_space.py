@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import optuna
 import pytest
+from pydantic import ValidationError
 from ray.tune.search.variant_generator import generate_variants
 
 from pipeline.config import SweepConfig
@@ -138,7 +139,7 @@ def test_search_specific_limits_are_config_errors():
         space_of(search="optuna", l1={"loss.args.anchors": {"choice": [[0, 1], [1, 2]]}})
     with pytest.raises(ConfigError, match="PBT cannot mutate 'loss.args.lowpass.sigma'.*train.lr"):
         space_of(fcs={"loss.args.lowpass.sigma": {"uniform": [0.5, 2]}}).pbt_mutations()
-    with pytest.raises(ConfigError, match="'bad/name' is also a folder name"):
+    with pytest.raises(ValidationError, match="'bad/name' is not a plain folder name"):  # the schema's FolderName
         SearchSpace(SweepConfig(objectives={"bad/name": {}}))
 
 
