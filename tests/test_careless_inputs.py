@@ -46,13 +46,14 @@ def params_text(tmp_path: Path, text: str) -> Path:
      rf"params.yaml: a name under 'prepare.benchmarks': '/etc' {FOLDER_RULE}; rename it"),
     ("degrade.presets={'a/b': {}}", rf"params.yaml: a name under 'degrade.presets': 'a/b' {FOLDER_RULE}; rename it"),
 ])
-def test_a_name_that_becomes_a_folder_must_be_one_plain_folder_name(tmp_path, monkeypatch, capsys, override, pattern):
-    """``sweep.name=""`` deleted every file under sweep.storage_path (with ``storage_path: .`` the project)."""
+def test_a_name_that_becomes_a_folder_must_be_one_plain_folder_name(tmp_path, monkeypatch, capfd, override, pattern):
+    """``sweep.name=""`` deleted every file under sweep.storage_path (with ``storage_path: .`` the project).
+    ``capfd``: the sweep command runs itself in a session of its own (``pipeline.own_session``)."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text("sweep: {storage_path: .}\n")
     (tmp_path / "keep.txt").write_text("finished work")
     before = snapshot(tmp_path)
-    refused(capsys, ["sweep", "--set", override], pattern)
+    refused(capfd, ["sweep", "--set", override], pattern)
     assert snapshot(tmp_path) == before
 
 

@@ -43,5 +43,5 @@ def test_a_folder_no_sweep_made_is_never_deleted(tmp_path):
     (folder / "holiday" / "a.jpg").write_bytes(b"jpeg")
     with pytest.raises(PipelineError, match=rf"'{folder}' exists but is not a sweep folder \(it lacks {STATE_FILE}, "
                                             r"which every sweep writes\), so it is not replaced; set sweep.name"):
-        prepare_sweep_folder(str(folder), resume=False)
+        prepare_sweep_folder(Storage(str(folder)), resume=False)
     assert (folder / "holiday" / "a.jpg").read_bytes() == b"jpeg"
