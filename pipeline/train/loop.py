@@ -27,7 +27,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from pipeline.train.device import (DeviceSetup, configure_determinism, flush_sub
                                    plan_device)
 from pipeline.train.distributed import GradientAverager, broadcast_weights, rank_and_world_size, share_from_rank0
 from pipeline.train.ema import ModelEma
+from pipeline.train.flops import resolve_budget
 from pipeline.train.init_weights import initialise_from
 from pipeline.train.run_folder import refuse_finished_run, remove_orphaned_temp_files, run_folder_lock
 from pipeline.train.rng import rng_state, seed_everything, set_rng_state
@@ -91,6 +92,7 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
     before a validation or checkpoint, so no checkpoint ever holds diverged weights. When the run
     raises after ``on_start``, each callback's ``on_failure`` gets the error before it propagates.
     """
+    params, budget = resolve_budget(params, resume)  # train.iterations as train.budget buys, before anything uses it
     config = params.train
     run_dir = Path(run_dir)
     last_path = run_dir / "checkpoints" / "last.pt"
@@ -101,10 +103,12 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
     dataset, validator = _training_data(params, setup, rank)
     run = _start_or_resume(params, setup, resume, world_size)
     net, objective, optimizer, best, start = run.net, run.objective, run.optimizer, run.best, run.start
+    run.meta["budget"] = asdict(budget)
     schedule = LrSchedule(config.scheduler, config.iterations, config.lr)
 
     ctx = RunContext(params=params, run_dir=run_dir, model=net, objective=objective, device=setup.device,
-                     data_manifest=read_manifests(Path(params.data_dir)), start_iteration=start)
+                     data_manifest=read_manifests(Path(params.data_dir)), start_iteration=start,
+                     budget=budget.logged())
     for callback in callbacks:
         callback.on_start(ctx)
     with _failures_reported_to(callbacks), _gradients_averaged([net, objective], world_size):
