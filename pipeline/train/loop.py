@@ -1,4 +1,5 @@
-"""``fit``: train one network with one objective for ``train.iterations`` iterations.
+"""``fit``: train one network with one objective for ``train.iterations`` iterations (or as many as
+``train.budget.flops`` buys: ``pipeline.train.flops.resolve_budget``, once, before anything else).
 
 Each iteration (``it`` counts the iterations done before it, from 0):
 ``features = net(lr)``; ``out = objective(features)``; ``sr = objective.decode(out)``;
