@@ -2,7 +2,10 @@
 
 Counted by ``pipeline.train.flops.training_step_flops`` on the network of ``params.yaml`` with one
 batch of ``train.batch_size`` LR patches of ``train.patch_size / scale`` pixels (shapes only: the
-count is machine-independent). Run from the project root: ``PYTHONPATH=. python bench/step_flops.py``.
+count is machine-independent). Also prints the ``train.budget.flops`` that buys L1 its
+``train.iterations`` steps, and the iterations each objective gets at that budget
+(``iterations_for_budget``: what ``dvc exp run -S train.budget.by=flops -S train.budget.flops=<it>``
+trains). Run from the project root: ``PYTHONPATH=. python bench/step_flops.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import torch
 from pipeline.config import LossConfig, load_params
 from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
-from pipeline.train.flops import training_step_flops
+from pipeline.train.flops import iterations_for_budget, training_step_flops
 
 
 def main() -> None:
@@ -28,9 +31,12 @@ def main() -> None:
         loss = LossConfig(**fragment["loss"])
         objective = build_objective(loss, net.feature_channels, scale, train.iterations)
         counts[name] = training_step_flops(net, objective, lr, hr)
+    budget = counts["l1"] * train.iterations
     print(f"{params.model.name} {params.model.args}, x{scale}, batch {train.batch_size} x {side}x{side} LR")
+    print(f"train.budget.flops for {train.iterations} l1 steps: {budget:.6e} ({budget} FLOPs)")
     for name, flops in counts.items():
-        print(f"  {name:14s} {flops / 1e9:8.3f} GFLOP/step   x l1 {flops / counts['l1']:.3f}")
+        print(f"  {name:14s} {flops / 1e9:8.3f} GFLOP/step   x l1 {flops / counts['l1']:.3f}   "
+              f"{iterations_for_budget(budget, flops):5d} iterations at that budget")
 
 
 if __name__ == "__main__":

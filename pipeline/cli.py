@@ -168,6 +168,12 @@ def cmd_config(args: argparse.Namespace) -> None:
     print(yaml.safe_dump(_load_checked(args).model_dump(mode="json"), sort_keys=False), end="")
 
 
+def cmd_weights(args: argparse.Namespace) -> None:
+    from pipeline.metrics.weights import DEFAULT, fetch_weights
+
+    _print_summary(fetch_weights(args.names or list(DEFAULT), args.base_url, progress=not args.quiet))
+
+
 def _print_summary(summary: dict) -> None:
     """The command's result as one line of JSON on stdout (people read the log on stderr and the files)."""
     print(json.dumps(summary, default=str))
@@ -248,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for runs:/ and models:/ URIs")
     m = add("models", cmd_models, "list the networks with parameter counts and FLOPs", params=False)
     m.add_argument("--scale", type=int, default=2)
+    w = add("weights", cmd_weights, "fetch the LPIPS backbone and FID Inception weights into the torch hub cache, "
+            "checked against the sha256 prefix in their names (JSON of paths on stdout)", params=False)
+    w.add_argument("action", choices=["fetch"])
+    w.add_argument("names", nargs="*", metavar="NAME",
+                   help="lpips-alex, lpips-vgg, lpips-squeeze or fid (default: lpips-alex fid, as the default params)")
+    w.add_argument("--base-url", default=None,
+                   help="folder URL serving the files instead of upstream (also $SRLOSS_WEIGHTS_URL), e.g. a mirror")
     c = add("config", cmd_config, "print the resolved params (defaults filled in, overrides applied)")
     which = c.add_mutually_exclusive_group()
     which.add_argument("--reference", action="store_true", help="print the configuration reference (markdown)")

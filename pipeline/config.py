@@ -184,12 +184,29 @@ class SchedulerConfig(Strict):
     min_lr: float = Field(1e-7, ge=0, description="final LR of the cosine schedule")
 
 
+class BudgetConfig(Strict):
+    """How long a run trains: ``train.iterations`` steps (the papers' protocol), or as many steps as
+    ``flops`` training FLOPs buy at this objective's and network's FLOPs per step (``pipeline.train.flops``)."""
+
+    by: Literal["iterations", "flops"] = Field("iterations", description="iterations: train.iterations steps; "
+                                               "flops: iterations = floor(flops / training FLOPs per step)")
+    flops: float | None = Field(None, gt=0, description="training FLOPs of a run when by is flops (e.g. 3.1e15)")
+
+    @model_validator(mode="after")
+    def _flops_given(self) -> BudgetConfig:
+        if self.by == "flops" and self.flops is None:
+            raise ValueError("by: flops needs flops, the training FLOPs of a run (bench/step_flops.py prints "
+                             "the FLOPs per step to multiply by iterations)")
+        return self
+
+
 class TrainConfig(Strict):
     """One training run (iteration-based, BasicSR style)."""
 
     scale: int = Field(2, ge=2, description="upscaling factor")
     degradation: str = Field("bicubic", description="degrade preset whose LR images train the network")
-    iterations: int = Field(1000, ge=1, description="optimiser steps")
+    iterations: int = Field(1000, ge=1, description="optimiser steps (with budget.by: flops, derived instead)")
+    budget: BudgetConfig = BudgetConfig()
     batch_size: int = Field(16, ge=1, description="patches per step")
     patch_size: int = Field(96, ge=8, description="HR patch side")
     optimizer: Literal["adam", "adamw"] = Field("adam", description="SR optimiser")

@@ -332,6 +332,7 @@ def test_fit_with_the_callback_logs_a_loadable_model(tiny_data, store, tmp_path,
     run = client.get_run(callback.run_id)
     assert run.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val/psnr")] == [6, 12]
+    assert run.data.params["train/iterations"] == "12"  # what train.budget resolved to
     assert run.data.metrics["val/psnr"] == pytest.approx(result.final_metrics["val/psnr"])
     model = load_super_resolver(f"runs:/{run.info.run_id}/{params.loss.objective}-seed{params.seed}")
     reference = load_super_resolver(result.best_checkpoint)

@@ -98,7 +98,7 @@ def download(url: str, destination: Path, sha256: str | None = None, *,
     else:
         destination.parent.mkdir(parents=True, exist_ok=True)
         part = destination.with_name(destination.name + ".part")
-        _transfer(url, part, timeout, progress)
+        transfer(url, part, timeout, progress)
         actual = file_sha256(part)
         if expected and actual != expected:
             part.unlink()
@@ -137,17 +137,22 @@ def _warn_unpinned(url: str, digest: str) -> None:
                 "to pin the archive", url, digest)
 
 
-def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
-    """Append the missing bytes to ``part``; start over when the server ignores the Range request."""
+ARCHIVE_HINT = "or download the archive yourself and use a 'folder' source"
+
+
+def transfer(url: str, part: Path, timeout: float, progress: bool, hint: str = ARCHIVE_HINT) -> None:
+    """Append the missing bytes to ``part``; start over when the server ignores the Range request.
+    A broken-off or short transfer (fewer bytes than Content-Length) raises ``SourceUnavailable``
+    and leaves ``part`` as it is; ``hint`` ends the sentence for an unreachable server."""
     offset = part.stat().st_size if part.is_file() else 0
-    response = _open(url, offset, timeout)
+    response = _open(url, offset, timeout, hint)
     if offset and (response is None or not _resumes_at(response, offset)):
         if response is not None:
             response.close()
         log.info("'%s' cannot be resumed at byte %d; downloading it from the start", url, offset)
         part.unlink()
         offset = 0
-        response = _open(url, 0, timeout)
+        response = _open(url, 0, timeout, hint)
     assert response is not None, "a request without Range cannot answer 416"
     length = response.headers.get("Content-Length", "")
     total = offset + int(length) if length.isdigit() else None
@@ -165,10 +170,9 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
                                 "run again to resume it")
 
 
-def _open(url: str, offset: int, timeout: float) -> HTTPResponse | None:
+def _open(url: str, offset: int, timeout: float, hint: str) -> HTTPResponse | None:
     """The response to a GET from byte ``offset``; None when the server answers 416 to a Range."""
     headers = {"Range": f"bytes={offset}-"} if offset else {}
-    hint = "or download the archive yourself and use a 'folder' source"
     try:
         return urlopen(Request(url, headers=headers), timeout=timeout)
     except HTTPError as exc:

@@ -6,7 +6,8 @@ features (``metrics.fid.dims``; pytorch-fid's 64/192/768 taps are for quick chec
 comparison with papers) of the FID Inception network (the TensorFlow Inception ported by pytorch-fid), fed
 non-overlapping ``patch x patch`` windows of the cropped images, bilinearly resized to 299 and
 scaled to [-1, 1]. The network is pytorch-fid's ``fid_inception_v3`` built without its download;
-its weights come only from ``metrics.fid.weights``, loaded with ``torch.load(weights_only=True)``.
+its weights come from ``metrics.fid.weights``, else the torch hub cache (``hub_checkpoint``, filled
+by ``python -m pipeline weights fetch``), loaded with ``torch.load(weights_only=True)``.
 Without them FID is ``Unavailable(reason)``: it is never computed from random weights. The
 distance is pytorch-fid's ``calculate_frechet_distance``.
 """
@@ -47,6 +48,11 @@ def fid_inception() -> nn.Module:
     return net
 
 
+def hub_checkpoint() -> Path:
+    """Where ``python -m pipeline weights fetch`` puts the FID Inception: the torch hub cache."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
+
+
 class FidMetric(nn.Module):
     """Pool3 features of patches, and the Fréchet distance between two sets of them."""
 
@@ -59,10 +65,10 @@ class FidMetric(nn.Module):
     @classmethod
     def load(cls, config: FidConfig) -> FidMetric | Unavailable:
         """The metric with the configured weights, or why it cannot be computed."""
-        if config.weights is None:
-            return Unavailable(f"FID unavailable: no Inception weights configured; set metrics.fid.weights to "
-                               f"pytorch-fid's {WEIGHTS_FILE}")
-        path = Path(config.weights).expanduser()
+        path = Path(config.weights).expanduser() if config.weights is not None else hub_checkpoint()
+        if config.weights is None and not path.is_file():
+            return Unavailable(f"FID unavailable: no Inception weights in {path.parent}; run `python -m pipeline "
+                               f"weights fetch` or set metrics.fid.weights to pytorch-fid's {WEIGHTS_FILE}")
         net = fid_inception()
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)

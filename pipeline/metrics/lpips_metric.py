@@ -180,7 +180,8 @@ def _download(backbone: Backbone, destination: Path) -> None:
     except (OSError, RuntimeError) as exc:
         raise _Missing(
             f"LPIPS unavailable: the {backbone.label} ImageNet weights are not in {destination} and cannot be "
-            f"downloaded ({_short(exc)}); set metrics.lpips.weights to a local copy"
+            f"downloaded ({_short(exc)}); run `python -m pipeline weights fetch` where there is a network, or set "
+            "metrics.lpips.weights to a local copy"
         ) from None
 
 

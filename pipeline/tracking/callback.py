@@ -166,8 +166,9 @@ class MLflowCallback(Callback):
                 log.info("continuing MLflow run %s from iteration %d", continued, ctx.start_iteration)
             else:
                 self.run_id = start_run(self._uri, experiment_id, run_name, tags, self.parent_run_id)
-                params = [Param(key, value)
-                          for key, value in flatten_params(redact_data(run_params(ctx.params))).items()]
+                params = [Param(key, value) for key, value in {
+                    **flatten_params(redact_data(run_params(ctx.params))),
+                    **{key: str(value) for key, value in ctx.budget.items()}}.items()]
                 for chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
                     self._client.log_batch(self.run_id, params=chunk)
                 self._client.log_dict(self.run_id, redact_data(ctx.params.model_dump(mode="json")), "params.yaml")

@@ -6,7 +6,7 @@ that raises stops the run without losing them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ __all__ = ["Callback", "RunContext", "Sample", "TrainResult"]
 @dataclass
 class RunContext:
     """What a run is made of; ``data_manifest`` holds ``{"hr": ..., "lr": ...}`` manifests when present;
-    ``start_iteration`` is the iteration a resumed run continues from (0 for a new run)."""
+    ``start_iteration`` is the iteration a resumed run continues from (0 for a new run); ``budget`` is what
+    ``train.budget`` resolved to (``train/iterations`` and, by FLOPs, ``train/flops_per_step``)."""
 
     params: Params
     run_dir: Path
@@ -32,6 +33,7 @@ class RunContext:
     device: torch.device
     data_manifest: dict[str, Any]
     start_iteration: int = 0
+    budget: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

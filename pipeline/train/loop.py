@@ -1,4 +1,5 @@
-"""``fit``: train one network with one objective for ``train.iterations`` iterations.
+"""``fit``: train one network with one objective for ``train.iterations`` iterations (or as many as
+``train.budget.flops`` buys: ``pipeline.train.flops.resolve_budget``, once, before anything else).
 
 Each iteration (``it`` counts the iterations done before it, from 0):
 ``features = net(lr)``; ``out = objective(features)``; ``sr = objective.decode(out)``;
@@ -27,7 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ from pipeline.train.device import (DeviceSetup, check_batch_fits, configure_dete
                                    keep_freed_cpu_memory, plan_device)
 from pipeline.train.distributed import GradientAverager, broadcast_weights, rank_and_world_size, share_from_rank0
 from pipeline.train.ema import ModelEma
+from pipeline.train.flops import resolve_budget
 from pipeline.train.init_weights import initialise_from
 from pipeline.train.run_folder import refuse_finished_run, remove_orphaned_temp_files, run_folder_lock
 from pipeline.train.rng import rng_state, seed_everything, set_rng_state
@@ -92,6 +94,7 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
     before a validation or checkpoint, so no checkpoint ever holds diverged weights. When the run
     raises after ``on_start``, each callback's ``on_failure`` gets the error before it propagates.
     """
+    params, budget = resolve_budget(params, resume)  # train.iterations as train.budget buys, before anything uses it
     config = params.train
     run_dir = Path(run_dir)
     last_path = run_dir / "checkpoints" / "last.pt"
@@ -102,10 +105,12 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
     dataset, validator = _training_data(params, setup, rank)
     run = _start_or_resume(params, setup, resume, world_size)
     net, objective, optimizer, best, start = run.net, run.objective, run.optimizer, run.best, run.start
+    run.meta["budget"] = asdict(budget)
     schedule = LrSchedule(config.scheduler, config.iterations, config.lr)
 
     ctx = RunContext(params=params, run_dir=run_dir, model=net, objective=objective, device=setup.device,
-                     data_manifest=read_manifests(Path(params.data_dir)), start_iteration=start)
+                     data_manifest=read_manifests(Path(params.data_dir)), start_iteration=start,
+                     budget=budget.logged())
     for callback in callbacks:
         callback.on_start(ctx)
     with _failures_reported_to(callbacks), _gradients_averaged([net, objective], world_size):

@@ -74,6 +74,7 @@ class TuneReporter(Callback):
 
     def on_start(self, ctx: RunContext) -> None:
         self.checkpoints = ctx.run_dir / "checkpoints"
+        self.iterations = ctx.params.train.iterations  # as train.budget resolved it
 
     def on_validation(self, iteration: int, metrics: dict[str, float], samples: list[Sample]) -> None:
         report = {**metrics, "iteration": iteration, "iterations": self.iterations,

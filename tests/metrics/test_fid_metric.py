@@ -29,9 +29,11 @@ def random_fid_inception() -> torch.nn.Module:
     return net
 
 
-def test_without_weights_fid_is_unavailable_with_the_fix(tmp_path):
+def test_without_weights_fid_is_unavailable_with_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     missing = FidMetric.load(FidConfig())
-    assert isinstance(missing, Unavailable) and "set metrics.fid.weights" in missing.reason
+    assert isinstance(missing, Unavailable) and "weights fetch" in missing.reason
+    assert "set metrics.fid.weights" in missing.reason
     gone = FidMetric.load(FidConfig(weights=tmp_path / "nope.pth"))
     assert isinstance(gone, Unavailable) and "does not exist" in gone.reason
     wrong = tmp_path / "wrong.pth"
