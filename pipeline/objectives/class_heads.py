@@ -224,6 +224,7 @@ def in_row_blocks(compute: Callable[[Tensor], Tensor], features: Tensor) -> Tens
     return torch.cat(parts, dim=2)
 
 
+@torch.no_grad()  # inference only: the blocks are written in place
 def pointwise_class_predict(conv: nn.Conv2d, features: Tensor, values: Tensor, mode: DecodeMode,
                             temperature: float) -> Tensor:
     """``decode_classes(conv(features), values, ...)`` for a 1x1 ``conv``, ``[B, F, H, W]`` -> ``[B, C, H, W]``.
