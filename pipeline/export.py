@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from pipeline.errors import PipelineError
 from pipeline.inference import SuperResolver, load_super_resolver
-from pipeline.objectives import cross_entropy_loss
+from pipeline.objectives import class_heads
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +51,15 @@ class ExportedSuperResolver(nn.Module):
 
 @contextlib.contextmanager
 def one_block_decode() -> Iterator[None]:
-    """Within: the class decodes (``pipeline.objectives.cross_entropy_loss``) decode in one block."""
-    saved = {name: getattr(cross_entropy_loss, name) for name in BLOCK_SIZES}
+    """Within: the class decodes (``pipeline.objectives.class_heads``) decode in one block."""
+    saved = {name: getattr(class_heads, name) for name in BLOCK_SIZES}
     try:
         for name in BLOCK_SIZES:
-            setattr(cross_entropy_loss, name, ONE_BLOCK)
+            setattr(class_heads, name, ONE_BLOCK)
         yield
     finally:
         for name, value in saved.items():
-            setattr(cross_entropy_loss, name, value)
+            setattr(class_heads, name, value)
 
 
 def export_model(model: str, out_dir: Path, formats: tuple[str, ...] = FORMATS,

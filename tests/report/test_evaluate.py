@@ -17,6 +17,7 @@ from PIL import Image
 from pipeline.bicubic import bicubic_baseline
 from pipeline.data.paired import load_pairs
 from pipeline.errors import PipelineError
+from pipeline.metrics.fid_metric import hub_checkpoint
 from pipeline.inference import load_super_resolver, upscale_image
 from pipeline.metrics import reference
 from pipeline.report.evaluate import evaluate_all
@@ -29,8 +30,8 @@ from tests.metrics.test_fid_metric import random_fid_inception
 from .conftest import study_params
 
 LPIPS_OFF = "LPIPS disabled in params (metrics.lpips.enabled is false)"
-FID_OFF = ("FID unavailable: no Inception weights configured; set metrics.fid.weights to pytorch-fid's "
-           "pt_inception-2015-12-05-6726825d.pth")
+FID_OFF = (f"FID unavailable: no Inception weights in {hub_checkpoint().parent}; run `python -m pipeline weights "
+           "fetch` or set metrics.fid.weights to pytorch-fid's pt_inception-2015-12-05-6726825d.pth")
 
 
 @pytest.fixture(scope="module")

@@ -102,7 +102,7 @@ def test_a_signalled_train_command_checkpoints_and_continues_to_the_uninterrupte
     [run] = client.search_runs([client.get_experiment_by_name("train").experiment_id])
     assert run.info.status == "KILLED"
 
-    continued = subprocess.run(shlex.split(match[2]), cwd=tmp_path, env=single_thread_env(), capture_output=True,
+    continued = subprocess.run([sys.executable, *shlex.split(match[2])[1:]], cwd=tmp_path, env=single_thread_env(), capture_output=True,
                                text=True, timeout=300)
     assert continued.returncode == 0, continued.stderr[-2000:]
     untracked = tiny_data.model_copy(deep=True)

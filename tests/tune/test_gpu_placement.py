@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.tune import sweep as sweep_module
 from pipeline.tune.ddp import run_ddp_trial
+from pipeline.tune.storage import Storage
 from pipeline.tune.space import SearchSpace
 from pipeline.tune.trial import SweepRun
 from tests.tune.sweep_params import sweep_params
@@ -72,8 +73,8 @@ def fake_gpu_ray(tmp_path_factory):
 def run_tuner(params, root: Path, monkeypatch, name: str, trial) -> None:
     monkeypatch.setattr(sweep_module, name, trial)
     space = SearchSpace(params.sweep)
-    folder = f"{params.sweep.storage_path}/{params.sweep.name}"
-    grid = sweep_module._tuner(SweepRun(params, space, folder, None, None), params.sweep.storage_path,
+    storage = Storage(params.sweep.storage_path)
+    grid = sweep_module._tuner(SweepRun(params, space, storage.child(params.sweep.name), None, None), storage,
                                space.check_against(params), False, False).fit()
     assert grid.num_errors == 0, [result.error for result in grid]
 

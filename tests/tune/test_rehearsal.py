@@ -156,7 +156,8 @@ def _rehearse(tiny_data, tmp_path: Path, endpoint: str, tracking: str, address: 
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     data = sweep_params(tiny_data, tmp_path, {
-        "objectives": {"l1": {}, "l2": {"loss": {"terms": {"l2": 1.0}}, "train": {"iterations": 800}}},
+        # as long as each other: the sweep starts the costlier first (pipeline.tune.cost), and l1 must run first
+        "objectives": {"l1": {"train": {"iterations": 800}}, "l2": {"loss": {"terms": {"l2": 1.0}}, "train": {"iterations": 800}}},
         "reports": 4, "max_concurrent": 1, "storage_path": f"s3://{BUCKET}/rehearsal",
         "storage_endpoint": endpoint, "ray": {"address": address}}).model_dump(mode="json")
     data["tracking"].update(uri=tracking, log_model=True)

@@ -77,7 +77,7 @@ def test_sigterm_to_the_group_stops_the_sweep_resumably(tiny_data, tmp_path):
     statuses = {run.info.run_id: run.info.status for run in client.search_runs([experiment])}
     assert statuses[parent_id] == "KILLED" and "RUNNING" not in statuses.values(), statuses
 
-    resumed = subprocess.run(shlex.split(match[2]), cwd=CODE_ROOT, env=environment, capture_output=True,
+    resumed = subprocess.run([sys.executable, *shlex.split(match[2])[1:]], cwd=CODE_ROOT, env=environment, capture_output=True,
                              text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     rows = list(csv.DictReader((Path(params.results_dir) / "sweep" / "trials.csv").open()))
