@@ -199,5 +199,6 @@ def flatten_params(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def mlflow_name(key: str) -> str:
-    """Metric, param and image names may hold ASCII letters, digits and ``_ - . / space``; the rest becomes ``_``."""
-    return re.sub(r"[^A-Za-z0-9_./\- ]", "_", key)
+    """Metric, param and image names may hold ASCII letters, digits and ``_ - . / space``: a ``+`` (the
+    self-ensemble rows, ``l1+``) becomes ``-plus``, anything else outside the set ``_``."""
+    return re.sub(r"[^A-Za-z0-9_./\- ]", "_", key.replace("+", "-plus"))

@@ -151,3 +151,12 @@ def test_an_unreachable_server_costs_a_warning_and_keeps_every_file(study, tmp_p
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / "plots" / "comparison_Tiny_x2.png").is_file()
     assert f"MLflow could not be used while evaluating: MLflow tracking server {uri} is unreachable" in (
         tmp_path / "leaderboard.md").read_text()
+
+
+def test_self_ensemble_rows_reach_mlflow_as_plus_names_not_a_dropped_batch(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment = ensure_experiment(uri, "srloss", tmp_path / "mlartifacts")
+    run = start_run(uri, experiment, "sweep")
+    assert RunStore(uri).log_metrics(run, {"Tiny/x2/l1+/psnr": 30.5, "Tiny/x2/cs.argmax/psnr": 29.0})
+    assert mlflow.MlflowClient(uri).get_run(run).data.metrics == {"Tiny/x2/l1-plus/psnr": 30.5,
+                                                                  "Tiny/x2/cs.argmax/psnr": 29.0}
