@@ -8,12 +8,13 @@ Tune's ``BasicVariantGenerator``, or Optuna TPE; FIFO, ASHA or PBT scheduling on
 (``pipeline.tune.outputs``) and settle the MLflow runs.
 
 The sweep folder is ``<sweep.storage_path>/<sweep.name>`` (a folder or an object store, through
-``pipeline.tune.storage``); a new sweep replaces it. With an object store the nodes need share no disk:
-the training data is published to ``<sweep.storage_path>/data`` (``pipeline.tune.shared_data``). ``resume``
-continues it with ``Tuner.restore``: finished trials are kept, unfinished and errored ones go on
-from their last checkpoint, and the MLflow parent run (its id is kept in ``srloss_sweep.json``
-there) and child runs are continued, not duplicated. Each new sweep gets a random id (kept there
-too, so a resumed sweep keeps it) that its exported models carry (``pipeline.tune.outputs``).
+``pipeline.tune.storage``); a new sweep replaces it, only when a sweep made it (``pipeline.tune.sweep_folder``).
+With an object store the nodes need share no disk: the training data is published to
+``<sweep.storage_path>/data`` (``pipeline.tune.shared_data``). ``resume`` continues it with
+``Tuner.restore``: finished trials are kept, unfinished and errored ones go on from their last
+checkpoint, and the MLflow parent run (its id is kept in the folder's ``srloss_sweep.json``) and child
+runs are continued, not duplicated. Each new sweep gets a random id (kept there too, so a resumed
+sweep keeps it) that its exported models carry (``pipeline.tune.outputs``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from pipeline.config import Params, SweepConfig
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError
 from pipeline.redact import redact_uri
 from pipeline.tracking.store import artifact_root, check_tracking, ensure_experiment, is_remote, tracking_uri
 from pipeline.tune.cluster import cluster_address, ray_cluster
@@ -46,12 +47,12 @@ from pipeline.tune.results import (FAILED, STOPPED, Selection, TrialRecord, requ
 from pipeline.tune.shared_data import publish_data, training_folders
 from pipeline.tune.space import SearchSpace, trial_choice
 from pipeline.tune.storage import Storage, open_storage
+from pipeline.tune.sweep_folder import prepare_sweep_folder, resume_wanted, write_state
 from pipeline.tune.sweep_lock import sweep_lock
 from pipeline.tune.trial import SweepRun, run_trial
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "srloss_sweep.json"
 LOG_FILE = "sweep.log"
 DDP_DRIVER_MEMORY = 2**28  # bytes reserved by a data-parallel trial's own process; its workers hold the CPUs/GPUs
 
@@ -126,7 +127,7 @@ def _tune(base: Params, space: SearchSpace, folder: Storage, storage: Storage, p
     saved = {"parent_run_id": parent.run_id if parent else None, "experiment_id": experiment_id,
              "tracking_uri": redact_uri(base.tracking.uri or ""), "sweep_digest": base.digest("sweep"),
              "sweep_id": sweep_id}
-    _write_state(folder, saved)
+    write_state(folder, saved)
     sweep = SweepRun(base, space, folder, parent.run_id if parent else None, experiment_id, published)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Tune prints progress; stdout is the CLI's summary
@@ -143,7 +144,7 @@ def _tune(base: Params, space: SearchSpace, folder: Storage, storage: Storage, p
         if parent is not None:
             parent.fail(error)
         raise
-    _write_state(folder, {**saved, "finished": True})
+    write_state(folder, {**saved, "finished": True})
     return summary
 
 
@@ -175,61 +176,6 @@ def _check_scheduling(config: SweepConfig) -> None:
                               "trials, which data-parallel trials keep in Ray Train); use asha or fifo")
         if config.search == "optuna":
             raise ConfigError("sweep.scheduler pbt chooses its own values; use search random or grid with it")
-
-
-def resume_wanted(folder: Storage, resume: bool | str, digest: str) -> bool:
-    """``resume`` as a yes or no: ``auto`` is yes when ``folder`` holds an unfinished sweep of the
-    same ``params.sweep`` (``digest``) that Tune can restore (what a requeued SLURM job or a
-    ``dvc repro`` after an interruption finds)."""
-    if resume != "auto":
-        return resume in (True, "always")
-    from ray import tune
-
-    state = _read_state(folder)
-    unfinished = state is not None and not state.get("finished") and state.get("sweep_digest") == digest
-    if unfinished and tune.Tuner.can_restore(folder.path, storage_filesystem=folder.filesystem):
-        log.info("resuming the unfinished sweep in %s", folder.location)
-        return True
-    return False
-
-
-def _read_state(folder: Storage) -> dict[str, Any] | None:
-    """The sweep folder's ``STATE_FILE``, None when there is none."""
-    return json.loads(folder.read_bytes(STATE_FILE)) if folder.exists(STATE_FILE) else None
-
-
-def prepare_sweep_folder(folder: Storage, resume: bool) -> dict[str, Any]:
-    """Check (resume) or clear (new sweep) the sweep folder; the saved state of a resumed sweep."""
-    from ray import tune
-
-    if resume:
-        if not folder.exists() or not tune.Tuner.can_restore(folder.path, storage_filesystem=folder.filesystem):
-            raise PipelineError(f"--resume: there is no sweep to resume in '{folder.location}'; run the sweep without "
-                                "--resume (or set sweep.storage_path/sweep.name to the interrupted sweep's)")
-        for name in folder.files():
-            if "/" not in name and name.startswith("experiment_state") and not _is_json(folder.read_bytes(name)):
-                raise PipelineError(f"--resume: Ray Tune's run state '{folder.location}/{name}' is damaged (the sweep "
-                                    "was stopped while writing it); run the sweep again without --resume")
-        return _read_state(folder) or {}
-    if folder.exists():
-        if not folder.exists(STATE_FILE):
-            raise PipelineError(f"'{folder.location}' exists but is not a sweep folder (it lacks {STATE_FILE}, which "
-                                "every sweep writes), so it is not replaced; set sweep.name to a new name or move it away")
-        log.info("replacing the earlier sweep folder %s (run with --resume to continue it instead)", folder.location)
-        folder.delete()
-    return {}
-
-
-def _is_json(content: bytes) -> bool:
-    try:
-        json.loads(content.decode())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return True
-
-
-def _write_state(folder: Storage, state: dict[str, Any]) -> None:
-    folder.write_bytes(STATE_FILE, json.dumps(state, indent=1).encode())
 
 
 def _parent_run(base: Params, experiment_id: str, space: SearchSpace, state: dict[str, Any]) -> ParentRun:

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.tune.storage import Storage
-from pipeline.tune.sweep import STATE_FILE, prepare_sweep_folder
+from pipeline.tune.sweep_folder import STATE_FILE, prepare_sweep_folder
 
 
 def test_a_new_sweep_replaces_the_old_folder_and_says_so(tmp_path, caplog):
