@@ -17,7 +17,7 @@ def test_a_new_sweep_replaces_the_old_folder_and_says_so(tmp_path, caplog):
     folder = tmp_path / "study"
     (folder / "old-trial").mkdir(parents=True)
     (folder / STATE_FILE).write_text("{}")  # the marker every sweep writes
-    with caplog.at_level(logging.INFO, logger="pipeline.tune.sweep"):
+    with caplog.at_level(logging.INFO, logger="pipeline.tune.sweep_folder"):
         assert prepare_sweep_folder(Storage(str(folder)), resume=False) == {}
     assert not folder.exists() and f"replacing the earlier sweep folder {folder}" in caplog.text
 
