@@ -1,8 +1,8 @@
 """Training-step time, FLOPs and peak memory of each objective relative to plain L1, as ``fit`` trains.
 
 One step is ``pipeline.train.loop.train_step`` itself, on the device, networks, optimiser and loss
-scaler that ``fit``'s own start builds (``_prepare_device``: determinism, glibc keeping freed memory,
-subnormals flushed; ``_start_or_resume``: seeded networks, the optimiser), float32 on CPU. The objectives are the study's (``sweep.objectives`` of
+scaler that ``fit``'s own start builds (``prepare_device``: determinism, glibc keeping freed memory,
+subnormals flushed; ``start_or_resume``: seeded networks, the optimiser), float32 on CPU. The objectives are the study's (``sweep.objectives`` of
 ``params.yaml``: the same loss settings as ``make repro``). Two network settings:
 
 - ``--config default``: the default study's (``params.yaml``: EDSR 4x32, batch 8, patch 48);
@@ -36,8 +36,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from peak_memory import peak_cpu_bytes
 from spread import spread_text
 from pipeline.config import LossConfig, Params, load_params
-from pipeline.train.device import DeviceSetup
-from pipeline.train.loop import _prepare_device, _start_or_resume, train_step
+from pipeline.train.device import DeviceSetup, prepare_device
+from pipeline.train.loop import train_step
+from pipeline.train.resume import start_or_resume
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"tlw": 2.2, "fine_grained": 2.0, "cs": 2.2, "fcs": 2.2}
@@ -47,7 +48,7 @@ class Case:
     """One objective's networks, optimiser and loss scaler built by ``fit``'s own start, and ``fit``'s step."""
 
     def __init__(self, params: Params, setup: DeviceSetup):
-        self.run = _start_or_resume(params, setup, resume=None, world_size=1)
+        self.run = start_or_resume(params, setup, resume=None, world_size=1)
         self.setup = setup
         self.iteration = 0
 
@@ -118,7 +119,7 @@ def main() -> None:
         model_args, batch, patch = {}, args.batch, args.patch  # EDSR's defaults: the baseline
     config = params.train.model_copy(update={"batch_size": batch, "patch_size": patch})
     model = params.model.model_copy(update={"args": model_args})
-    setup = _prepare_device(config)
+    setup = prepare_device(config)
 
     generator = torch.Generator().manual_seed(0)
     hr = torch.rand(batch, 3, patch, patch, generator=generator).to(setup.device)

@@ -48,6 +48,17 @@ class DeviceSetup:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
 
+def prepare_device(config: TrainConfig) -> DeviceSetup:
+    """The device plan of ``config``, with determinism, the CPU allocator and subnormal flushing set for it;
+    a batch that cannot fit its memory is refused first."""
+    setup = plan_device(config)
+    check_batch_fits(config, setup.device)
+    configure_determinism(config.deterministic)
+    keep_freed_cpu_memory(setup.device)
+    flush_subnormals(setup.device)
+    return setup
+
+
 def resolve_device(spec: str) -> torch.device:
     """``auto`` -> CUDA when present, else CPU; an explicit device must exist."""
     if spec == "auto":

@@ -11,7 +11,8 @@ checkpoints and logs; the other ranks receive its metrics.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 import torch.distributed as dist
@@ -79,3 +80,14 @@ class GradientAverager:
     def remove(self) -> None:
         for handle in self.handles:
             handle.remove()
+
+
+@contextlib.contextmanager
+def gradients_averaged(modules: Iterable[nn.Module], world_size: int) -> Iterator[None]:
+    """Average the modules' gradients over the process group inside (nothing for one process)."""
+    averager = GradientAverager(modules, world_size) if world_size > 1 else None
+    try:
+        yield
+    finally:
+        if averager is not None:
+            averager.remove()

@@ -10,8 +10,8 @@ the EMA update. The LR follows ``pipeline.train.schedule``.
 
 Iteration numbers given to callbacks and stored in checkpoints count completed iterations.
 Resuming from ``last.pt`` restores weights, optimiser moments, EMA, loss scaler, the objective's
-own optimisers, the random generators and the best metric; batches depend only on
-``(seed, iteration)``, so a resumed run ends bitwise equal to an uninterrupted one.
+own optimisers, the random generators and the best metric (``pipeline.train.resume``); batches
+depend only on ``(seed, iteration)``, so a resumed run ends bitwise equal to an uninterrupted one.
 Hyperparameters (LR, betas, weight decay) always come from ``params``.
 
 Inside an initialised ``torch.distributed`` process group (``pipeline.train.distributed``) each of
@@ -23,12 +23,11 @@ same checkpoint. Without a process group nothing changes.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -39,30 +38,23 @@ from tqdm import tqdm
 
 from pipeline.config import Params, TrainConfig
 from pipeline.data.image_store import stored_pairs
+from pipeline.data.manifests import read_manifests
 from pipeline.data.paired import ImagePair, PairedPatchDataset, load_pairs
 from pipeline.errors import PipelineError
 from pipeline.interrupt import StopSignals
-from pipeline.models.registry import build_model
 from pipeline.objectives.base import Objective
-from pipeline.objectives.registry import build_objective
-from pipeline.redact import redact_data
 from pipeline.train.callbacks import Callback, RunContext, TrainResult
-from pipeline.train.checkpoint import checkpoint_meta, load_checkpoint, save_checkpoint
+from pipeline.train.checkpoint import save_checkpoint
 from pipeline.train.cpus import available_cpus
-from pipeline.train.device import (DeviceSetup, check_batch_fits, configure_determinism, flush_subnormals,
-                                   keep_freed_cpu_memory, plan_device)
-from pipeline.train.distributed import GradientAverager, broadcast_weights, rank_and_world_size, share_from_rank0
-from pipeline.train.ema import ModelEma
+from pipeline.train.device import DeviceSetup, prepare_device
+from pipeline.train.distributed import gradients_averaged, rank_and_world_size, share_from_rank0
 from pipeline.train.flops import resolve_budget
-from pipeline.train.init_weights import initialise_from
+from pipeline.train.resume import RunState, start_or_resume
 from pipeline.train.run_folder import refuse_finished_run, remove_orphaned_temp_files, run_folder_lock
-from pipeline.train.rng import rng_state, seed_everything, set_rng_state
 from pipeline.train.schedule import LrSchedule
 from pipeline.train.validation import Sample, Validator
 
 log = logging.getLogger(__name__)
-
-RESUME_MUST_MATCH = ("model", "loss", "train.scale")
 
 
 def fit(params: Params, run_dir: Path, callbacks: Sequence[Callback] = (), resume: Path | None = None,
@@ -96,14 +88,12 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
     """
     params, budget = resolve_budget(params, resume)  # train.iterations as train.budget buys, before anything uses it
     config = params.train
-    run_dir = Path(run_dir)
-    last_path = run_dir / "checkpoints" / "last.pt"
-    best_path = run_dir / "checkpoints" / "best.pt"
-    setup = _prepare_device(config)
+    last_path, best_path = _checkpoint_paths(run_dir)
+    setup = prepare_device(config)
     rank, world_size = rank_and_world_size()
 
     dataset, validator = _training_data(params, setup, rank)
-    run = _start_or_resume(params, setup, resume, world_size)
+    run = start_or_resume(params, setup, resume, world_size)
     net, objective, optimizer, best, start = run.net, run.objective, run.optimizer, run.best, run.start
     run.meta["budget"] = asdict(budget)
     schedule = LrSchedule(config.scheduler, config.iterations, config.lr)
@@ -113,7 +103,7 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
                      budget=budget.logged())
     for callback in callbacks:
         callback.on_start(ctx)
-    with _failures_reported_to(callbacks), _gradients_averaged([net, objective], world_size):
+    with _failures_reported_to(callbacks), gradients_averaged([net, objective], world_size):
         train_net = torch.compile(net) if setup.compile else net
         loader = _batch_loader(dataset, config, start, rank, world_size, params.seed, setup)
         window = _LogWindow()
@@ -162,17 +152,33 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
                     _end_at_signal(stop, done, unchecked, last_path, run.state if rank == 0 and not checkpoint_now
                                    else None)
 
-        if not final_metrics:
-            final_metrics, samples = _validate(validator, run, world_size)
-            for callback in callbacks:
-                callback.on_validation(config.iterations, final_metrics, samples)
-        result = TrainResult(iterations=config.iterations, best_metric=best["value"], best_iteration=best["iteration"],
-                             final_metrics=final_metrics, last_checkpoint=last_path,
-                             best_checkpoint=best_path if best_path.is_file() else None, run_dir=run_dir)
-        _log_summary(params, setup, result, config.iterations - start, time.perf_counter() - started)
+        return _finish(params, setup, run_dir, callbacks, validator, run, world_size, final_metrics,
+                       trained=config.iterations - start, elapsed=time.perf_counter() - started)
+
+
+def _checkpoint_paths(run_dir: Path) -> tuple[Path, Path]:
+    """``(last.pt, best.pt)`` of the run folder."""
+    return run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
+
+
+def _finish(params: Params, setup: DeviceSetup, run_dir: Path, callbacks: Sequence[Callback],
+            validator: Validator | None, run: RunState, world_size: int, final_metrics: dict[str, float],
+            trained: int, elapsed: float) -> TrainResult:
+    """The run's result after its last iteration (validated now if the last iteration was not), logged
+    in one line and given to every callback's ``on_end``."""
+    config = params.train
+    last_path, best_path = _checkpoint_paths(run_dir)
+    if not final_metrics:
+        final_metrics, samples = _validate(validator, run, world_size)
         for callback in callbacks:
-            callback.on_end(result)
-        return result
+            callback.on_validation(config.iterations, final_metrics, samples)
+    result = TrainResult(iterations=config.iterations, best_metric=run.best["value"],
+                         best_iteration=run.best["iteration"], final_metrics=final_metrics, last_checkpoint=last_path,
+                         best_checkpoint=best_path if best_path.is_file() else None, run_dir=run_dir)
+    _log_summary(params, setup, result, trained, elapsed)
+    for callback in callbacks:
+        callback.on_end(result)
+    return result
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> float:
@@ -209,89 +215,6 @@ def _training_data(params: Params, setup: DeviceSetup, rank: int) -> tuple[Paire
     return dataset, validator
 
 
-def _prepare_device(config: TrainConfig) -> DeviceSetup:
-    """The device plan of ``config``, with determinism, the CPU allocator and subnormal flushing set for it;
-    a batch that cannot fit its memory is refused first."""
-    setup = plan_device(config)
-    check_batch_fits(config, setup.device)
-    configure_determinism(config.deterministic)
-    keep_freed_cpu_memory(setup.device)
-    flush_subnormals(setup.device)
-    return setup
-
-
-@dataclass
-class _RunState:
-    """What a checkpoint holds of one run: networks, optimiser, loss scaler, EMA, the best metric so
-    far (updated in place) and the iteration training starts from."""
-
-    meta: dict[str, Any]
-    net: nn.Module
-    objective: Objective
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    ema: ModelEma | None
-    best: dict[str, Any]
-    start: int
-
-    def state(self, done: int) -> dict[str, Any]:
-        """The checkpoint after ``done`` iterations (random generators included)."""
-        return {"meta": self.meta, "model": self.net.state_dict(), "objective": self.objective.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "ema": self.ema.state_dict() if self.ema is not None else None,
-                "scaler": self.scaler.state_dict(), "aux": self.objective.aux_state_dict(), "iteration": done,
-                "rng": rng_state(), "best": dict(self.best)}
-
-
-def _start_or_resume(params: Params, setup: DeviceSetup, resume: Path | None, world_size: int) -> _RunState:
-    """Seeded new networks and optimiser on the device, restored from ``resume`` when given; in a
-    process group rank 0's weights are broadcast before the EMA copies them."""
-    config = params.train
-    seed_everything(params.seed)
-    net = build_model(params.model.name, config.scale, params.model.args)
-    objective = build_objective(params.loss, net.feature_channels, config.scale, total_iterations=config.iterations)
-    net.to(setup.device, memory_format=setup.memory_format)
-    objective.to(setup.device, memory_format=setup.memory_format)
-    optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    optimizer = optimizer_class([*net.parameters(), *objective.sr_parameters()], lr=config.lr, betas=config.betas,
-                                weight_decay=config.weight_decay)
-    scaler = torch.amp.GradScaler(setup.device.type, enabled=setup.uses_grad_scaler)
-    run = _RunState(meta=checkpoint_meta(params, net.feature_channels), net=net, objective=objective,
-                    optimizer=optimizer, scaler=scaler, ema=None,
-                    best={"metric": config.select_metric, "value": None, "iteration": None}, start=0)
-    checkpoint = load_checkpoint(resume, map_location=setup.device) if resume is not None else None
-    if checkpoint is not None:
-        _restore(run, checkpoint, params, Path(resume))
-    elif config.init_from is not None:
-        log.info("starting from %s", initialise_from(config.init_from, params.model.name, net, objective,
-                                                     config.init_key, config.init_head))
-    if world_size > 1:
-        broadcast_weights([net, objective])
-    run.ema = ModelEma({"net": net, "head": objective.head}, config.ema) if config.ema is not None else None
-    if run.ema is not None and checkpoint is not None and checkpoint["ema"]:
-        run.ema.load_state_dict(checkpoint["ema"])
-    return run
-
-
-def _restore(run: _RunState, checkpoint: dict[str, Any], params: Params, path: Path) -> None:
-    """Load ``checkpoint`` (the EMA aside) into ``run``; hyperparameters stay those of ``params``."""
-    config = params.train
-    _check_resumable(checkpoint["meta"]["params"], params, path)
-    run.net.load_state_dict(checkpoint["model"])
-    run.objective.load_state_dict(checkpoint["objective"])
-    run.objective.load_aux_state_dict(checkpoint["aux"])
-    run.optimizer.load_state_dict(checkpoint["optimizer"])
-    for group in run.optimizer.param_groups:
-        group.update(betas=config.betas, weight_decay=config.weight_decay)
-    if checkpoint["scaler"]:
-        run.scaler.load_state_dict(checkpoint["scaler"])
-    set_rng_state(checkpoint["rng"])
-    if checkpoint["best"]["metric"] == config.select_metric:
-        run.best = checkpoint["best"]
-    run.start = checkpoint["iteration"]
-    log.info("resuming %s from iteration %d", path, run.start)
-
-
 def _batch_loader(dataset: PairedPatchDataset, config: TrainConfig, start: int, rank: int, world_size: int,
                   seed: int, setup: DeviceSetup) -> DataLoader:
     """The batches of iterations ``start..`` for this rank: batch ``i * W + rank`` at iteration ``i``."""
@@ -301,7 +224,7 @@ def _batch_loader(dataset: PairedPatchDataset, config: TrainConfig, start: int, 
                       generator=torch.Generator().manual_seed(seed))
 
 
-def _validate(validator: Validator | None, run: _RunState, world_size: int) -> tuple[dict[str, float], list[Sample]]:
+def _validate(validator: Validator | None, run: RunState, world_size: int) -> tuple[dict[str, float], list[Sample]]:
     """Rank 0 measures (with the EMA weights when there are any); in a process group the other ranks
     get its metrics and no samples."""
     metrics: dict[str, float] = {}
@@ -333,17 +256,6 @@ def _failures_reported_to(callbacks: Sequence[Callback]) -> Iterator[None]:
         for callback in callbacks:
             callback.on_failure(error)
         raise
-
-
-@contextlib.contextmanager
-def _gradients_averaged(modules: Sequence[nn.Module], world_size: int) -> Iterator[None]:
-    """Average the modules' gradients over the process group inside (nothing for one process)."""
-    averager = GradientAverager(modules, world_size) if world_size > 1 else None
-    try:
-        yield
-    finally:
-        if averager is not None:
-            averager.remove()
 
 
 def train_step(net: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
@@ -430,35 +342,3 @@ def _training_pairs(data_dir: Path, config: TrainConfig, split: str) -> Sequence
     if config.image_store == "mapped":
         return stored_pairs(data_dir, config.degradation, config.scale, split, threads=available_cpus())
     return load_pairs(data_dir, config.degradation, config.scale, split)
-
-
-def _check_resumable(trained_with: dict[str, Any], params: Params, path: Path) -> None:
-    """Refuse a checkpoint whose network or objective differs; warn about other differences."""
-    differences = sorted(_differences(trained_with, redact_data(params.model_dump(mode="json"))))  # as saved
-    fatal = [key for key in differences if any(key == part or key.startswith(f"{part}.") for part in RESUME_MUST_MATCH)]
-    if fatal:
-        raise PipelineError(f"checkpoint '{path}' was trained with different {', '.join(fatal)}; resume it with "
-                            "the params it was trained with or start a new run")
-    if differences:
-        log.warning("resuming '%s' with changed params: %s", path, ", ".join(differences))
-
-
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [key for name in old.keys() | new.keys()
-                for key in _differences(old.get(name), new.get(name), f"{prefix}{name}.")]
-    return [] if old == new else [prefix.rstrip(".")]
-
-
-def read_manifests(data_dir: Path) -> dict[str, Any]:
-    """The prepare/degrade manifests (``{"hr": ..., "lr": ...}``) that exist."""
-    manifests = {}
-    for stage in ("hr", "lr"):
-        path = data_dir / stage / "manifest.json"
-        if path.is_file():
-            try:
-                manifests[stage] = json.loads(path.read_text())
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise PipelineError(f"data manifest '{path}' is damaged ({exc}); run the prepare and degrade "
-                                    "stages again (`dvc repro degrade`)") from None
-    return manifests

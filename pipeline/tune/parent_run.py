@@ -23,11 +23,11 @@ from mlflow.entities import Param
 from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
 
 from pipeline.config import CODE_ROOT, Params
+from pipeline.data.manifests import read_manifests
 from pipeline.errors import exception_summary
 from pipeline.redact import redact_data
 from pipeline.tracking.store import find_run, flatten_params, record_error, start_run, tracking_uri
 from pipeline.tracking.tags import data_tags, git_tags, manifest_texts
-from pipeline.train.loop import read_manifests
 from pipeline.tune.results import COMPLETED, FAILED, STOPPED, Selection, TrialRecord
 from pipeline.tune.space import SearchSpace
 from pipeline.tune.trial import PARENT_TAG, TRIAL_TAG, run_name, trial_tags

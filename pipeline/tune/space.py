@@ -39,7 +39,7 @@ from pipeline.tune.cost import trial_cost
 FORMS = ("choice", "grid", "uniform", "loguniform", "randint")
 SAMPLED_FORMS = ("choice", "uniform", "loguniform", "randint")
 REPEAT_INDEX = "__trial_index__"  # ray.tune.search.repeater.TRIAL_INDEX
-# Keys a restored checkpoint must agree on (pipeline.train.loop.RESUME_MUST_MATCH): PBT cannot mutate them.
+# Keys a restored checkpoint must agree on (pipeline.train.resume.RESUME_MUST_MATCH): PBT cannot mutate them.
 FIXED_ON_RESUME = ("model", "loss", "train.scale")
 
 

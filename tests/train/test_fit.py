@@ -171,7 +171,7 @@ def test_resume_takes_hyperparameters_from_params(tiny_data, tmp_path, caplog):
         fit(tiny_data, tmp_path / "run", [CrashAtValidation(2)])
     tiny_data.train.lr = 5e-4
     tiny_data.train.scheduler.name = "constant"
-    with caplog.at_level(logging.WARNING, logger="pipeline.train.loop"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.train.resume"):
         result = fit(tiny_data, tmp_path / "run", resume=tmp_path / "run" / "checkpoints" / "last.pt")
     assert "train.lr" in caplog.text and "train.scheduler.name" in caplog.text
     assert load_checkpoint(result.last_checkpoint)["optimizer"]["param_groups"][0]["lr"] == 5e-4
