@@ -190,21 +190,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_data_commands(sub)
+    _add_study_commands(sub)
+    _add_model_commands(sub)
+    _add_setup_commands(sub)
+    return parser
 
-    def add(name: str, handler: Callable, help: str, params: bool = True) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
-        p.set_defaults(handler=handler)
-        return _with_params(p) if params else p
 
-    add("prepare", cmd_prepare, "write HR train/val images and benchmark sets under data/")
-    add("degrade", cmd_degrade, "make LR images (MATLAB-exact bicubic + presets) under data/lr/")
-    b = add("bicubic", cmd_bicubic, "score bicubic upscaling on a folder of HR images (JSON on stdout)", params=False)
+def _add_command(sub: argparse._SubParsersAction, name: str, handler: Callable, help: str,
+                 params: bool = True) -> argparse.ArgumentParser:
+    """The subcommand ``name`` run by ``handler``; with ``params``, it takes ``--params`` and ``--set``."""
+    p = sub.add_parser(name, help=help, description=help)
+    p.set_defaults(handler=handler)
+    return _with_params(p) if params else p
+
+
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    """prepare, degrade and bicubic: the images and their baseline."""
+    _add_command(sub, "prepare", cmd_prepare, "write HR train/val images and benchmark sets under data/")
+    _add_command(sub, "degrade", cmd_degrade, "make LR images (MATLAB-exact bicubic + presets) under data/lr/")
+    b = _add_command(sub, "bicubic", cmd_bicubic, "score bicubic upscaling on a folder of HR images (JSON on stdout)",
+                     params=False)
     b.add_argument("--hr-dir", required=True, help="folder of HR images")
     b.add_argument("--scale", type=int, required=True, help="integer scale >= 2")
     b.add_argument("--crop-border", type=int, default=None, help="pixels cropped per side (default: the scale)")
     b.add_argument("--rgb", action="store_true", help="score RGB instead of the Y channel")
     b.add_argument("--per-image", action="store_true", help="include per-image values")
-    t = add("train", cmd_train, "train one network with one objective (tracked in MLflow)")
+
+
+def _add_study_commands(sub: argparse._SubParsersAction) -> None:
+    """train, sweep and evaluate: one run, the study's sweep and its report."""
+    t = _add_command(sub, "train", cmd_train, "train one network with one objective (tracked in MLflow)")
     t.add_argument("--run-dir", default=None,
                    help="where checkpoints go (default: <runs_dir>/<model>-<objective>-seed<seed>)")
     t.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoints/last.pt")
@@ -212,12 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start from these weights (train.init_from): a checkpoint, models/<objective>, an MLflow "
                         "model URI, or a .pth/.safetensors state dict")
-    s = add("sweep", cmd_sweep, "run the Ray Tune sweep declared under 'sweep' in params")
+    s = _add_command(sub, "sweep", cmd_sweep, "run the Ray Tune sweep declared under 'sweep' in params")
     s.add_argument("--resume", nargs="?", const="always", choices=("always", "auto"), default="never",
                    help="resume an interrupted sweep (Tuner.restore); 'auto': resume the sweep folder's unfinished "
                         "sweep of the same params, else start a new one (what dvc.yaml and SLURM jobs use)")
-    add("evaluate", cmd_evaluate, "score the sweep's best models on the benchmarks; write results/")
-    u = add("upscale", cmd_upscale, "super-resolve images or folders with a trained model", params=False)
+    _add_command(sub, "evaluate", cmd_evaluate, "score the sweep's best models on the benchmarks; write results/")
+
+
+def _add_model_commands(sub: argparse._SubParsersAction) -> None:
+    """upscale, score, export and models: what a trained model (or a network) is used for."""
+    u = _add_command(sub, "upscale", cmd_upscale, "super-resolve images or folders with a trained model", params=False)
     u.add_argument("inputs", nargs="+", help="image files or folders")
     u.add_argument("--model", required=True,
                    help="checkpoint (.pt), a models/<objective> folder, or MLflow model URI "
@@ -232,8 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for runs:/ and models:/ URIs")
     u.add_argument("--self-ensemble", action="store_true",
                    help="average the SR images of the 8 flips/rotations of each input (8 times the compute)")
-    r = add("score", cmd_score, "score any trained model on a folder of HR images (or LR/HR pairs): per-image CSV "
-            "and JSON summary, as evaluate scores")
+    r = _add_command(sub, "score", cmd_score, "score any trained model on a folder of HR images (or LR/HR pairs): "
+                     "per-image CSV and JSON summary, as evaluate scores")
     r.add_argument("--model", required=True,
                    help="checkpoint (.pt), a models/<objective> folder, or MLflow model URI")
     r.add_argument("--hr-dir", required=True, help="folder of HR images")
@@ -245,23 +265,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     r.add_argument("--self-ensemble", action="store_true", help="score with x8 self-ensemble")
     r.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for runs:/ and models:/ URIs")
-    e = add("export", cmd_export, "export a trained model, decode included, as ONNX (dynamic height/width) and "
-            "TorchScript, checked against PyTorch", params=False)
+    e = _add_command(sub, "export", cmd_export, "export a trained model, decode included, as ONNX (dynamic height/width) "
+                     "and TorchScript, checked against PyTorch", params=False)
     e.add_argument("--model", required=True, help="checkpoint (.pt), a models/<objective> folder, or MLflow model URI")
     e.add_argument("-o", "--output", required=True, help="folder for model.onnx and model.torchscript.pt")
     e.add_argument("--format", dest="formats", action="append", choices=["onnx", "torchscript"],
                    help="only this format (repeatable; default: both)")
     e.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for runs:/ and models:/ URIs")
-    m = add("models", cmd_models, "list the networks with parameter counts and FLOPs", params=False)
+    m = _add_command(sub, "models", cmd_models, "list the networks with parameter counts and FLOPs", params=False)
     m.add_argument("--scale", type=int, default=2)
-    w = add("weights", cmd_weights, "fetch the LPIPS backbone and FID Inception weights into the torch hub cache, "
-            "checked against the sha256 prefix in their names (JSON of paths on stdout)", params=False)
+
+
+def _add_setup_commands(sub: argparse._SubParsersAction) -> None:
+    """weights and config: the metric weights and the params themselves."""
+    w = _add_command(sub, "weights", cmd_weights, "fetch the LPIPS backbone and FID Inception weights into the torch hub "
+                     "cache, checked against the sha256 prefix in their names (JSON of paths on stdout)", params=False)
     w.add_argument("action", choices=["fetch"])
     w.add_argument("names", nargs="*", metavar="NAME",
                    help="lpips-alex, lpips-vgg, lpips-squeeze or fid (default: lpips-alex fid, as the default params)")
     w.add_argument("--base-url", default=None,
                    help="folder URL serving the files instead of upstream (also $SRLOSS_WEIGHTS_URL), e.g. a mirror")
-    c = add("config", cmd_config, "print the resolved params (defaults filled in, overrides applied)")
+    c = _add_command(sub, "config", cmd_config, "print the resolved params (defaults filled in, overrides applied)")
     which = c.add_mutually_exclusive_group()
     which.add_argument("--reference", action="store_true", help="print the configuration reference (markdown)")
     which.add_argument("--options", action="store_true",
@@ -269,7 +293,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--write", metavar="FILE", nargs="?", const=True,
                    help="with --reference or --options: replace the generated block in FILE "
                         "(default docs/configuration.md or docs/options.md)")
-    return parser
 
 
 def continue_command(args: argparse.Namespace, argv: Sequence[str]) -> str:
