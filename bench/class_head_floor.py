@@ -28,10 +28,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from spread import spread_text
-from pipeline.config import LossConfig, load_params
+from pipeline.config import LossConfig
 from pipeline.inference import SuperResolver
 from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
+from pipeline.params_file import load_params
 from pipeline.train.device import flush_subnormals, keep_freed_cpu_memory
 
 EXPS_PER_PIXEL = 768

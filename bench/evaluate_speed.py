@@ -30,11 +30,11 @@ import torch
 import yaml
 
 from spread import spread_text
-from pipeline.config import load_params, validate
 from pipeline.data.prepare import prepare_all
 from pipeline.degrade.run import degrade_all
 from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
+from pipeline.params_file import load_params, validate
 from pipeline.train.checkpoint import checkpoint_meta, save_checkpoint
 
 BURNER = "while True: pass"

@@ -63,7 +63,7 @@ import loss_overhead
 import train_throughput
 from spread import spread
 from synthetic_photo import synthetic_photo
-from pipeline.config import LossConfig, Params, TrainConfig, validate
+from pipeline.config import LossConfig, Params, TrainConfig
 from pipeline.data.paired import PairedPatchDataset, load_pairs
 from pipeline.degrade.imresize import imresize_uint8
 from pipeline.imageio import modcrop, write_png
@@ -71,6 +71,7 @@ from pipeline.inference import SuperResolver, upscale_image
 from pipeline.models.registry import build_model
 from pipeline.objectives import pretrained
 from pipeline.objectives.registry import OBJECTIVES, TERMS, build_objective
+from pipeline.params_file import validate
 from pipeline.train.callbacks import Callback
 from pipeline.train.device import configure_determinism, plan_device
 from pipeline.train.loop import fit, train_step

@@ -35,7 +35,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from peak_memory import peak_cpu_bytes
 from spread import spread_text
-from pipeline.config import LossConfig, Params, load_params
+from pipeline.config import LossConfig, Params
+from pipeline.params_file import load_params
 from pipeline.train.device import DeviceSetup, prepare_device
 from pipeline.train.loop import train_step
 from pipeline.train.resume import start_or_resume

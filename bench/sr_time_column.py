@@ -22,10 +22,11 @@ import numpy as np
 import torch
 
 from spread import spread_text
-from pipeline.config import LossConfig, load_params
+from pipeline.config import LossConfig
 from pipeline.inference import SuperResolver, upscale_image
 from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
+from pipeline.params_file import load_params
 from pipeline.report.scoring import TimedUpscale
 from pipeline.train.device import flush_subnormals, keep_freed_cpu_memory
 

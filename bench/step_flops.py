@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.config import LossConfig, load_params
+from pipeline.config import LossConfig
 from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
+from pipeline.params_file import load_params
 from pipeline.train.flops import iterations_for_budget, training_step_flops
 
 

@@ -33,7 +33,8 @@ import torch
 
 from spread import spread_text
 from sweep_throughput import local_ray, sweep_params, write_data
-from pipeline.config import Params, validate
+from pipeline.config import Params
+from pipeline.params_file import validate
 from pipeline.tracking.store import ensure_experiment
 from pipeline.tune.shared_data import publish_data, training_folders
 from pipeline.tune.storage import Storage

@@ -47,9 +47,10 @@ import numpy as np
 import torch
 
 from spread import spread
-from pipeline.config import Params, validate
+from pipeline.config import Params
 from pipeline.degrade.imresize import imresize_uint8
 from pipeline.imageio import modcrop, write_png
+from pipeline.params_file import validate
 from pipeline.tracking.store import ensure_experiment
 from pipeline.train.loop import fit
 from pipeline.tune.space import SearchSpace, TrialChoice

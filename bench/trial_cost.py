@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from bench.spread import spread_text
-from pipeline.config import load_params
 from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
+from pipeline.params_file import load_params
 from pipeline.tune.space import SearchSpace, TrialChoice
 
 VALIDATION_HR = (400, 600)

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from spread import spread_text
-from pipeline.config import validate
 from pipeline.imageio import write_png
 from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
+from pipeline.params_file import validate
 from pipeline.train.checkpoint import checkpoint_meta, save_checkpoint
 
 PLAIN_SCRIPT = """

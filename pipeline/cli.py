@@ -26,7 +26,7 @@ log = logging.getLogger("pipeline")
 
 def _load(args: argparse.Namespace):
     """The params of a command that reads no network, objective or decode names (prepare, degrade)."""
-    from pipeline.config import load_params
+    from pipeline.params_file import load_params
 
     return load_params(args.params, args.overrides)
 

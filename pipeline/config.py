@@ -1,135 +1,28 @@
-"""The params schema: ``params.yaml`` loaded once into typed, validated objects.
+"""The params schema: the typed, validated form of ``params.yaml`` (read by ``pipeline.params_file``).
 
-This is the one place defaults live. Unknown keys, wrong types and impossible
-values fail at load time with one sentence naming the key and what is allowed.
+This is the one place defaults live (the data stages' sections are in ``pipeline.config_data``).
+Unknown keys, wrong types and impossible values fail at load time with one sentence naming the key
+and what is allowed.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from pipeline.errors import ConfigError
-from pipeline.params_yaml import read_yaml
+from pipeline.config_base import FolderName, Strict
+from pipeline.config_data import DegradeConfig, PrepareConfig
 
 CODE_ROOT = Path(__file__).resolve().parent.parent  # the code that runs (its git commit is recorded), never
-# the project a command works on: that is the folder of its params file (see find_params)
-PARAMS_FILE = "params.yaml"
-REMOVE = object()  # the value of a ``~key`` override
-PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+# the project a command works on: that is the folder of its params file (see pipeline.params_file.find_params)
 SEED_LIMIT = 2**32  # numpy and torch seeds are unsigned 32-bit numbers
-
-
-def _plain_name(value: str) -> str:
-    """A name that becomes a folder (sweep, objective, benchmark, preset) is one plain folder name."""
-    if not PLAIN_NAME.fullmatch(value):
-        raise ValueError(f"{value!r} is not a plain folder name (it becomes a folder, so it must be 1-100 letters, "
-                         "digits, '_', '-' or '.', not starting with '.'; e.g. 'study')")
-    return value
-
-
-FolderName = Annotated[str, AfterValidator(_plain_name)]
-
-
-class Strict(BaseModel):
-    """Base for every section: unknown keys are errors, assignments are validated."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-# --------------------------------------------------------------------- data
-class SourceConfig(Strict):
-    """Where HR images come from.
-
-    ``builtin``: photographs bundled with installed packages (offline; ``collection`` picks the
-    train/val ``photos`` or the ``benchmark`` test set, disjoint); ``folder``: a directory,
-    searched recursively; ``url``: an archive (zip/tar) checked against ``sha256``;
-    ``preset``: a named public archive (DIV2K_train_HR, Set5, ...).
-    """
-
-    kind: Literal["builtin", "folder", "url", "preset"] = Field("builtin", description="source type")
-    collection: Literal["photos", "benchmark"] = Field("photos", description="builtin images: the train/val "
-                                                       "photos or the disjoint benchmark set (kind builtin)")
-    path: Path | None = Field(None, description="folder of images (kind folder)")
-    url: str | None = Field(None, description="zip/tar archive URL (kind url)")
-    sha256: str | None = Field(None, description="expected sha256 of the archive; logged when absent")
-    preset: str | None = Field(None, description="DIV2K_train_HR, DIV2K_valid_HR, Set5, Set14, B100, Urban100")
-    subdir: str | None = Field(None, description="folder inside a url archive that holds the images")
-    names: list[str] | None = Field(None, description="keep only these image names (without .png)")
-    optional: bool = Field(False, description="skip with a warning when missing or unreachable")
-
-    @model_validator(mode="after")
-    def _fields_for_kind(self) -> "SourceConfig":
-        need = {"folder": "path", "url": "url", "preset": "preset"}.get(self.kind)
-        if need and getattr(self, need) is None:
-            raise ValueError(f"a '{self.kind}' source needs '{need}'")
-        if self.sha256 is not None and len(self.sha256) != 64:
-            raise ValueError("sha256 must be 64 hexadecimal characters")
-        return self
-
-
-class PrepareConfig(Strict):
-    source: SourceConfig = SourceConfig()
-    val_count: int = Field(2, ge=1, description="images held out for validation")
-    min_side: int = Field(96, ge=8, description="images smaller than this are skipped")
-    benchmarks: dict[FolderName, SourceConfig] = Field({}, description="named test sets: name -> source")
-    cache_dir: Path = Field(Path("~/.cache/srloss"), description="downloads and extracted archives")
-
-
-class BlurConfig(Strict):
-    """Gaussian blur before downscaling; ``sigma_y``/``angle`` make it anisotropic."""
-
-    sigma: float = Field(1.0, gt=0, description="std (HR pixels) along x")
-    sigma_y: float | None = Field(None, gt=0, description="std along y; None = isotropic")
-    angle: float = Field(0.0, description="rotation of the anisotropic kernel, degrees")
-    kernel_size: int = Field(21, ge=3, description="odd kernel side")
-
-    @field_validator("kernel_size")
-    @classmethod
-    def _odd(cls, v: int) -> int:
-        if v % 2 == 0:
-            raise ValueError("kernel_size must be odd")
-        return v
-
-
-class NoiseConfig(Strict):
-    """Additive noise after downscaling: Gaussian (sigma on 0..255) or Poisson (scale)."""
-
-    kind: Literal["gaussian", "poisson"] = Field("gaussian", description="noise model")
-    sigma: float = Field(5.0, ge=0, description="Gaussian std on 0..255")
-    scale: float = Field(1.0, gt=0, description="Poisson strength (photon-count scale)")
-
-
-class JpegConfig(Strict):
-    quality: int = Field(75, ge=1, le=100, description="JPEG quality")
-
-
-class DegradationPreset(Strict):
-    """blur -> bicubic downscale (MATLAB imresize) -> noise -> JPEG; each step optional."""
-
-    blur: BlurConfig | None = None
-    noise: NoiseConfig | None = None
-    jpeg: JpegConfig | None = None
-
-
-class DegradeConfig(Strict):
-    scales: list[int] = Field([2, 3, 4], description="integer scales to make LR images for")
-    presets: dict[FolderName, DegradationPreset] = Field({"bicubic": DegradationPreset()}, description="name -> {blur, noise, jpeg}; {} is plain bicubic")
-
-    @field_validator("scales")
-    @classmethod
-    def _scales(cls, v: list[int]) -> list[int]:
-        if not v or any(s < 2 for s in v):
-            raise ValueError("scales must be a non-empty list of integers >= 2")
-        return sorted(set(v))
 
 
 # ------------------------------------------------------------------ metrics
@@ -422,123 +315,3 @@ def _absolutise(node: Any, root: Path) -> None:
     elif isinstance(node, list):
         for item in node:
             _absolutise(item, root)
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``train.lr=2e-4`` -> (["train", "lr"], 0.0002); the value is read as YAML.
-
-    As in ``dvc exp run -S`` (Hydra's syntax), ``+key=value`` and ``++key=value`` set a key as well
-    and ``~key`` (or ``~key=value``) removes one; a removal has the value ``REMOVE``.
-    """
-    remove = text.startswith("~")
-    body = text[1:] if remove else text.removeprefix("++").removeprefix("+")
-    if "=" not in body and not remove:
-        raise ConfigError(f"override '{text}' is not of the form key.path=value; write e.g. train.lr=2e-4")
-    key, raw = body.split("=", 1) if "=" in body else (body, "")
-    parts = [p for p in key.strip().split(".") if p]
-    if not parts:
-        raise ConfigError(f"override '{text}' has an empty key; write e.g. train.lr=2e-4")
-    if remove:
-        return parts, REMOVE
-    return parts, read_yaml(raw, f"override '{text}': the value") if raw.strip() else None
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set (or remove) each ``key.path=value`` in a copy of ``data``, creating inner mappings as needed."""
-    data = copy.deepcopy(data)
-    for text in overrides:
-        parts, value = parse_override(text)
-        node = data
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif not isinstance(child, dict):
-                raise ConfigError(f"override '{text}': '{part}' is a value, not a section")
-            node = child
-        if value is REMOVE:
-            node.pop(parts[-1], None)
-        else:
-            node[parts[-1]] = value
-    return data
-
-
-def _describe(error: dict[str, Any], source: str) -> str:
-    where = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-after"))
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        parent = _model_at(error["loc"][:-1])
-        allowed = ", ".join(sorted(parent.model_fields)) if parent else "see docs/configuration.md"
-        return f"{source}: unknown key '{where}'; allowed keys here: {allowed}."
-    got = error.get("input")
-    message = error["msg"].removeprefix("Value error, ")
-    if error["loc"][-1:] == ("[key]",):  # a name under a section: say which section
-        section = ".".join(str(p) for p in error["loc"][:-2])
-        return f"{source}: a name under '{section}': {message}; rename it"
-    if not error["loc"] or message.startswith(f"{where}."):  # a rule across keys names them and the fix
-        return f"{source}: {message}"
-    shown = f" (got {got!r})" if not isinstance(got, (dict, list)) and repr(got) not in message else ""
-    return f"{source}: '{where}': {message}{shown}; fix it in params.yaml or with --set {where}=..."
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    model: type[BaseModel] = Params
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
-        if not nested:
-            return None
-        model = nested[0]
-    return model
-
-
-def validate(data: dict[str, Any], source: str = "params") -> Params:
-    """Validate a raw mapping; the first problem becomes one ``ConfigError`` sentence."""
-    try:
-        return Params.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc.errors()[0], source)) from None
-
-
-def find_params(start: Path | None = None) -> Path:
-    """The ``params.yaml`` of the project a command is run in: in ``start`` (default: the working
-    directory) or the nearest folder above it, as ``dvc`` finds its root."""
-    start = (start or Path.cwd()).resolve()
-    for folder in (start, *start.parents):
-        if (folder / PARAMS_FILE).is_file():
-            return folder / PARAMS_FILE
-    raise ConfigError(f"'{start}' is not inside a project: neither it nor a folder above it holds {PARAMS_FILE}; "
-                      "run the command in the project folder or pass --params PATH")
-
-
-def load_params(path: Path | str | None = None, overrides: list[str] | None = None, root: Path | None = None) -> Params:
-    """Read ``params.yaml`` (default: the project the command is run in, ``find_params``), apply
-    ``--set`` overrides, validate, and resolve relative paths against ``root`` (default: the file's
-    folder, the project's)."""
-    path = Path(path) if path else find_params()
-    if not path.is_file():
-        raise ConfigError(f"params file '{path}' does not exist; pass --params PATH or run from the project folder")
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"'{path}' is not a UTF-8 text file ({exc.reason} at byte {exc.start}); "
-                          "pass a YAML params file") from None
-    data = read_yaml(text, f"'{path}'") or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"'{path}' must hold a mapping of sections (seed, prepare, train, ...)")
-    data = apply_overrides(data, overrides or [])
-    params = validate(data, source=path.name).resolved(root or path.resolve().parent)
-    _check_folders(params, path.name)
-    return params
-
-
-def _check_folders(params: Params, source: str) -> None:
-    """Folder sources must exist at load time, unless marked ``optional``."""
-    sources = {"prepare.source": params.prepare.source}
-    sources.update({f"prepare.benchmarks.{name}": src for name, src in params.prepare.benchmarks.items()})
-    for key, src in sources.items():
-        if src.kind == "folder" and not src.optional and not src.path.is_dir():
-            raise ConfigError(f"{source}: '{key}.path': folder '{src.path}' does not exist; "
-                              f"fix the path or set {key}.optional=true")

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import Params, apply_overrides, load_params, parse_override, validate
+from pipeline.config import Params
 from pipeline.errors import ConfigError
+from pipeline.params_file import apply_overrides, load_params, parse_override, validate
 
 
 def write(tmp_path: Path, data: dict) -> Path:

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from pipeline.cli import main
-from pipeline.config import validate
 from pipeline.errors import PipelineError
 from pipeline.export import TOLERANCE, export_model
 from pipeline.inference import load_super_resolver
 from pipeline.models.registry import build_model
 from pipeline.objectives import class_heads
 from pipeline.objectives.registry import build_objective
+from pipeline.params_file import validate
 from pipeline.train.checkpoint import checkpoint_meta, save_checkpoint
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_params
+from pipeline.params_file import load_params
 from pipeline.tune.space import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]

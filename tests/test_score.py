@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.config import validate
 from pipeline.degrade.imresize import imresize_uint8
 from pipeline.errors import PipelineError
 from pipeline.imageio import modcrop, write_png
 from pipeline.inference import load_super_resolver, upscale_image
 from pipeline.metrics import reference
+from pipeline.params_file import validate
 from pipeline.score import score_model
 from pipeline.self_ensemble import SelfEnsemble
 from tests.conftest import synthetic_photo

@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import Params, validate
+from pipeline.config import Params
 from pipeline.errors import PipelineError
 from pipeline.inference import load_super_resolver, upscale_image
+from pipeline.params_file import validate
 from pipeline.tracking.callback import MLflowCallback, run_params
 from pipeline.tracking.images import LABEL_PIXELS, labelled_strip, side_by_side
 from pipeline.tracking.store import check_tracking, ensure_experiment, find_run, flatten_params, start_run, tracking_uri

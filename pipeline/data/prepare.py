@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.config import Params, PrepareConfig, SourceConfig
+from pipeline.config import Params
+from pipeline.config_data import PrepareConfig, SourceConfig
 from pipeline.data.builtin import builtin_images
 from pipeline.data.download import SourceUnavailable, fetch_archive, file_sha256
 from pipeline.data.folder import folder_images

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.config import SourceConfig
+from pipeline.config_data import SourceConfig
 from pipeline.errors import PipelineError
 
 EDSR_BENCHMARK_URL = "https://cv.snu.ac.kr/research/EDSR/benchmark.tar"

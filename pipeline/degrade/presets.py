@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from pipeline.config import BlurConfig, DegradationPreset, JpegConfig, NoiseConfig
+from pipeline.config_data import BlurConfig, DegradationPreset, JpegConfig, NoiseConfig
 from pipeline.degrade.imresize import imresize, to_uint8
 from pipeline.errors import PipelineError
 from pipeline.imageio import modcrop

@@ -30,10 +30,11 @@ from typing import Any, Union, get_args, get_origin
 import numpy as np
 from pydantic import BaseModel
 
-from pipeline.config import Params, SweepConfig, validate
+from pipeline.config import Params, SweepConfig
 from pipeline.errors import ConfigError
 from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
+from pipeline.params_file import validate
 from pipeline.tune.cost import trial_cost
 
 FORMS = ("choice", "grid", "uniform", "loguniform", "randint")

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.config import Params, validate
+from pipeline.config import Params
+from pipeline.params_file import validate
 from pipeline.data.presets import PRESETS, Preset
 from pipeline.data.prepare import prepare_all
 from pipeline.errors import ConfigError, PipelineError

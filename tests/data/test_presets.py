@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import SourceConfig
+from pipeline.config_data import SourceConfig
 from pipeline.data.presets import PRESETS, preset_source
 from pipeline.errors import PipelineError
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.config import BlurConfig, DegradationPreset, JpegConfig, NoiseConfig
+from pipeline.config_data import BlurConfig, DegradationPreset, JpegConfig, NoiseConfig
 from pipeline.degrade.imresize import imresize_uint8
 from pipeline.degrade.presets import degrade, gaussian_kernel, image_generator, jpeg_image
 from pipeline.errors import PipelineError

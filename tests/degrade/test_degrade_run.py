@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import validate
 from pipeline.degrade.imresize import imresize_uint8
 from pipeline.degrade.run import degrade_all
 from pipeline.errors import PipelineError
 from pipeline.imageio import modcrop, read_image, write_png
+from pipeline.params_file import validate
 
 SOURCES = {
     "hr/train": {"a.png": (30, 37), "b.png": (25, 24), "c.png": (41, 33)},

@@ -5,9 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.config import LossConfig, load_params
+from pipeline.config import LossConfig
 from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
+from pipeline.params_file import load_params
 from tests.models.test_model_overfit import textured_patch
 from tests.models.tiny_networks import TINY_NETWORKS
 

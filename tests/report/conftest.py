@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import Params, validate
+from pipeline.config import Params
 from pipeline.degrade.imresize import imresize_uint8
 from pipeline.imageio import modcrop, write_png
 from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
+from pipeline.params_file import validate
 from pipeline.train.checkpoint import checkpoint_meta, save_checkpoint
 from pipeline.train.loop import fit
 from bench.synthetic_photo import synthetic_photo

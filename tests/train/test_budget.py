@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import LossConfig, Params, load_params
+from pipeline.config import LossConfig, Params
 from pipeline.errors import ConfigError
+from pipeline.params_file import load_params
 from pipeline.train import flops
 from pipeline.train.callbacks import Callback
 from pipeline.train.checkpoint import load_checkpoint

@@ -8,10 +8,10 @@ import os
 import pytest
 import torch
 
-from pipeline.config import validate
 from pipeline.errors import PipelineError
 from pipeline.models.registry import build_model
 from pipeline.objectives.registry import build_objective
+from pipeline.params_file import validate
 from pipeline.train import checkpoint as checkpoint_module
 from pipeline.train.checkpoint import checkpoint_meta, load_checkpoint, restore_networks, save_checkpoint
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Params, validate
+from pipeline.config import Params
+from pipeline.params_file import validate
 
 
 def sweep_params(tiny_data: Params, root: Path, sweep: dict[str, Any], tracking: bool = True,

@@ -25,7 +25,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from pipeline.config import CODE_ROOT, validate
+from pipeline.config import CODE_ROOT
+from pipeline.params_file import validate
 from pipeline.report.evaluate import evaluate_all
 from pipeline.tune.storage import Storage
 from pipeline.tune.sweep import run_sweep

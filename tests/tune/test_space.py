@@ -165,7 +165,7 @@ def test_a_trial_run_is_named_by_its_objective_searched_values_and_seed():
 
 
 def test_the_most_expensive_objectives_start_first():
-    from pipeline.config import validate
+    from pipeline.params_file import validate
     from pipeline.tune.cost import TRIAL_COST
 
     base = validate({"train": {"iterations": 10}, "sweep": {"objectives": OBJECTIVES}})

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import validate
 from pipeline.data.image_store import stored_pairs
 from pipeline.errors import PipelineError
+from pipeline.params_file import validate
 from pipeline.tune import shared_data
 from pipeline.tune.shared_data import node_data_dir, publish_data, training_folders
 from pipeline.tune.storage import Storage, open_storage
