@@ -6,8 +6,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from import_graph import (ALLOWED_CYCLES, cycles, import_graph, long_functions, long_modules,  # noqa: E402
-                          reaches)
+from import_graph import (ALLOWED_CYCLES, MAX_FUNCTION_LINES, MAX_MODULE_LINES, cycles,  # noqa: E402
+                          import_graph, long_functions, long_modules, reaches)
 
 GRAPH = import_graph(ROOT)
 
@@ -25,6 +25,11 @@ def test_networks_and_losses_import_no_trainer_sweep_or_tracking():
     for source in ("pipeline.models", "pipeline.objectives"):
         for target in ("pipeline.train", "pipeline.tune", "pipeline.tracking"):
             assert reaches(GRAPH, source, target) == {}, f"{source} reaches {target}"
+
+
+def test_no_module_and_no_function_is_longer_than_the_limits():
+    assert long_modules(ROOT) == [], f"modules over {MAX_MODULE_LINES} lines: split them by job"
+    assert long_functions(ROOT) == [], f"functions over {MAX_FUNCTION_LINES} lines: split them"
 
 
 def _package(root: Path, files: dict[str, str]) -> Path:

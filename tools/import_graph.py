@@ -2,7 +2,7 @@
 
 An edge ``a -> b`` is any import of ``b`` inside ``a``: at module level or inside a function (a lazy
 import still ties the modules together). ``python tools/import_graph.py`` prints the facts the
-architecture promises (``tests/test_import_graph.py`` asserts the first three):
+architecture promises (``tests/test_import_graph.py`` asserts each of them):
 
 - the import cycles (strongly connected modules); the only one allowed is ``mlflow_model`` <->
   ``inference``: MLflow calls ``mlflow_model._load_pyfunc``, which lazily imports the checkpoint
