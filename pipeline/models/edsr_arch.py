@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn
@@ -40,8 +41,29 @@ class PixelShuffleUpsampler(nn.Sequential):
         super().__init__(*layers)
 
 
+class EDSRSkeleton(nn.Module):
+    """EDSR's skeleton, which RCAN shares: ``f0 = conv(LR - mean)``, ``f = f0 + conv(body(f0))``,
+    ``features = Up(f)``, where ``body`` holds the family's ``blocks`` (EDSR's docstring says why the mean
+    is a buffer and where the tail convolution went). Modules are made in the order the state dict names
+    them (``extract``, ``body``, ``upsample``): seeded networks start from the weights they always had.
+    """
+
+    def __init__(self, scale: int, n_feats: int, blocks: Iterable[nn.Module]):
+        super().__init__()
+        self.scale = scale
+        self.feature_channels = n_feats
+        self.register_buffer("rgb_mean", torch.tensor(DIV2K_RGB_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.extract = nn.Conv2d(3, n_feats, 3, padding=1)
+        self.body = nn.Sequential(*blocks, nn.Conv2d(n_feats, n_feats, 3, padding=1))
+        self.upsample = PixelShuffleUpsampler(n_feats, scale)
+
+    def forward(self, lr: Tensor) -> Tensor:
+        shallow = self.extract(lr - self.rgb_mean)
+        return self.upsample(shallow + self.body(shallow))
+
+
 @register_model("edsr")
-class EDSR(nn.Module):
+class EDSR(EDSRSkeleton):
     """Post-upsampling EDSR: ``f0 = conv(LR - mean)``, ``f = f0 + conv(ResBlocks(f0))``, ``features = Up(f)``.
 
     ``n_blocks`` residual blocks of ``n_feats`` maps scaled by ``res_scale`` (defaults: the
@@ -57,20 +79,8 @@ class EDSR(nn.Module):
     """
 
     def __init__(self, scale: int, n_blocks: int = 16, n_feats: int = 64, res_scale: float = 1.0):
-        super().__init__()
-        self.scale = check_scale(scale, "3 or a power of two (2, 4, 8)", lambda s: s == 3 or is_power_of_two(s))
+        scale = check_scale(scale, "3 or a power of two (2, 4, 8)", lambda s: s == 3 or is_power_of_two(s))
         check_positive(n_blocks=n_blocks, n_feats=n_feats)
         if not res_scale > 0:
             raise ValueError(f"'res_scale' must be positive (got {res_scale!r})")
-        self.feature_channels = n_feats
-        self.register_buffer("rgb_mean", torch.tensor(DIV2K_RGB_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.extract = nn.Conv2d(3, n_feats, 3, padding=1)
-        self.body = nn.Sequential(
-            *(ResBlock(n_feats, res_scale) for _ in range(n_blocks)),
-            nn.Conv2d(n_feats, n_feats, 3, padding=1),
-        )
-        self.upsample = PixelShuffleUpsampler(n_feats, scale)
-
-    def forward(self, lr: Tensor) -> Tensor:
-        shallow = self.extract(lr - self.rgb_mean)
-        return self.upsample(shallow + self.body(shallow))
+        super().__init__(scale, n_feats, (ResBlock(n_feats, res_scale) for _ in range(n_blocks)))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from pipeline.models.base import check_positive, check_scale, is_power_of_two
-from pipeline.models.edsr_arch import DIV2K_RGB_MEAN, PixelShuffleUpsampler
+from pipeline.models.edsr_arch import EDSRSkeleton
 from pipeline.models.registry import register_model
 
 
@@ -55,12 +54,13 @@ class ResidualGroup(nn.Sequential):
 
 
 @register_model("rcan")
-class RCAN(nn.Module):
+class RCAN(EDSRSkeleton):
     """Residual in residual: ``f0 = conv(LR - mean)``, ``f = f0 + conv(Groups(f0))``, ``features = Up(f)``.
 
     Defaults are the paper's: 10 residual groups of 20 RCABs, 64 maps, channel reduction 16, a
-    pixel-shuffle upsampler (x2, x3, x4 and x8 by cascading x2). As in EDSR here, the DIV2K mean is a
-    fixed buffer and the paper's tail convolution to RGB is the objective's head.
+    pixel-shuffle upsampler (x2, x3, x4 and x8 by cascading x2). The skeleton is EDSR's
+    (``EDSRSkeleton``): the DIV2K mean is a fixed buffer and the paper's tail convolution to RGB is the
+    objective's head.
 
     Options:
         n_groups: residual groups.
@@ -70,18 +70,6 @@ class RCAN(nn.Module):
     """
 
     def __init__(self, scale: int, n_groups: int = 10, n_blocks: int = 20, n_feats: int = 64, reduction: int = 16):
-        super().__init__()
-        self.scale = check_scale(scale, "3 or a power of two (2, 4, 8)", lambda s: s == 3 or is_power_of_two(s))
+        scale = check_scale(scale, "3 or a power of two (2, 4, 8)", lambda s: s == 3 or is_power_of_two(s))
         check_positive(n_groups=n_groups, n_blocks=n_blocks, n_feats=n_feats, reduction=reduction)
-        self.feature_channels = n_feats
-        self.register_buffer("rgb_mean", torch.tensor(DIV2K_RGB_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.extract = nn.Conv2d(3, n_feats, 3, padding=1)
-        self.body = nn.Sequential(
-            *(ResidualGroup(n_feats, n_blocks, reduction) for _ in range(n_groups)),
-            nn.Conv2d(n_feats, n_feats, 3, padding=1),
-        )
-        self.upsample = PixelShuffleUpsampler(n_feats, scale)
-
-    def forward(self, lr: Tensor) -> Tensor:
-        shallow = self.extract(lr - self.rgb_mean)
-        return self.upsample(shallow + self.body(shallow))
+        super().__init__(scale, n_feats, (ResidualGroup(n_feats, n_blocks, reduction) for _ in range(n_groups)))
