@@ -153,7 +153,7 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
                                    else None)
 
         return _finish(params, setup, run_dir, callbacks, validator, run, world_size, final_metrics,
-                       trained=config.iterations - start, elapsed=time.perf_counter() - started)
+                       trained=config.iterations - start, started=started)
 
 
 def _checkpoint_paths(run_dir: Path) -> tuple[Path, Path]:
@@ -163,9 +163,10 @@ def _checkpoint_paths(run_dir: Path) -> tuple[Path, Path]:
 
 def _finish(params: Params, setup: DeviceSetup, run_dir: Path, callbacks: Sequence[Callback],
             validator: Validator | None, run: RunState, world_size: int, final_metrics: dict[str, float],
-            trained: int, elapsed: float) -> TrainResult:
+            trained: int, started: float) -> TrainResult:
     """The run's result after its last iteration (validated now if the last iteration was not), logged
-    in one line and given to every callback's ``on_end``."""
+    in one line with the speed since ``started`` (``time.perf_counter``) and given to every callback's
+    ``on_end``."""
     config = params.train
     last_path, best_path = _checkpoint_paths(run_dir)
     if not final_metrics:
@@ -175,7 +176,7 @@ def _finish(params: Params, setup: DeviceSetup, run_dir: Path, callbacks: Sequen
     result = TrainResult(iterations=config.iterations, best_metric=run.best["value"],
                          best_iteration=run.best["iteration"], final_metrics=final_metrics, last_checkpoint=last_path,
                          best_checkpoint=best_path if best_path.is_file() else None, run_dir=run_dir)
-    _log_summary(params, setup, result, trained, elapsed)
+    _log_summary(params, setup, result, trained, time.perf_counter() - started)
     for callback in callbacks:
         callback.on_end(result)
     return result
