@@ -265,8 +265,8 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     r.add_argument("--self-ensemble", action="store_true", help="score with x8 self-ensemble")
     r.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for runs:/ and models:/ URIs")
-    e = _add_command(sub, "export", cmd_export, "export a trained model, decode included, as ONNX (dynamic height/width) "
-                     "and TorchScript, checked against PyTorch", params=False)
+    e = _add_command(sub, "export", cmd_export, "export a trained model, decode included, as ONNX (dynamic "
+                     "height/width) and TorchScript, checked against PyTorch", params=False)
     e.add_argument("--model", required=True, help="checkpoint (.pt), a models/<objective> folder, or MLflow model URI")
     e.add_argument("-o", "--output", required=True, help="folder for model.onnx and model.torchscript.pt")
     e.add_argument("--format", dest="formats", action="append", choices=["onnx", "torchscript"],
@@ -278,8 +278,9 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
 
 def _add_setup_commands(sub: argparse._SubParsersAction) -> None:
     """weights and config: the metric weights and the params themselves."""
-    w = _add_command(sub, "weights", cmd_weights, "fetch the LPIPS backbone and FID Inception weights into the torch hub "
-                     "cache, checked against the sha256 prefix in their names (JSON of paths on stdout)", params=False)
+    w = _add_command(sub, "weights", cmd_weights, "fetch the LPIPS backbone and FID Inception weights into the "
+                     "torch hub cache, checked against the sha256 prefix in their names (JSON of paths on stdout)",
+                     params=False)
     w.add_argument("action", choices=["fetch"])
     w.add_argument("names", nargs="*", metavar="NAME",
                    help="lpips-alex, lpips-vgg, lpips-squeeze or fid (default: lpips-alex fid, as the default params)")
