@@ -2,14 +2,17 @@
 
 A trial of the default study is ``train.iterations`` training steps and ``iterations / val_every``
 validations of ``prepare.val_count`` images; an objective's cost is therefore
-``iterations x step + validations x val_count x validation``, where ``step`` is one training step
-(``objective(net(lr))``, ``aux_step`` where the objective has one, loss, backward, Adam) on a batch of
-the params' size, and ``validation`` the network and the objective's ``decode`` of one 600x400 HR
-image (the size of the Builtin validation photos) without gradients. Both are timed round by round,
-the objectives interleaved (each round starting one later), and each round's costs divided by
-``l1``'s of the same round; printed as min / median / max over the rounds with the load average.
+``iterations x step + validations x val_count x validation``. ``step`` is ``fit``'s own
+``pipeline.train.loop.train_step`` on a batch of the params' size, on networks, optimiser and device
+set up by ``fit``'s own start (``prepare_device``: subnormals flushed, ...; ``start_or_resume``);
+``validation`` is what ``fit``'s validation computes of one 600x400 HR image (the size of the
+Builtin validation photos): ``objective.predict(net(lr))`` in eval mode under ``inference_mode``.
+Both are timed round by round, the objectives interleaved (each round starting one later), and each
+round's costs divided by ``l1``'s of the same round; printed as min / median / max over the rounds
+with the load average. ``--clock cpu`` times with this process's CPU time (see
+``bench/loss_overhead.py``).
 
-Run from the project root: ``PYTHONPATH=. python bench/trial_cost.py [--rounds 5]``.
+Run from the project root: ``PYTHONPATH=. OMP_NUM_THREADS=1 python bench/trial_cost.py [--rounds 5] [--clock cpu]``.
 """
 
 from __future__ import annotations
@@ -22,53 +25,52 @@ import torch
 import torch.nn.functional as F
 
 from bench.spread import spread_text
-from pipeline.models.registry import build_model
-from pipeline.objectives.registry import build_objective
 from pipeline.params_file import load_params
+from pipeline.train.device import prepare_device
+from pipeline.train.loop import train_step
+from pipeline.train.resume import start_or_resume
 from pipeline.tune.space import SearchSpace, TrialChoice
 
 VALIDATION_HR = (400, 600)
 
 
 class Trial:
-    """One objective's network, head and optimiser, with a training step and a validation of one image."""
+    """One objective's networks, optimiser and device as ``fit`` builds them, with its step and a validation."""
 
-    def __init__(self, params) -> None:
-        torch.manual_seed(0)
-        self.params = params
-        self.net = build_model(params.model.name, params.train.scale, params.model.args)
-        self.objective = build_objective(params.loss, self.net.feature_channels, params.train.scale,
-                                         total_iterations=params.train.iterations)
-        self.optimizer = torch.optim.Adam([*self.net.parameters(), *self.objective.sr_parameters()], lr=1e-4)
+    def __init__(self, params, setup, clock) -> None:
+        self.run = start_or_resume(params, setup, resume=None, world_size=1)
+        self.setup, self.clock = setup, clock
 
     def step(self, lr: torch.Tensor, hr: torch.Tensor) -> float:
-        start = time.perf_counter()
-        self.optimizer.zero_grad(set_to_none=True)
-        out = self.objective(self.net(lr))
-        if self.objective.has_aux_step:
-            with torch.no_grad():
-                sr = self.objective.decode(out)
-            self.objective.aux_step(sr, hr, 0)
-        self.objective.loss(out, hr, 0)["total"].backward()
-        self.optimizer.step()
-        return time.perf_counter() - start
+        run = self.run
+        start = self.clock()
+        train_step(run.net, run.objective, run.optimizer, run.scaler, self.setup, None, lr, hr, 0)
+        return self.clock() - start
 
     def validation(self, lr: torch.Tensor) -> float:
-        start = time.perf_counter()
-        with torch.no_grad():
-            self.objective.decode(self.objective(self.net(lr)))
-        return time.perf_counter() - start
+        net, objective = self.run.net.eval(), self.run.objective.eval()
+        start = self.clock()
+        with torch.inference_mode(), self.setup.autocast():
+            objective.predict(net(lr))
+        elapsed = self.clock() - start
+        net.train(), objective.train()
+        return elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: this process's CPU time, for a one-thread run on a machine that others load")
     args = parser.parse_args()
     base = load_params(args.params)
     space = SearchSpace(base.sweep)
-    trials = {name: Trial(space.trial_params(base, TrialChoice(name, {}, 0))) for name in space.objectives}
     config = base.train
+    setup = prepare_device(config)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    trials = {name: Trial(space.trial_params(base, TrialChoice(name, {}, 0)), setup, clock)
+              for name in space.objectives}
     generator = torch.Generator().manual_seed(0)
     hr = torch.rand(config.batch_size, 3, config.patch_size, config.patch_size, generator=generator)
     lr = F.avg_pool2d(hr, config.scale)
@@ -86,7 +88,8 @@ def main() -> None:
                 for name in names[shift:] + names[:shift]}
         for name in names:
             ratios[name].append(cost[name] / cost["l1"])
-    print(f"trial cost relative to l1 (min / median / max over {args.rounds} rounds); load average "
+    print(f"trial cost relative to l1 (min / median / max over {args.rounds} rounds, {args.clock} clock, "
+          f"{torch.get_num_threads()} thread(s)); load average "
           f"{load:.1f} before, {os.getloadavg()[0]:.1f} after")
     for name in names:
         print(f"{name:14s} {spread_text(ratios[name], 2)}")

@@ -5,7 +5,8 @@ The exported function is the inference model of ``pipeline.inference``:
 ``[1, 3, s*H, s*W]``. ONNX (input ``lr``, output ``sr``) is written by PyTorch's dynamo exporter with
 height and width dynamic; TorchScript by ``torch.jit.trace``. The class objectives' CPU decode
 works in blocks whose count depends on the image size, which a fixed graph cannot hold, so the
-graph decodes the whole image in one block (more memory, the same numbers). Each file is then
+graph decodes the whole image in one block (``decode(..., block_elements=ONE_BLOCK)``: more memory,
+the same numbers). Each file is then
 checked against PyTorch on an image of another size than the one exported with: ONNX through
 onnxruntime (when installed), TorchScript reloaded; a maximum absolute difference above
 ``TOLERANCE`` is an error.
@@ -13,10 +14,8 @@ onnxruntime (when installed), TorchScript reloaded; a maximum absolute differenc
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ from torch import Tensor, nn
 
 from pipeline.errors import PipelineError
 from pipeline.inference import SuperResolver, load_super_resolver
-from pipeline.objectives import class_heads
 
 log = logging.getLogger(__name__)
 
@@ -35,31 +33,19 @@ TOLERANCE = 1e-4
 EXAMPLE_SIZE = (32, 32)
 CHECK_SIZE = (37, 29)
 ONE_BLOCK = 1 << 62
-BLOCK_SIZES = ("DECODE_BLOCK_ELEMENTS", "PIXEL_MAJOR_BLOCK_ELEMENTS")
+"""A decode's ``block_elements`` beyond any image: one block."""
 
 
 class ExportedSuperResolver(nn.Module):
-    """``clamp(decode(head(net(lr))), 0, 1)``: ``SuperResolver`` without the blocked ``predict``."""
+    """``clamp(decode(head(net(lr))), 0, 1)``, decoded in one block: ``SuperResolver`` without the blocked
+    ``predict``."""
 
     def __init__(self, resolver: SuperResolver):
         super().__init__()
         self.net, self.objective = resolver.net, resolver.objective
 
     def forward(self, lr: Tensor) -> Tensor:
-        return self.objective.decode(self.objective(self.net(lr))).clamp(0, 1)
-
-
-@contextlib.contextmanager
-def one_block_decode() -> Iterator[None]:
-    """Within: the class decodes (``pipeline.objectives.class_heads``) decode in one block."""
-    saved = {name: getattr(class_heads, name) for name in BLOCK_SIZES}
-    try:
-        for name in BLOCK_SIZES:
-            setattr(class_heads, name, ONE_BLOCK)
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(class_heads, name, value)
+        return self.objective.decode(self.objective(self.net(lr)), block_elements=ONE_BLOCK).clamp(0, 1)
 
 
 def export_model(model: str, out_dir: Path, formats: tuple[str, ...] = FORMATS,
@@ -79,7 +65,7 @@ def export_model(model: str, out_dir: Path, formats: tuple[str, ...] = FORMATS,
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"model": str(model), "description": resolver.description, "scale": resolver.scale,
                                "check_size": list(CHECK_SIZE), "tolerance": TOLERANCE}
-    with one_block_decode(), torch.no_grad():
+    with torch.no_grad():
         if "onnx" in formats:
             summary["onnx"], summary["onnx_max_abs_diff"] = _onnx(module, example, check, expected, out_dir)
         if "torchscript" in formats:

@@ -106,7 +106,10 @@ class Objective(nn.Module):
     def forward(self, features: Tensor) -> Tensor:
         return self.head(features)
 
-    def decode(self, out: Tensor) -> Tensor:
+    def decode(self, out: Tensor, block_elements: int | None = None) -> Tensor:
+        """The SR image of head output ``out``. A decode that works in blocks holds at most
+        ``block_elements`` values at a time (None: its own default; one block for a graph of fixed
+        shape, ``pipeline.export``); others ignore it."""
         return out
 
     def use_decode(self, name: str) -> None:

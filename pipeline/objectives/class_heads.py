@@ -4,7 +4,7 @@
   block by block, with the softmax computed once per step;
 - ``decode_classes``: logits to values (``argmax``, softmax ``expectation``, ``annealed``);
 - ``ResidualQuantizer``: signed residuals <-> 256 classes (FCS);
-- ``ClassDecoding``: the decode options and the blocked ``predict`` of CS and FCS.
+- ``in_row_blocks``: a 3x3 head and its decode over blocks of rows (``pointwise_head`` blocks a 1x1 one).
 """
 
 from __future__ import annotations
@@ -18,14 +18,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from pipeline.errors import ConfigError
-
 LEVELS = 256
 DEFAULT_CHUNK_ELEMENTS = 1 << 22
 DECODE_BLOCK_ELEMENTS = 1 << 19
 PREDICT_BLOCK_ELEMENTS = 1 << 22
 PIXEL_MAJOR_BLOCK_ELEMENTS = 1 << 20
-HEAD_BLOCK_PIXELS = 512
 DecodeMode = Literal["argmax", "expectation", "annealed"]
 DECODE_MODES = ("argmax", "expectation", "annealed")
 EXP_FLOORS = {torch.float32: -87.33654022216797, torch.float64: -708.3964185322641}
@@ -147,7 +144,8 @@ def chunked_cross_entropy(
     return _ChunkedCrossEntropy.apply(logits, target.long(), classes, chunk_elements)
 
 
-def decode_classes(logits: Tensor, values: Tensor, mode: DecodeMode, temperature: float = 1.0) -> Tensor:
+def decode_classes(logits: Tensor, values: Tensor, mode: DecodeMode, temperature: float = 1.0,
+                   block_elements: int | None = None) -> Tensor:
     """Per pixel and channel, turn ``K`` logits into a value: ``values[argmax]`` or ``sum_k p_k values_k``.
 
     ``p = softmax(logits)`` for ``expectation``, ``softmax(logits / temperature)`` for ``annealed``.
@@ -155,20 +153,24 @@ def decode_classes(logits: Tensor, values: Tensor, mode: DecodeMode, temperature
     least float32 even under autocast (a half-precision mean over 256 levels is off by ~0.5/255).
     The softmax is written out (``sum_k e_k v_k / sum_k e_k``, ``e = exp(z - max z)``, exponentiated
     in place), normalised once per pixel instead of per class (PyTorch's CPU softmax over a middle
-    axis is ~4x slower). On CPU it runs over blocks of pixels of at most ``DECODE_BLOCK_ELEMENTS``
-    logits, so the temporaries stay in cache: 8x faster than whole-tile passes for a 512 x 512 tile.
+    axis is ~4x slower). On CPU it runs over blocks of pixels of at most ``block_elements`` logits
+    (None: ``DECODE_BLOCK_ELEMENTS``, channels-last ``PIXEL_MAJOR_BLOCK_ELEMENTS``), so the temporaries
+    stay in cache: 8x faster than whole-tile passes for a 512 x 512 tile; a graph of fixed shape
+    (``pipeline.export``) asks for one block with a ``block_elements`` beyond any image.
     """
     classes = values.numel()
     batch, height, width = logits.shape[0], logits.shape[2], logits.shape[3]
     channels = logits.shape[1] // classes
     if logits.permute(0, 2, 3, 1).is_contiguous():
-        return _decode_pixel_major(logits, values, mode, temperature).permute(0, 3, 1, 2)
+        budget = PIXEL_MAJOR_BLOCK_ELEMENTS if block_elements is None else block_elements
+        return _decode_pixel_major(logits, values, mode, temperature, budget).permute(0, 3, 1, 2)
     grouped = logits.reshape(batch, channels, classes, height * width)
     if mode == "argmax":
         return values[grouped.max(dim=2).indices].view(batch, channels, height, width)  # argmax is 4x slower on CPU
     pixels = height * width
     if logits.device.type == "cpu":
-        pixels = max(1, DECODE_BLOCK_ELEMENTS // (batch * channels * classes))
+        budget = DECODE_BLOCK_ELEMENTS if block_elements is None else block_elements
+        pixels = max(1, budget // (batch * channels * classes))
     with torch.autocast(logits.device.type, enabled=False):
         dtype = torch.promote_types(logits.dtype, torch.float32)
         row = values.to(dtype).view(1, 1, 1, classes)
@@ -180,24 +182,25 @@ def decode_classes(logits: Tensor, values: Tensor, mode: DecodeMode, temperature
         return torch.cat(blocks, dim=3).view(batch, channels, height, width)
 
 
-def _decode_pixel_major(logits: Tensor, values: Tensor, mode: DecodeMode, temperature: float) -> Tensor:
+def _decode_pixel_major(logits: Tensor, values: Tensor, mode: DecodeMode, temperature: float,
+                        block_elements: int) -> Tensor:
     """``decode_classes`` for channels-last logits, returned as ``[B, H, W, C]``.
 
     Each pixel's ``C*K`` logits are contiguous, so the class axis is the innermost one and every
-    value is one fused ``softmax`` row plus a dot product (``_decode_rows``): two passes over the
-    logits instead of five strided ones. Rows go ``PIXEL_MAJOR_BLOCK_ELEMENTS`` logits at a time, so
-    the probabilities stay in cache.
+    value is one fused ``softmax`` row plus a dot product (``decode_rows``): two passes over the
+    logits instead of five strided ones. On CPU rows go ``block_elements`` logits at a time, so the
+    probabilities stay in cache.
     """
     classes = values.numel()
     batch, height, width = logits.shape[0], logits.shape[2], logits.shape[3]
     rows = logits.permute(0, 2, 3, 1).reshape(-1, classes)
-    step = max(1, PIXEL_MAJOR_BLOCK_ELEMENTS // classes) if logits.device.type == "cpu" else rows.shape[0]
+    step = max(1, block_elements // classes) if logits.device.type == "cpu" else rows.shape[0]
     with torch.autocast(logits.device.type, enabled=False):
-        decoded = [_decode_rows(block, values, mode, temperature) for block in rows.split(step)]
+        decoded = [decode_rows(block, values, mode, temperature) for block in rows.split(step)]
         return torch.cat(decoded).view(batch, height, width, -1)
 
 
-def _decode_rows(rows: Tensor, values: Tensor, mode: DecodeMode, temperature: float) -> Tensor:
+def decode_rows(rows: Tensor, values: Tensor, mode: DecodeMode, temperature: float) -> Tensor:
     """``[N, K]`` logits -> ``[N]`` values: ``values[argmax]`` or ``softmax(rows / T) @ values``, in at least float32.
 
     ``torch.softmax`` over the innermost axis needs no guard against underflowing ``exp``: its fused
@@ -222,35 +225,6 @@ def in_row_blocks(compute: Callable[[Tensor], Tensor], features: Tensor) -> Tens
         above, below = max(0, top - 1), min(height, bottom + 1)
         parts.append(compute(features[:, :, above:below])[:, :, top - above: bottom - above])
     return torch.cat(parts, dim=2)
-
-
-@torch.no_grad()  # inference only: the blocks are written in place
-def pointwise_class_predict(conv: nn.Conv2d, features: Tensor, values: Tensor, mode: DecodeMode,
-                            temperature: float) -> Tensor:
-    """``decode_classes(conv(features), values, ...)`` for a 1x1 ``conv``, ``[B, F, H, W]`` -> ``[B, C, H, W]``.
-
-    Per block of ``HEAD_BLOCK_PIXELS`` pixels: the logits are one ``addmm`` (bias + channels-last
-    features @ weights, ``[P, C*K]``), decoded by ``_decode_rows`` while they are in cache; only one
-    block's logits exist at a time, and no pixel is computed twice (a 1x1 head needs no context). On
-    one CPU thread this is 0.8x the time of the conv on channels-last features plus the pixel-major decode, and
-    bitwise equal to it (tested); ``bench/class_head_floor.py`` compares it with its arithmetic floor.
-    """
-    batch, channels, height, width = features.shape
-    classes = values.numel()
-    weight = conv.weight.view(conv.out_channels, channels).t()
-    with torch.autocast(features.device.type, enabled=False):
-        pixels = features.permute(0, 2, 3, 1).reshape(-1, channels).to(weight.dtype)
-        on_cpu = features.device.type == "cpu"
-        step = HEAD_BLOCK_PIXELS if on_cpu else max(1, PREDICT_BLOCK_ELEMENTS // conv.out_channels)
-        dtype = torch.promote_types(weight.dtype, torch.float32)
-        decoded = torch.empty(pixels.shape[0], conv.out_channels // classes, dtype=dtype, device=features.device)
-        logits = torch.empty(min(step, pixels.shape[0]), conv.out_channels, dtype=weight.dtype, device=features.device)
-        for start in range(0, pixels.shape[0], step):
-            block = pixels[start:start + step]
-            torch.addmm(conv.bias, block, weight, out=logits[:block.shape[0]])
-            decoded[start:start + step] = _decode_rows(logits[:block.shape[0]].view(-1, classes), values, mode,
-                                                       temperature).view(block.shape[0], -1)
-    return decoded.view(batch, height, width, -1).permute(0, 3, 1, 2)
 
 
 class ResidualQuantizer(nn.Module):
@@ -295,50 +269,3 @@ class ResidualQuantizer(nn.Module):
         if self.kind == "uniform":
             return self.tau / (LEVELS - 1)
         return self.tau * math.log1p(self.mu) * (1 + self.mu) / self.mu / (LEVELS - 1)
-
-
-class ClassDecoding:
-    """Options shared by CS and FCS: how class logits become values, and the chunk size."""
-
-    decodes = DECODE_MODES
-
-    def _set_decoding(self, decode: str, temperature: float, terms: dict | None) -> None:
-        if decode not in DECODE_MODES:
-            raise ValueError(f"decode must be 'argmax', 'expectation' or 'annealed', got '{decode}'")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        if decode == "argmax" and terms:
-            raise ConfigError(
-                "decode 'argmax' is not differentiable, so loss.terms would not train; "
-                "use decode 'expectation' or 'annealed', or set loss.terms to {}"
-            )
-        self.decode_mode, self.temperature = decode, float(temperature)
-
-    def use_decode(self, name: str) -> None:
-        """As ``Objective.use_decode``, refusing ``argmax`` while image terms need a gradient."""
-        super().use_decode(name)
-        self._set_decoding(name, self.temperature, dict(self.terms))
-
-    def class_head(self) -> tuple[nn.Conv2d, Tensor]:
-        """The conv that gives the class logits and the values of its classes."""
-        raise NotImplementedError
-
-    def add_regressed(self, features: Tensor, decoded: Tensor) -> Tensor:
-        """The SR image from the decoded classes: ``decoded`` itself, or a regression branch plus it."""
-        return decoded
-
-    def predict(self, features: Tensor) -> Tensor:
-        """``decode(head(features))`` in blocks: of pixels for a 1x1 class head, of rows for a 3x3 one.
-
-        1x1: ``pointwise_class_predict`` (each pixel once, the logits of ``HEAD_BLOCK_PIXELS`` pixels at
-        a time). 3x3: blocks of rows with one row of context on each side, whose rows equal those of the
-        whole; only one block's 768 logits per pixel exist at a time (about ``PREDICT_BLOCK_ELEMENTS``:
-        a 1024 x 1024 output needs about 16 MiB of float32 logits at a time instead of 3 GiB). The
-        features are made channels-last, so the head writes each pixel's logits contiguously and
-        ``decode_classes`` takes its fused pixel-major path.
-        """
-        conv, values = self.class_head()
-        if conv.kernel_size == (1, 1):
-            decoded = pointwise_class_predict(conv, features, values, self.decode_mode, self.temperature)
-            return self.add_regressed(features, decoded)
-        return in_row_blocks(lambda block: self.decode(self(block)), features)

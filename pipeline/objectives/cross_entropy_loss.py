@@ -12,8 +12,11 @@ Seed paper: "Super-Resolution with Cross-Entropy Loss Adapted to High Frequencie
 Every class head starts ordered by default (``init: ordered``, see ``pipeline.objectives.ordered_head``,
 this project's addition); ``init: plain`` keeps PyTorch's initialisation, as the paper does.
 
-The cross-entropy over 256 classes runs through ``chunked_cross_entropy``, the decode through
-``decode_classes`` (both in ``pipeline.objectives.class_heads``, shared with fine-grained).
+A 1x1 class head (the default) returns its logits deferred (``PointwiseLogits``): training computes
+head and cross-entropy together block by block (``pointwise_cross_entropy``), inference head and decode
+(``pointwise_class_predict``), both in ``pipeline.objectives.pointwise_head``; a 3x3 head's logits go
+through ``chunked_cross_entropy`` and ``decode_classes`` (``pipeline.objectives.class_heads``, shared
+with fine-grained).
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pipeline.errors import ConfigError
 from pipeline.objectives.base import Objective
 from pipeline.objectives.class_heads import (
+    DECODE_MODES,
     DEFAULT_CHUNK_ELEMENTS,
     LEVELS,
-    ClassDecoding,
     DecodeMode,
     ResidualQuantizer,
     chunked_cross_entropy,
@@ -37,7 +41,11 @@ from pipeline.objectives.class_heads import (
 )
 from pipeline.objectives.lowpass import LowPass
 from pipeline.objectives.ordered_head import ClassConv2d, HeadInit, check_head_init, initialise_class_head
+from pipeline.objectives.pointwise_head import PointwiseLogits, class_logits, pointwise_class_predict
 from pipeline.objectives.registry import register_objective
+
+ClassOutput = Tensor | PointwiseLogits
+"""Class logits ``[B, 3*256, H, W]``, or, for a 1x1 head, the deferred ``PointwiseLogits``."""
 
 
 def _class_head(in_channels: int, values: Tensor, kernel_size: int, init: HeadInit, init_sigma: float) -> nn.Conv2d:
@@ -47,6 +55,70 @@ def _class_head(in_channels: int, values: Tensor, kernel_size: int, init: HeadIn
     head = ClassConv2d(in_channels, 3 * values.numel(), kernel_size, padding=kernel_size // 2)
     initialise_class_head(head, values, init, init_sigma)
     return head
+
+
+class ClassDecoding:
+    """What CS and FCS share: the decode options, the class head's output and loss, the blocked ``predict``."""
+
+    decodes = DECODE_MODES
+
+    def _set_decoding(self, decode: str, temperature: float, terms: dict | None) -> None:
+        if decode not in DECODE_MODES:
+            raise ValueError(f"decode must be 'argmax', 'expectation' or 'annealed', got '{decode}'")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if decode == "argmax" and terms:
+            raise ConfigError(
+                "decode 'argmax' is not differentiable, so loss.terms would not train; "
+                "use decode 'expectation' or 'annealed', or set loss.terms to {}"
+            )
+        self.decode_mode, self.temperature = decode, float(temperature)
+
+    def use_decode(self, name: str) -> None:
+        """As ``Objective.use_decode``, refusing ``argmax`` while image terms need a gradient."""
+        super().use_decode(name)
+        self._set_decoding(name, self.temperature, dict(self.terms))
+
+    def class_head(self) -> tuple[nn.Conv2d, Tensor]:
+        """The conv that gives the class logits and the values of its classes."""
+        raise NotImplementedError
+
+    def class_output(self, features: Tensor) -> ClassOutput:
+        """The class head on ``features``: deferred ``PointwiseLogits`` for a 1x1 head, else its logits."""
+        conv, _ = self.class_head()
+        return PointwiseLogits(conv, features) if conv.kernel_size == (1, 1) else conv(features)
+
+    def decode_class_output(self, out: ClassOutput, block_elements: int | None) -> Tensor:
+        """``decode_classes`` of the class head's output with this objective's decode options."""
+        _, values = self.class_head()
+        return decode_classes(class_logits(out), values, self.decode_mode, self.temperature, block_elements)
+
+    def class_cross_entropy(self, out: ClassOutput, target: Tensor) -> Tensor:
+        """The mean cross-entropy of the class head against ``target`` ``[B, 3, H, W]``: fused with a 1x1
+        head (``pointwise_cross_entropy``) unless image terms need the logits for their decode."""
+        if isinstance(out, PointwiseLogits) and not self.terms:
+            return out.cross_entropy(target, self.chunk_elements)
+        return chunked_cross_entropy(class_logits(out), target, LEVELS, self.chunk_elements)
+
+    def add_regressed(self, features: Tensor, decoded: Tensor) -> Tensor:
+        """The SR image from the decoded classes: ``decoded`` itself, or a regression branch plus it."""
+        return decoded
+
+    def predict(self, features: Tensor) -> Tensor:
+        """``decode(head(features))`` in blocks: of pixels for a 1x1 class head, of rows for a 3x3 one.
+
+        1x1: ``pointwise_class_predict`` (each pixel once, the logits of ``HEAD_BLOCK_PIXELS`` pixels at
+        a time). 3x3: blocks of rows with one row of context on each side, whose rows equal those of the
+        whole; only one block's 768 logits per pixel exist at a time (about ``PREDICT_BLOCK_ELEMENTS``:
+        a 1024 x 1024 output needs about 16 MiB of float32 logits at a time instead of 3 GiB). The
+        features are made channels-last, so the head writes each pixel's logits contiguously and
+        ``decode_classes`` takes its fused pixel-major path.
+        """
+        conv, values = self.class_head()
+        if conv.kernel_size == (1, 1):
+            decoded = pointwise_class_predict(conv, features, values, self.decode_mode, self.temperature)
+            return self.add_regressed(features, decoded)
+        return in_row_blocks(lambda block: self.decode(self(block)), features)
 
 
 def _intensity_levels() -> Tensor:
@@ -97,22 +169,26 @@ class CrossEntropySR(ClassDecoding, Objective):
     def make_head(self, in_channels: int) -> nn.Module:
         return _class_head(in_channels, _intensity_levels(), self.kernel_size, self.init, self.init_sigma)
 
-    def decode(self, out: Tensor) -> Tensor:
-        return decode_classes(out, self.levels, self.decode_mode, self.temperature)
+    def forward(self, features: Tensor) -> ClassOutput:
+        return self.class_output(features)
+
+    def decode(self, out: ClassOutput, block_elements: int | None = None) -> Tensor:
+        return self.decode_class_output(out, block_elements)
 
     def class_head(self) -> tuple[nn.Conv2d, Tensor]:
         return self.head, self.levels
 
-    def own_terms(self, out: Tensor, hr: Tensor, iteration: int) -> dict[str, tuple[float, Tensor]]:
+    def own_terms(self, out: ClassOutput, hr: Tensor, iteration: int) -> dict[str, tuple[float, Tensor]]:
         target = torch.round(hr.clamp(0, 1) * (LEVELS - 1)).long()
-        return {"ce": (self.ce_weight, chunked_cross_entropy(out, target, LEVELS, self.chunk_elements))}
+        return {"ce": (self.ce_weight, self.class_cross_entropy(out, target))}
 
 
 class SplitOutput(NamedTuple):
-    """FCS head output: the low-frequency image ``[B, 3, H, W]`` and high-residual logits ``[B, 768, H, W]``."""
+    """FCS head output: the low-frequency image ``[B, 3, H, W]`` and the high residual's class logits
+    ``[B, 768, H, W]`` (deferred ``PointwiseLogits`` for a 1x1 head)."""
 
     low: Tensor
-    high: Tensor
+    high: ClassOutput
 
 
 class _SplitHead(nn.Module):
@@ -120,9 +196,6 @@ class _SplitHead(nn.Module):
         super().__init__()
         self.low = nn.Conv2d(in_channels, 3, 3, padding=1)
         self.high = _class_head(in_channels, high_values, kernel_size, init, init_sigma)
-
-    def forward(self, features: Tensor) -> SplitOutput:
-        return SplitOutput(self.low(features), self.high(features))
 
 
 @register_objective("fcs")
@@ -189,8 +262,11 @@ class FrequencyCrossEntropySR(ClassDecoding, Objective):
         grid = torch.linspace(-self.tau, self.tau, LEVELS)
         return _SplitHead(in_channels, grid, self.kernel_size, self.init, self.init_sigma)
 
-    def decode(self, out: SplitOutput) -> Tensor:
-        return out.low + decode_classes(out.high, self.quantizer.values, self.decode_mode, self.temperature)
+    def forward(self, features: Tensor) -> SplitOutput:
+        return SplitOutput(self.head.low(features), self.class_output(features))
+
+    def decode(self, out: SplitOutput, block_elements: int | None = None) -> Tensor:
+        return out.low + self.decode_class_output(out.high, block_elements)
 
     def class_head(self) -> tuple[nn.Conv2d, Tensor]:
         return self.head.high, self.quantizer.values
@@ -204,7 +280,7 @@ class FrequencyCrossEntropySR(ClassDecoding, Objective):
         target = self.quantizer.quantize(hr - low_hr)
         return {
             "low": (self.low_weight, F.mse_loss(out.low, low_hr)),
-            "high": (self.high_weight, chunked_cross_entropy(out.high, target, LEVELS, self.chunk_elements)),
+            "high": (self.high_weight, self.class_cross_entropy(out.high, target)),
         }
 
 

@@ -142,9 +142,9 @@ class FineGrainedDynamicLoss(Objective):
         """``(lo + sigmoid(offset) (hi - lo)) / 255`` in the intervals' (at least float32) precision."""
         return (lo + torch.sigmoid(offset.to(lo.dtype)) * (hi - lo)) / 255
 
-    def decode(self, out: FineGrainedOutput) -> Tensor:
+    def decode(self, out: FineGrainedOutput, block_elements: int | None = None) -> Tensor:
         if self.decode_mode == "expectation":
-            return decode_classes(out.bins, self.centres, "expectation")
+            return decode_classes(out.bins, self.centres, "expectation", block_elements=block_elements)
         _, lo, hi = self._anchor(out)
         return self._regressed(out.offset, lo, hi).clamp(0, 1)
 

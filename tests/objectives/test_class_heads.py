@@ -1,8 +1,10 @@
-"""Class heads at their floor: no exp of an underflowing argument, and the blocked 1x1 predict.
+"""Class heads at their floor: no exp of an underflowing argument, the blocked 1x1 predict, the fused 1x1 training.
 
-Each fast path is compared BITWISE with the formula it replaced, written out here (``plain_exp``: the
-unguarded ``exp_``; ``row_block_predict``: the conv-per-row-block predict), with subnormals flushed
-as ``fit``, ``evaluate`` and ``upscale`` compute.
+The exp guard and the blocked predict are compared BITWISE with the formula they replaced, written out
+here (``plain_exp``: the unguarded ``exp_``; ``row_block_predict``: the conv-per-row-block predict), with
+subnormals flushed as ``fit``, ``evaluate`` and ``upscale`` compute. The fused head + cross-entropy sums in
+other orders, so it is compared with the conv path it replaced (``conv_path_cross_entropy``) within a stated
+float32 tolerance, in float64 within 1e-14, and against the float64 truth as closely as that path.
 """
 
 import numpy as np
@@ -11,8 +13,9 @@ import torch
 
 from pipeline.config import LossConfig
 from pipeline.models.registry import build_model
-from pipeline.objectives import class_heads
+from pipeline.objectives import class_heads, pointwise_head
 from pipeline.objectives.class_heads import EXP_FLOORS, LEVELS, chunked_cross_entropy, decode_classes, exp_normal_
+from pipeline.objectives.pointwise_head import class_logits
 from pipeline.objectives.registry import build_objective
 
 FCS_ARGS = {"lowpass": {"kind": "gaussian", "sigma": 1.5, "kernel_size": 9}, "tau": 0.5, "low_weight": 2032.03}
@@ -53,11 +56,13 @@ def test_exp_normal_is_bitwise_exp_with_subnormals_flushed(flushed, dtype):
     assert (x < EXP_FLOORS[dtype]).sum() > 20_000  # the guard was exercised
 
 
-def small_edsr_and_objective(objective_name, generator_seed=0, batch=2, size=12):
+def small_edsr_and_objective(objective_name, generator_seed=0, batch=2, size=12, kernel_size=None):
     """A small EDSR, an objective with its default ordered class head, and a batch: CS logits span about 8000."""
     torch.manual_seed(generator_seed)
     net = build_model("edsr", 2, {"n_blocks": 1, "n_feats": 32})  # the study's width
     args = {"fcs": FCS_ARGS, "fine_grained": {"bins": 32}}.get(objective_name, {})  # the study's settings
+    if kernel_size is not None:
+        args = {**args, "kernel_size": kernel_size}
     objective = build_objective(LossConfig(objective=objective_name, args=args, terms={}), net.feature_channels, 2)
     lr = torch.rand(batch, 3, size // 2, size // 2, generator=torch.Generator().manual_seed(generator_seed))
     hr = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(generator_seed + 1))
@@ -75,10 +80,11 @@ def loss_and_gradients(net, objective, lr, hr):
 
 @pytest.mark.parametrize("name", ["cs", "fcs", "fine_grained"])
 def test_training_loss_and_every_gradient_are_bitwise_those_of_plain_exp(flushed, monkeypatch, name):
-    net, objective, lr, hr = small_edsr_and_objective(name)
+    """The chunked cross-entropy's path: 3x3 class heads (a 1x1 one trains through ``torch.softmax``)."""
+    net, objective, lr, hr = small_edsr_and_objective(name, kernel_size=3)
     with torch.no_grad():
         out = objective(net(lr))
-        logits = out.bins if name == "fine_grained" else getattr(out, "high", out)
+        logits = out.bins if name == "fine_grained" else class_logits(getattr(out, "high", out))
     assert logits.min() - logits.max() < -200  # the trap's range: many classes underflow
     guarded = loss_and_gradients(net, objective, lr, hr)
     plain_exp(monkeypatch)
@@ -133,7 +139,7 @@ def row_block_predict(objective, features):
         bottom = min(top + rows, height)
         above, below = max(0, top - 1), min(height, bottom + 1)
         out = objective(features[:, :, above:below])
-        high = getattr(out, "high", out).permute(0, 2, 3, 1).reshape(-1, LEVELS)
+        high = class_logits(getattr(out, "high", out)).permute(0, 2, 3, 1).reshape(-1, LEVELS)
         if objective.decode_mode == "argmax":
             decoded = values[high.argmax(dim=1)]
         else:
@@ -152,7 +158,7 @@ def test_pointwise_predict_is_bitwise_the_row_block_predict_and_never_holds_all_
                                                                                      mode):
     net, objective, lr, _ = small_edsr_and_objective(name, batch=2, size=2 * 23)
     objective.decode_mode = mode
-    monkeypatch.setattr(class_heads, "HEAD_BLOCK_PIXELS", 100)  # 2 x 23 x 23 pixels: 11 blocks, the last partial
+    monkeypatch.setattr(pointwise_head, "HEAD_BLOCK_PIXELS", 100)  # 2 x 23 x 23 pixels: 11 blocks, the last partial
     monkeypatch.setattr(class_heads, "PREDICT_BLOCK_ELEMENTS", 2 * 3 * LEVELS * 46 * 10)  # FCS's low: 10-row blocks
     with torch.inference_mode():
         features = net(lr)
@@ -164,19 +170,120 @@ def test_pointwise_predict_is_bitwise_the_row_block_predict_and_never_holds_all_
 def test_predict_computes_each_pixel_of_a_1x1_head_once(monkeypatch):
     net, objective, lr, _ = small_edsr_and_objective("cs", batch=1, size=30)
     seen = []
-    monkeypatch.setattr(class_heads, "_decode_rows", lambda rows, *args: seen.append(rows.shape[0]) or
+    monkeypatch.setattr(pointwise_head, "decode_rows", lambda rows, *args: seen.append(rows.shape[0]) or
                         torch.zeros(rows.shape[0]))
     with torch.inference_mode():
         objective.predict(net(lr))
-    assert sum(seen) == 3 * 30 * 30 and max(seen) == 3 * class_heads.HEAD_BLOCK_PIXELS
+    assert sum(seen) == 3 * 30 * 30 and max(seen) == 3 * pointwise_head.HEAD_BLOCK_PIXELS
 
 
 @pytest.mark.parametrize("name", ["cs", "fcs"])
 def test_pointwise_predict_is_bitwise_the_row_block_predict_on_two_threads(flushed, monkeypatch, name):
     torch.set_num_threads(2)  # evaluate and upscale use the CPUs they have; the fixture restores the count
     net, objective, lr, _ = small_edsr_and_objective(name, batch=1, size=2 * 23)
-    monkeypatch.setattr(class_heads, "HEAD_BLOCK_PIXELS", 100)
+    monkeypatch.setattr(pointwise_head, "HEAD_BLOCK_PIXELS", 100)
     monkeypatch.setattr(class_heads, "PREDICT_BLOCK_ELEMENTS", 3 * LEVELS * 46 * 10)
     with torch.inference_mode():
         features = net(lr)
         assert torch.equal(objective.predict(features), row_block_predict(objective, features))
+
+
+def conv_path_cross_entropy(self, target, chunk_elements):
+    """What ``PointwiseLogits.cross_entropy`` replaced: the conv's whole logits, then ``chunked_cross_entropy``."""
+    return chunked_cross_entropy(self.logits(), target, LEVELS, chunk_elements)
+
+
+def relative_difference(fused, conv):
+    """Largest |fused - conv| over the largest |conv| of each tensor (loss and gradients)."""
+    return max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(fused, conv))
+
+
+@pytest.mark.parametrize("name", ["cs", "fcs"])
+def test_fused_training_step_equals_the_conv_path_within_float_rounding(flushed, monkeypatch, name):
+    """The fused head + cross-entropy sums in other orders (pixel-major rows, blocks of pixels), so its loss
+    and gradients equal the conv path's up to float32 rounding: within 1e-6 of each tensor's largest
+    entry, across several blocks (the last one partial; ``bench/class_head_drift.py`` prints the differences
+    at the default study's size); in float64 within 1e-14: the same formula."""
+    monkeypatch.setattr(pointwise_head, "HEAD_BLOCK_PIXELS", 100)  # 2 x 23 x 23 pixels: 11 blocks
+    net, objective, lr, hr = small_edsr_and_objective(name, batch=2, size=2 * 23)
+    for dtype, tolerance in ((torch.float32, 1e-6), (torch.float64, 1e-14)):
+        net, objective = net.to(dtype), objective.to(dtype)
+        low, high = lr.to(dtype), hr.to(dtype)
+        fused = loss_and_gradients(net, objective, low, high)
+        with monkeypatch.context() as patch:
+            patch.setattr(pointwise_head.PointwiseLogits, "cross_entropy", conv_path_cross_entropy)
+            conv = loss_and_gradients(net, objective, low, high)
+        assert len(fused) == len(conv) > 5
+        assert relative_difference(fused, conv) <= tolerance
+
+
+def test_fused_cross_entropy_is_as_close_to_float64_as_the_conv_path(flushed):
+    """Against the float64 truth of ``F.cross_entropy(conv(features))``, the fused float32 loss and
+    gradients err no more than the conv path's float32 ones (ordered logits spanning ~8000)."""
+    torch.manual_seed(0)
+    conv = build_objective(LossConfig(objective="cs", terms={}), 32, 2).head
+    features = torch.randn(2, 32, 20, 21)
+    target = torch.randint(0, LEVELS, (2, 3, 20, 21))
+
+    def loss_and_gradients(ce, dtype):
+        head = torch.nn.Conv2d(32, 3 * LEVELS, 1).to(dtype)
+        head.load_state_dict(conv.state_dict())
+        x = features.to(dtype).requires_grad_(True)
+        loss = ce(head, x)
+        return [loss.detach(), *torch.autograd.grad(loss, [x, head.weight, head.bias])]
+
+    def reference(head, x):
+        return torch.nn.functional.cross_entropy(head(x).view(2, 3, LEVELS, 20, 21).transpose(1, 2), target)
+
+    exact = loss_and_gradients(reference, torch.float64)
+    fused = loss_and_gradients(lambda head, x: pointwise_head.pointwise_cross_entropy(head, x, target, 1 << 22),
+                               torch.float32)
+    plain = loss_and_gradients(lambda head, x: chunked_cross_entropy(head(x), target, LEVELS), torch.float32)
+    fused_error = relative_difference([t.double() for t in fused], exact)
+    plain_error = relative_difference([t.double() for t in plain], exact)
+    assert fused_error <= max(2 * plain_error, 1e-6)
+
+
+def test_fused_training_holds_one_block_of_logits_and_counts_the_conv_flops(monkeypatch):
+    """No logits tensor for the batch: every softmax runs on one block of at most ``HEAD_BLOCK_PIXELS`` pixels
+    (x 3 channels rows of 256), each pixel once; the FLOPs are the conv's forward and backward, exactly."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net, objective, lr, hr = small_edsr_and_objective("cs", batch=2, size=40)
+    features = net(lr).detach()
+    seen = []
+    softmax = torch.softmax
+    monkeypatch.setattr(torch, "softmax", lambda x, dim, **out: seen.append(x.shape) or softmax(x, dim, **out))
+    with FlopCounterMode(display=False) as fused:
+        objective.loss(objective(features.requires_grad_(True)), hr)["total"].backward()
+    assert sum(rows for rows, _ in seen) == 3 * 2 * 40 * 40
+    assert max(rows for rows, _ in seen) == 3 * pointwise_head.HEAD_BLOCK_PIXELS and {k for _, k in seen} == {LEVELS}
+    monkeypatch.setattr(pointwise_head.PointwiseLogits, "cross_entropy", conv_path_cross_entropy)
+    with FlopCounterMode(display=False) as conv:
+        objective.loss(objective(features), hr)["total"].backward()
+    assert fused.get_total_flops() == conv.get_total_flops() == 3 * 2 * (2 * 40 * 40) * 32 * 3 * LEVELS
+
+
+def test_fused_cross_entropy_blocks_follow_chunk_elements_and_its_loss_needs_no_gradient(flushed):
+    torch.manual_seed(0)
+    conv = build_objective(LossConfig(objective="cs", terms={}), 8, 2).head
+    features, target = torch.randn(1, 8, 9, 7), torch.randint(0, LEVELS, (1, 3, 9, 7))
+    whole = pointwise_head.pointwise_cross_entropy(conv, features, target, 1 << 22)
+    small = pointwise_head.pointwise_cross_entropy(conv, features, target, 5 * 3 * LEVELS)  # 13 blocks of 5 pixels
+    with torch.no_grad():
+        detached = pointwise_head.pointwise_cross_entropy(conv, features, target, 1 << 22)
+    expected = chunked_cross_entropy(conv(features), target, LEVELS)
+    assert whole.requires_grad and not detached.requires_grad and torch.equal(whole.detach(), detached)
+    torch.testing.assert_close(small, expected, rtol=1e-6, atol=0)
+    torch.testing.assert_close(whole, expected, rtol=1e-6, atol=0)
+
+
+def test_image_terms_reuse_the_decoded_logits_for_the_cross_entropy(monkeypatch):
+    """With ``loss.terms`` the decode needs the logits anyway: the head runs once and the loss reads them."""
+    fused, heads = [], []
+    monkeypatch.setattr(pointwise_head, "pointwise_cross_entropy", lambda *args: fused.append(args))
+    torch.manual_seed(0)
+    objective = build_objective(LossConfig(objective="cs", terms={"l1": 1.0}), 8, 2)
+    objective.head.register_forward_hook(lambda *args: heads.append(args))
+    losses = objective.loss(objective(torch.randn(1, 8, 6, 6)), torch.rand(1, 3, 6, 6))
+    assert not fused and len(heads) == 1 and set(losses) == {"ce", "l1", "total"}

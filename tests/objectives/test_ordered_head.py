@@ -58,7 +58,7 @@ def test_cs_ordered_head_decodes_to_its_affine_readout_at_step_0():
         # Gaussian of 2 levels around it
         torch.testing.assert_close(objective.predict(0.25 * x + 0.75 * y), 0.25 * rx + 0.75 * ry, rtol=0, atol=1e-5)
         assert 0.2 < rx.min() and rx.max() < 0.8 and rx.std() > 0.02
-        assert_gaussian_around(objective(x), objective.levels, rx, sigma=2 / 255, atol=2e-3)
+        assert_gaussian_around(objective(x).logits(), objective.levels, rx, sigma=2 / 255, atol=2e-3)
         for mode in ("annealed", "argmax"):
             objective.use_decode(mode)
             tolerance = 0.5 / 255 + 1e-6 if mode == "argmax" else 1e-5
@@ -70,11 +70,13 @@ def test_fcs_ordered_high_branch_decodes_to_its_affine_readout_at_step_0():
     objective = FrequencyCrossEntropySR(FEATURES, 2, terms={}, tau=0.5).double()
     x, y = features(1), features(2)
     with torch.no_grad():
-        high = [decode_classes(objective(z).high, objective.quantizer.values, "expectation") for z in (x, y)]
-        mixed = decode_classes(objective(0.5 * x + 0.5 * y).high, objective.quantizer.values, "expectation")
+        high = [decode_classes(objective(z).high.logits(), objective.quantizer.values, "expectation") for z in (x, y)]
+        mixed = decode_classes(objective(0.5 * x + 0.5 * y).high.logits(), objective.quantizer.values,
+                               "expectation")
         torch.testing.assert_close(mixed, 0.5 * high[0] + 0.5 * high[1], rtol=0, atol=1e-5)
         assert high[0].abs().max() < 0.4 and high[0].std() > 0.02
-        assert_gaussian_around(objective(x).high, objective.quantizer.values, high[0], sigma=1 / 255, atol=2e-3)
+        assert_gaussian_around(objective(x).high.logits(), objective.quantizer.values, high[0], sigma=1 / 255,
+                               atol=2e-3)
         out = objective(x)
         torch.testing.assert_close(objective.decode(out), out.low + high[0])
 
