@@ -96,7 +96,7 @@ def test_repro_builds_the_study_offline_and_a_second_repro_does_nothing(project)
     committed = run(["git", "diff", "--cached", "--name-only"], project).split()
     assert sorted(committed) == ["dvc.lock", "results/claims.md", "results/curves.csv", "results/image_scores.csv",
                                  "results/leaderboard.md", "results/metrics.json", "results/scores.json",
-                                 "results/summary.md"]
+                                 "results/summary.md", "results/verdicts.json"]
     run(["git", "commit", "-qm", "baseline results"], project)
     assert run(["git", "status", "--porcelain"], project) == ""
 

@@ -178,10 +178,12 @@ def claim_results(claim: Claim, scores: PerImageScores, set_scores: PerImageScor
 
 
 def render_claims(scores: PerImageScores, set_scores: PerImageScores, benchmarks: list[tuple[str, int]],
-                  unavailable: dict[str, str], provenance: str, converged: dict[str, Convergence] | None = None) -> str:
-    """Markdown: a summary table (one status per claim with the benchmarks it rests on, every measured
-    part, the side condition), then per claim one evidence line per benchmark/scale and metric, and how
-    far from converged its two objectives were (``converged``). ``set_scores`` holds the scores of whole
+                  unavailable: dict[str, str], provenance: str, converged: dict[str, Convergence] | None = None,
+                  budget: str | None = None) -> str:
+    """Markdown: the protocol that produced it (``budget``, ``pipeline.report.training_cost.budget_line``),
+    a summary table (one status per claim with the benchmarks it rests on, every measured part, the side
+    condition), then per claim one evidence line per benchmark/scale and metric, and how far from
+    converged its two objectives were (``converged``). ``set_scores`` holds the scores of whole
     benchmarks (FID), paired by seed alone."""
     converged = converged or {}
     sections, summary = [], ["| # | claim | status | required to hold | measured | side condition |",
@@ -201,7 +203,7 @@ def render_claims(scores: PerImageScores, set_scores: PerImageScores, benchmarks
             sections.append("- validation PSNR over the last quarter of training: "
                             + "; ".join(f"`{name}` {converged[name].text()}" for name in trained))
         sections.append("")
-    return "\n".join(["# The seed papers' claims, tested", "", provenance, "",
+    return "\n".join(["# The seed papers' claims, tested", "", provenance, "", *([budget, ""] if budget else []),
                       "Each line is a paired difference (candidate - baseline) over the same images and training "
                       "seeds, with its 95% bootstrap interval and the verdict: *better* / *worse* when the interval "
                       f"excludes 0, *{UNSETTLED}* otherwise (for LPIPS, FID and dark pixels lower is better); *not "

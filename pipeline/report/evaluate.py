@@ -1,6 +1,6 @@
 """The evaluate stage: score the sweep's models and the bicubic baseline on the benchmarks, then
-write ``results/{metrics.json,scores.json,image_scores.csv,leaderboard.md,claims.md}`` and ``results/plots/``
-(``pipeline.report.publish``).
+write ``results/{metrics.json,scores.json,image_scores.csv,leaderboard.md,claims.md,verdicts.json}``
+and ``results/plots/`` (``pipeline.report.publish``).
 
 For every scale in ``evaluate.scales`` and every benchmark, each LR image
 (``<data>/lr/<train.degradation>/x<s>/<benchmark>``) is super-resolved by MATLAB bicubic and by

@@ -6,7 +6,9 @@ Objectives are ranked by mean PSNR; bicubic closes each table as the reference. 
 95% bootstrap interval and verdict (``pipeline.report.evidence``). The first row is marked the
 winner only when it is established better than bicubic and than every other objective (so never
 on one seed, nor below bicubic); otherwise a sentence says why there is none. A metric that is
-unavailable for every row has no column (its reason is said once). Each row names its MLflow runs.
+unavailable for every row has no column (its reason is said once). Each row shows what its models
+cost to train (``pipeline.report.training_cost``: training FLOPs per model and the median step time)
+and names its MLflow runs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from pipeline.report.evidence import RANKED_BY, versus
 from pipeline.report.metrics_file import BASELINE, METRICS
 from pipeline.report.per_image import PerImageScores
+from pipeline.report.training_cost import TrainingCost, cost_of, flops_text
 from pipeline.report.verdicts import BETTER, PairedDelta
 
 HEADERS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓", "fid": "FID ↓",
@@ -23,6 +26,11 @@ HEADERS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓", "f
 DIGITS = {"psnr": 2, "ssim": 4, "lpips": 4, "fid": 2, "decode_ms_per_mp": 3}
 MISSING = "–"
 REFERENCE = "l1"
+COST_HEADERS = ("train FLOPs", "step (ms)")
+COST_NOTE = ("*train FLOPs* are each model's training FLOPs (FLOPs per step, counted by "
+             "`torch.utils.flop_counter` on the configured batch, times the iterations it ran; machine-independent) "
+             "and *step (ms)* its median training step time on the machine that trained it, means over the "
+             "objective's models; a decode or self-ensemble row shows its objective's training.")
 
 
 def format_cell(entry: dict[str, Any] | None, metric: str) -> str:
@@ -66,6 +74,13 @@ def _delta_cell(delta: PairedDelta | None) -> str:
     return MISSING if delta is None else f"{delta.text(2)} {delta.verdict}"
 
 
+def cost_cells(cost: TrainingCost | None) -> list[str]:
+    """``train FLOPs`` (``2.05e12``) and ``step (ms)`` (one decimal) of a row; ``–`` where unknown."""
+    flops = None if cost is None else cost.flops
+    step = None if cost is None else cost.mean_step_ms
+    return [MISSING if flops is None else flops_text(flops), MISSING if step is None else f"{step:.1f}"]
+
+
 def shown_metrics(tree: dict[str, Any]) -> list[str]:
     """The metrics of ``METRICS`` measured for some row of ``tree`` (the others are only unavailable)."""
     return [metric for metric in METRICS if any("unavailable" not in entry.get(metric, {"unavailable": ""})
@@ -74,13 +89,17 @@ def shown_metrics(tree: dict[str, Any]) -> list[str]:
 
 
 def table(objectives: dict[str, dict[str, Any]], scores: PerImageScores, benchmark: str, scale: int,
-          links: dict[str, str], labels: dict[str, str], metrics: list[str]) -> list[str]:
-    """Markdown lines of one benchmark/scale table, and the sentence on why there is no winner."""
+          links: dict[str, str], labels: dict[str, str], metrics: list[str],
+          costs: dict[str, TrainingCost] | None = None) -> list[str]:
+    """Markdown lines of one benchmark/scale table, and the sentence on why there is no winner; with
+    ``costs`` (objective -> its training cost), the two training-cost columns before *models*."""
     ranked = ranking(objectives)
     reason = why_no_winner(scores, benchmark, scale, ranked)
+    cost_headers = "".join(f" {header} |" for header in COST_HEADERS) if costs else ""
     lines = ["| rank | objective | " + " | ".join(HEADERS[m] for m in metrics)
-             + f" | ΔPSNR vs {REFERENCE} [95% CI] | ΔPSNR vs {BASELINE} [95% CI] | models | MLflow runs |",
-             "|---:|---|" + "---:|" * len(metrics) + "---|---|---:|---|"]
+             + f" | ΔPSNR vs {REFERENCE} [95% CI] | ΔPSNR vs {BASELINE} [95% CI] |"
+             + f"{cost_headers} models | MLflow runs |",
+             "|---:|---|" + "---:|" * len(metrics) + "---|---|" + "---:|" * (2 if costs else 0) + "---:|---|"]
     for rank, name in enumerate([*ranked, BASELINE], start=1):
         if name not in objectives:
             continue
@@ -92,6 +111,7 @@ def table(objectives: dict[str, dict[str, Any]], scores: PerImageScores, benchma
         lines.append(f"| {place} | {label} | " + " | ".join(cells)
                      + f" | {_delta_cell(versus(scores, benchmark, scale, name, REFERENCE))}"
                      + f" | {_delta_cell(versus(scores, benchmark, scale, name, BASELINE))}"
+                     + "".join(f" | {cell}" for cell in (cost_cells(cost_of(costs, name)) if costs else []))
                      + f" | {entry[RANKED_BY]['n']} | {links.get(name, MISSING)} |")
     if reason:
         lines += ["", f"No winner: {reason}"]
@@ -106,11 +126,12 @@ def unavailable_reasons(tree: dict[str, Any]) -> dict[str, str]:
 
 def render_leaderboard(tree: dict[str, Any], scores: PerImageScores, front: list[str], statement: str,
                        links: dict[str, str], notes: list[str], model_scales: dict[str, int],
-                       labels: dict[str, str] | None = None) -> str:
+                       labels: dict[str, str] | None = None, costs: dict[str, TrainingCost] | None = None) -> str:
     """The whole leaderboard: ``front`` (the summary and what ran), one table per benchmark and scale,
     then ``statement`` (what the numbers mean) and ``notes`` (a bullet each, after one per unavailable
-    metric). ``model_scales`` maps each objective to the scale its models were trained at, so a scale
-    without models says so; ``labels`` names the rows (``cs (ordered head)``)."""
+    metric and, with ``costs``, one on the training-cost columns). ``model_scales`` maps each objective
+    to the scale its models were trained at, so a scale without models says so; ``labels`` names the
+    rows (``cs (ordered head)``); ``costs`` maps each objective to what its models cost to train."""
     labels = labels or {}
     metrics = shown_metrics(tree)
     lines = ["# Leaderboard", "", *front, ""]
@@ -121,9 +142,10 @@ def render_leaderboard(tree: dict[str, Any], scores: PerImageScores, front: list
             if scale not in trained_at:
                 lines += [f"No objective was trained at {scale} (models exist at {', '.join(trained_at)}); "
                           "only the bicubic baseline is shown.", ""]
-            lines += table(objectives, scores, benchmark, int(scale.removeprefix("x")), links, labels, metrics) + [""]
+            lines += table(objectives, scores, benchmark, int(scale.removeprefix("x")), links, labels, metrics,
+                           costs) + [""]
     lines += ["## What the numbers are", "", statement, ""]
     lines += [f"- {metric.upper()} is unavailable: {reason.removeprefix(f'{metric.upper()} unavailable: ')}"
               for metric, reason in unavailable_reasons(tree).items()]
-    lines += [f"- {note}" for note in notes]
+    lines += [f"- {note}" for note in [*([COST_NOTE] if costs else []), *notes]]
     return "\n".join(lines) + "\n"

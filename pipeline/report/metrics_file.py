@@ -28,7 +28,8 @@ from typing import Any
 
 BASELINE = "bicubic"
 METRICS = ("psnr", "ssim", "lpips", "fid", "decode_ms_per_mp")
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fid": False, "decode_ms_per_mp": False}
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fid": False, "decode_ms_per_mp": False,
+                    "haarpsi": True, "mdsi": False, "ms_gmsd": False}  # the last three: pipeline.metrics.perceptual
 DVC_METRICS = {"psnr": 3, "ssim": 4, "lpips": 4, "fid": 2}  # metric -> decimals kept in metrics.json
 
 

@@ -33,7 +33,8 @@ class PerImageScores:
         return sorted(method for (b, s, method) in self.scores if (b, s) == (benchmark, scale))
 
     def seeds(self, benchmark: str, scale: int, method: str) -> list[int | None]:
-        return sorted(self.scores[benchmark, scale, method], key=lambda seed: -1 if seed is None else seed)
+        """The seeds of ``method`` (none for a method without scores, which this does not add to ``methods``)."""
+        return sorted(self.scores.get((benchmark, scale, method), {}), key=lambda seed: -1 if seed is None else seed)
 
     def has(self, benchmark: str, scale: int, method: str, metric: str) -> bool:
         by_seed = self.scores.get((benchmark, scale, method), {})

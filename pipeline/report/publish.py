@@ -1,9 +1,10 @@
 """Writing an evaluation's results: ``metrics.json`` and ``scores.json`` (``pipeline.report.metrics_file``),
 ``image_scores.csv`` (every image's scores, ``pipeline.report.per_image``), ``summary.md`` (the answer
 across benchmarks, ``pipeline.report.front``; also the first section of ``leaderboard.md``), ``leaderboard.md``,
-``claims.md``, ``plots/``; in MLflow, each model's benchmark scores on the run that trained it
-(``Set5/x2/psnr``), and the report files, the per-objective means (``Set5/x2/l1/psnr``, as in
-``metrics.json``) and the summary as its description on the sweep's parent run.
+``claims.md``, ``verdicts.json`` (the pooled verdicts and the budget protocol, ``pipeline.report.verdicts_file``),
+``plots/``; in MLflow, each model's benchmark scores on the run that trained it (``Set5/x2/psnr``), and
+the report files, the per-objective means (``Set5/x2/l1/psnr``, as in ``metrics.json``) and the summary as
+its description on the sweep's parent run.
 
 ``plots/`` holds only PNGs (``dvc plots show`` renders images offline; its charts of tables load their
 renderer from a CDN) and is rebuilt from scratch on every run, so no plot of a removed benchmark
@@ -40,6 +41,8 @@ from pipeline.report.run_store import LOCAL_UI, RunStore, experiment_link, porta
 from pipeline.report.spectral_plot import spectral_ratio_plot
 from pipeline.report.statement import study_statement
 from pipeline.report.sweep_outputs import TrainedObjective
+from pipeline.report.training_cost import TrainingCost, budget_line, budget_record, training_costs
+from pipeline.report.verdicts_file import VERDICTS_FILE, pooled_verdicts, write_verdicts
 from pipeline.self_ensemble import NOTE as SELF_ENSEMBLE_NOTE
 from pipeline.tracking.store import artifact_root, is_remote, tracking_uri
 from pipeline.tracking.tags import git_tags
@@ -83,10 +86,11 @@ def write_report(params: Params, trained: list[TrainedObjective], tree: dict[str
     if store is not None and store.usable:
         for run_id, model_scores in (run_scores or {}).items():
             store.log_metrics(run_id, model_scores, to_models=True)
-    metrics_path, scores_path, image_scores_path, summary_path, leaderboard_path, claims_path, curves_csv = files
+    (metrics_path, scores_path, image_scores_path, summary_path, leaderboard_path, claims_path, curves_csv,
+     verdicts_path) = files
     return {"metrics": str(metrics_path), "scores": str(scores_path), "image_scores": str(image_scores_path),
             "claims": str(claims_path), "curves": str(curves_csv), "leaderboard": str(leaderboard_path),
-            "summary": str(summary_path),
+            "summary": str(summary_path), "verdicts": str(verdicts_path),
             "plots": sorted(map(str, plots)),
             "objectives": [o.name for o in evaluated], "benchmarks": list(tree),
             "psnr": {benchmark: {scale: {name: entry["psnr"]["mean"] for name, entry in objectives.items()}
@@ -98,9 +102,9 @@ def _write_files(params: Params, out: Path, evaluated: list[TrainedObjective], t
                  scores: PerImageScores, set_scores: PerImageScores, comparisons: list[Comparison],
                  image_counts: dict[str, int], device: str,
                  store: RunStore | None) -> tuple[list[Path], list[Path], str | None, str]:
-    """Write the report into ``out``: the seven files (metrics, scores, image scores, summary, leaderboard,
-    claims, curves), the plots; returns them, why training curves are missing (None when none are) and the
-    summary's text (the parent runs' description)."""
+    """Write the report into ``out``: the eight files (metrics, scores, image scores, summary, leaderboard,
+    claims, curves, verdicts), the plots; returns them, why training curves are missing (None when none are)
+    and the summary's text (the parent runs' description)."""
     plots_dir = out / "plots"
     plots_dir.mkdir()
     metrics_path, scores_path = out / "metrics.json", out / "scores.json"
@@ -130,11 +134,15 @@ def _write_files(params: Params, out: Path, evaluated: list[TrainedObjective], t
     write_text(summary_path, description)
     leaderboard_path = out / "leaderboard.md"
     write_text(leaderboard_path, _leaderboard(params, evaluated, tree, scores, store, curves_problem, image_counts,
-                                              device, [*summary, "", *what_ran(evaluated)], labels))
+                                              device, [*summary, "", *what_ran(evaluated)], labels,
+                                              training_costs(evaluated)))
     claims_path = out / "claims.md"
     write_text(claims_path, render_claims(scores, set_scores, evaluated_sets, unavailable_reasons(tree),
-                                          provenance(), converged) + "\n")
-    files = [metrics_path, scores_path, image_scores_path, summary_path, leaderboard_path, claims_path, curves_csv]
+                                          provenance(), converged, budget_line(evaluated)) + "\n")
+    verdicts_path = out / VERDICTS_FILE
+    write_verdicts(verdicts_path, pooled_verdicts(scores, benchmarks_at, budget_record(evaluated)))
+    files = [metrics_path, scores_path, image_scores_path, summary_path, leaderboard_path, claims_path, curves_csv,
+             verdicts_path]
     return files, plots, curves_problem, description
 
 
@@ -163,7 +171,7 @@ def provenance() -> str:
 
 def _leaderboard(params: Params, evaluated: list[TrainedObjective], tree: dict[str, Any], scores: PerImageScores,
                  store: RunStore | None, curves_problem: str | None, image_counts: dict[str, int],
-                 device: str, front: list[str], labels: dict[str, str]) -> str:
+                 device: str, front: list[str], labels: dict[str, str], costs: dict[str, TrainingCost]) -> str:
     links = {objective.name: _run_cell(store, objective) for objective in evaluated
              if store is not None and (objective.run_id or objective.seed_run_ids)}
     train_images = _count_images(Path(params.data_dir) / "hr" / "train")
@@ -175,7 +183,7 @@ def _leaderboard(params: Params, evaluated: list[TrainedObjective], tree: dict[s
         notes.append(SELF_ENSEMBLE_NOTE)
     statement = study_statement(evaluated, params, image_counts, train_images, device)
     return render_leaderboard(tree, scores, front, statement, links, notes,
-                              {objective.name: objective.scale for objective in evaluated}, labels)
+                              {objective.name: objective.scale for objective in evaluated}, labels, costs)
 
 
 def _run_cell(store: RunStore, objective: TrainedObjective) -> str:

@@ -59,9 +59,15 @@ def update_doc(doc: Path, results: Path, command: str) -> None:
         raise PipelineError(f"'{doc}' has no quoted-results markers; add the lines {BEGIN} and {END} (the reports) "
                             f"or {SUMMARY_BEGIN} and {SUMMARY_END} (the summary)")
     for begin, end, make in blocks:
-        start, stop = text.index(begin), text.index(end) + len(end)
-        text = text[:start] + make(results, command) + text[stop:]
+        text = replace_block(text, begin, end, make(results, command))
     doc.write_text(text)
+
+
+def replace_block(text: str, begin: str, end: str, block: str) -> str:
+    """``text`` with everything from the line ``begin`` to the line ``end`` replaced by ``block`` (which holds
+    both markers again)."""
+    start, stop = text.index(begin), text.index(end) + len(end)
+    return text[:start] + block + text[stop:]
 
 
 def main() -> None:

@@ -7,7 +7,8 @@
   configuration, the searched values, the mean and spread of the metric over seeds, the trials.
 - ``<models_dir>/<objective>/best.pt`` (the best seed's ``best.pt``), ``seeds/<seed>.pt`` (every
   seed of the best configuration when ``sweep.seeds`` > 1; ``<seed>`` is the training seed) and
-  ``info.json`` (the sweep's name and id, trial, MLflow run ids, configuration, metrics per seed), and
+  ``info.json`` (the sweep's name and id, trial, MLflow run ids, configuration, iterations run and metrics
+  per seed), and
   ``<models_dir>/sweep.json`` (the sweep's name, id, objectives and those with a model), as
   ``pipeline.report.sweep_outputs`` reads them.
 """
@@ -90,7 +91,8 @@ def export_models(selections: dict[str, Selection], base: Params, space: SearchS
             seed = base.seed + record.seed
             kept = _fetch_best(record, folder / "seeds" / f"{seed}.pt") if seeds > 1 else None
             per_seed.append({"seed": seed, "trial_id": record.trial_id, "run_id": record.run_id,
-                             "status": record.status, "best": record.best, "final": record.final,
+                             "status": record.status, "iteration": record.iteration, "best": record.best,
+                             "final": record.final,
                              "checkpoint": str(kept.relative_to(folder)) if kept else None})
         if seeds > 1:
             shutil.copyfile(folder / "seeds" / f"{base.seed + selection.best.seed}.pt", folder / "best.pt")

@@ -15,6 +15,7 @@ from mlflow.utils.validation import validate_param_and_metric_name
 from PIL import Image
 
 from pipeline.bicubic import bicubic_baseline
+from pipeline.config import validate
 from pipeline.data.paired import load_pairs
 from pipeline.errors import PipelineError
 from pipeline.metrics.fid_metric import hub_checkpoint
@@ -22,8 +23,11 @@ from pipeline.inference import load_super_resolver, upscale_image
 from pipeline.metrics import reference
 from pipeline.report.evaluate import evaluate_all
 from pipeline.report.metrics_file import HIGHER_IS_BETTER, flat_metrics
+from pipeline.report.training_cost import flops_text
 from pipeline.self_ensemble import SelfEnsemble
 from pipeline.tracking.store import mlflow_name
+from pipeline.train.checkpoint import load_checkpoint
+from pipeline.train.flops import step_flops_of
 
 from tests.metrics.test_fid_metric import random_fid_inception
 
@@ -149,6 +153,30 @@ def test_the_leaderboard_states_budget_scales_and_limits(report):
     assert "not comparable to the papers' DIV2K-trained results" in leaderboard
     assert leaderboard.count("No objective was trained at x3 (models exist at x2)") == 2
     assert "Tracking was disabled" in leaderboard
+
+
+def test_the_leaderboard_shows_training_cost_and_claims_and_verdicts_name_the_protocol(report, study):
+    summary, _, leaderboard = report
+    models = study / "models"
+    per_step = {name: step_flops_of(validate(load_checkpoint(models / name / "best.pt")["meta"]["params"]))
+                for name in ("l1", "cs")}
+    trained_ms = load_checkpoint(models / "l1" / "seeds" / "0.pt")["meta"]["step_ms"]
+    for benchmark in ("Tiny", "Wide"):
+        rows = _table(leaderboard, f"{benchmark} x2")
+        # 6 iterations each; l1's seed 1 and cs are untrained networks: no step time recorded
+        assert rows["l1"][-4:-2] == [flops_text(per_step["l1"] * 6), f"{trained_ms:.1f}"]
+        assert rows["cs"][-4:-2] == [flops_text(per_step["cs"] * 6), "–"]
+        assert rows["bicubic"][-4:-2] == ["–", "–"]
+    line = "Budget: equal iterations (6 per model)."
+    assert f"\n\n{line}\n\n" in Path(summary["claims"]).read_text()
+    verdicts = json.loads(Path(summary["verdicts"]).read_text())
+    assert verdicts["budget"] == {"by": "iterations", "flops": None, "iterations": {"cs": 6, "l1": 6}, "text": line}
+    x2 = verdicts["scales"]["x2"]
+    assert (x2["reference"], x2["benchmarks"], list(x2["objectives"])) == ("l1", ["Tiny", "Wide"], ["cs"])
+    cs = x2["objectives"]["cs"]
+    assert {"psnr", "ssim"} <= set(cs) and "lpips" not in cs
+    assert all(entry["verdict"] == "not evidence (1 seed)" for entry in cs.values())
+    assert list(verdicts["scales"]) == ["x2"]  # x3 has no trained model
 
 
 def test_the_plots_are_pngs_a_person_can_open(report):
