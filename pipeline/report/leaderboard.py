@@ -23,7 +23,7 @@ from pipeline.report.verdicts import BETTER, PairedDelta
 
 HEADERS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓", "fid": "FID ↓",
            "decode_ms_per_mp": "SR time (ms/MP) ↓"}
-DIGITS = {"psnr": 2, "ssim": 4, "lpips": 4, "fid": 2, "decode_ms_per_mp": 3}
+DIGITS = {"psnr": 2, "ssim": 4, "lpips": 4, "fid": 2, "decode_ms_per_mp": 0}
 MISSING = "–"
 REFERENCE = "l1"
 COST_HEADERS = ("train FLOPs", "step (ms)")

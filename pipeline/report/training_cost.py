@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import validate
 from pipeline.errors import PipelineError
+from pipeline.params_file import validate
 from pipeline.report.sweep_outputs import TrainedObjective
 from pipeline.report.variants import DECODE_SEPARATOR
 from pipeline.self_ensemble import SUFFIX as ENSEMBLE_SUFFIX

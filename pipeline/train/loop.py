@@ -52,7 +52,6 @@ from pipeline.train.flops import resolve_budget
 from pipeline.train.resume import RunState, start_or_resume
 from pipeline.train.run_folder import refuse_finished_run, remove_orphaned_temp_files, run_folder_lock
 from pipeline.train.schedule import LrSchedule
-from pipeline.train.step_time import StepTimes
 from pipeline.train.validation import Sample, Validator
 
 log = logging.getLogger(__name__)
@@ -108,7 +107,6 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
         train_net = torch.compile(net) if setup.compile else net
         loader = _batch_loader(dataset, config, start, rank, world_size, params.seed, setup)
         window = _LogWindow()
-        steps = StepTimes()  # meta.step_ms: the median step time, in every checkpoint
         unchecked: tuple[int, Tensor] | None = None
         final_metrics: dict[str, float] = {}
         started = time.perf_counter()
@@ -129,7 +127,7 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
                     run.ema.update()
                 window.add(losses, aux_logs)
                 progress.update(1)
-                steps.lap()
+                run.steps.lap()
 
                 if done % config.log_every == 0 or done == config.iterations:
                     logs = {**window.flush(), "train/lr": lr_now}
@@ -141,7 +139,6 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
                 checkpoint_now = done % config.checkpoint_every == 0 or done == config.iterations
                 if validate_now or checkpoint_now:
                     _stop_if_diverged(*unchecked, last_path)
-                    steps.record_in(run.meta)
                 is_best = False
                 if validate_now:
                     final_metrics, samples = _validate(validator, run, world_size)
@@ -152,8 +149,7 @@ def _fit(params: Params, run_dir: Path, callbacks: Sequence[Callback], resume: P
                     save_checkpoint(last_path, run.state(done))
                 _report_validation_and_checkpoints(callbacks, rank, done, (final_metrics, samples) if validate_now
                                                    else None, is_best, checkpoint_now, best_path, last_path)
-                if validate_now or checkpoint_now:
-                    steps.restart()
+                run.steps.restart()  # logs, validation and checkpoints are in no step's time
                 if stop is not None and stop.received is not None:
                     _end_at_signal(stop, done, unchecked, last_path, run.state if rank == 0 and not checkpoint_now
                                    else None)

@@ -13,7 +13,7 @@ checkpoint; rank 0's weights are broadcast before the EMA copies them.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from pipeline.train.distributed import broadcast_weights
 from pipeline.train.ema import ModelEma
 from pipeline.train.init_weights import initialise_from
 from pipeline.train.rng import rng_state, seed_everything, set_rng_state
+from pipeline.train.step_time import StepTimes
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,8 @@ RESUME_MUST_MATCH = ("model", "loss", "train.scale")
 @dataclass
 class RunState:
     """What a checkpoint holds of one run: networks, optimiser, loss scaler, EMA, the best metric so
-    far (updated in place) and the iteration training starts from."""
+    far (updated in place), the iteration training starts from and its measured step times (``steps``,
+    recorded as ``meta.step_ms`` in every checkpoint)."""
 
     meta: dict[str, Any]
     net: nn.Module
@@ -51,9 +53,11 @@ class RunState:
     ema: ModelEma | None
     best: dict[str, Any]
     start: int
+    steps: StepTimes = field(default_factory=StepTimes)
 
     def state(self, done: int) -> dict[str, Any]:
         """The checkpoint after ``done`` iterations (random generators included)."""
+        self.steps.record_in(self.meta)
         return {"meta": self.meta, "model": self.net.state_dict(), "objective": self.objective.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "ema": self.ema.state_dict() if self.ema is not None else None,

@@ -1,11 +1,11 @@
-"""The measured time of a training step: the median wall time between the ends of consecutive
-iterations, recorded in every checkpoint's ``meta.step_ms`` (milliseconds).
+"""The measured time of a training step: the median wall time of an iteration's work, recorded in
+every checkpoint's ``meta.step_ms`` (milliseconds; ``RunState.state`` records it).
 
-A lap runs from the end of one iteration's update to the end of the next one's: loading the batch,
-the step (``train_step``), the divergence check of the previous loss (which waits for the device,
-so on a GPU a lap is the device's step time once the queue is full) and the EMA update. An
-iteration that validates or writes a checkpoint ends with ``restart``, so that work is in no lap;
-the first iteration after the start (or a resume: warm-up, ``torch.compile``) opens the first lap.
+A lap runs from the end of one iteration (``restart``, after its logs, validation and checkpoints,
+which are in no lap) to the end of the next one's update (``lap``): loading the batch, the step
+(``train_step``), the divergence check of the previous loss (which waits for the device, so on a GPU
+a lap is the device's step time once the queue is full) and the EMA update. The first iteration
+after the start (or a resume: warm-up, ``torch.compile``) opens the first lap.
 The median ignores the rare slow laps (logging, a busy machine). Only the clock is read, so the
 trained weights are the same with or without it.
 """
@@ -36,7 +36,7 @@ class StepTimes:
         self.mark = now
 
     def restart(self) -> None:
-        """After validation or a checkpoint: the next lap starts now."""
+        """At the end of an iteration (its logs, validation and checkpoints done): the next lap starts now."""
         self.mark = self.clock()
 
     def median_ms(self) -> float | None:

@@ -15,12 +15,12 @@ from mlflow.utils.validation import validate_param_and_metric_name
 from PIL import Image
 
 from pipeline.bicubic import bicubic_baseline
-from pipeline.config import validate
 from pipeline.data.paired import load_pairs
 from pipeline.errors import PipelineError
 from pipeline.metrics.fid_metric import hub_checkpoint
 from pipeline.inference import load_super_resolver, upscale_image
 from pipeline.metrics import reference
+from pipeline.params_file import validate
 from pipeline.report.evaluate import evaluate_all
 from pipeline.report.metrics_file import HIGHER_IS_BETTER, flat_metrics
 from pipeline.report.training_cost import flops_text
