@@ -29,41 +29,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from bench.class_head_paths import ConvPath, loss_and_gradients, relative_difference
 from pipeline.config import LossConfig
 from pipeline.params_file import load_params, validate
 from pipeline.models.registry import build_model
-from pipeline.objectives import pointwise_head
-from pipeline.objectives.class_heads import LEVELS, chunked_cross_entropy
 from pipeline.objectives.registry import build_objective
 from pipeline.train.device import flush_subnormals
 from pipeline.train.loop import fit
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def conv_path_cross_entropy(self, target, chunk_elements):
-    """The path the fused one replaced: the conv's logits for the whole batch, then ``chunked_cross_entropy``."""
-    return chunked_cross_entropy(self.logits(), target, LEVELS, chunk_elements)
-
-
-class ConvPath:
-    """Within: ``PointwiseLogits.cross_entropy`` is the conv path."""
-
-    def __enter__(self) -> None:
-        self.original = pointwise_head.PointwiseLogits.cross_entropy
-        pointwise_head.PointwiseLogits.cross_entropy = conv_path_cross_entropy
-
-    def __exit__(self, *exc) -> None:
-        pointwise_head.PointwiseLogits.cross_entropy = self.original
-
-
-def loss_and_gradients(net, objective, lr, hr) -> list[torch.Tensor]:
-    net.zero_grad(set_to_none=True)
-    objective.zero_grad(set_to_none=True)
-    total = objective.loss(objective(net(lr)), hr)["total"]
-    total.backward()
-    return [total.detach()] + [p.grad.clone() for p in [*net.parameters(), *objective.parameters()]
-                               if p.grad is not None]
 
 
 def step_differences(name: str) -> list[float]:
@@ -79,7 +53,7 @@ def step_differences(name: str) -> list[float]:
     fused = loss_and_gradients(net, objective, lr, hr)
     with ConvPath():
         conv = loss_and_gradients(net, objective, lr, hr)
-    return [float((a - b).abs().max() / b.abs().max()) for a, b in zip(fused, conv)]
+    return relative_difference(fused, conv)
 
 
 def study_params(name: str, data_dir: str, iterations: int | None):
