@@ -91,6 +91,10 @@ def test_repro_builds_the_study_offline_and_a_second_repro_does_nothing(project)
     again = run(["dvc", "repro"], project)
     assert "Running stage" not in again
     assert "up to date" in run(["dvc", "status"], project)
+    # bytecode that any python command leaves inside the stages' code folders is no change (.dvcignore)
+    (project / "pipeline" / "tune" / "__pycache__").mkdir(exist_ok=True)
+    (project / "pipeline" / "tune" / "__pycache__" / "stale.cpython-311.pyc").write_bytes(b"\0")
+    assert "up to date" in run(["dvc", "status"], project)
     # what the README asks for: the results are committed with dvc.lock, the rest is ignored
     run(["git", "add", "dvc.lock", "results"], project)
     committed = run(["git", "diff", "--cached", "--name-only"], project).split()

@@ -20,15 +20,16 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+import yaml
 
-from pipeline.config import Params
+from pipeline.config import CODE_ROOT, Params
 from pipeline.errors import PipelineError
 from pipeline.inference import load_super_resolver, upscale_image
 from pipeline.params_file import validate
 from pipeline.tracking.callback import MLflowCallback, run_params
 from pipeline.tracking.images import LABEL_PIXELS, labelled_strip, side_by_side
 from pipeline.tracking.store import check_tracking, ensure_experiment, find_run, flatten_params, start_run, tracking_uri
-from pipeline.tracking.tags import git_tags, objective_tags
+from pipeline.tracking.tags import GIT_STATE_EXCLUDED, git_tags, objective_tags
 from pipeline.train.callbacks import RunContext, Sample, TrainResult
 from pipeline.train.checkpoint import load_checkpoint, restore_networks
 from pipeline.train.loop import fit
@@ -133,6 +134,14 @@ def test_git_tags_name_the_commit_and_whether_the_tree_is_dirty(tmp_path):
     (repo / "new.py").write_text("x = 1\n")
     tags = git_tags(repo)
     assert tags["git.dirty"] == "true" and tags["git.dirty_files"] == "new.py"
+
+
+def test_every_report_the_evaluate_stage_writes_is_excluded_from_the_dirty_check():
+    """A run's own uncached outputs (committed with dvc.lock) must not stamp its reports "with uncommitted changes"."""
+    stage = yaml.safe_load((CODE_ROOT / "dvc.yaml").read_text())["stages"]["evaluate"]
+    written = [next(iter(out)).replace("${results_dir}", "results") for out in stage["outs"] + stage.get("metrics", [])
+               if isinstance(out, dict) and next(iter(out.values())).get("cache") is False]
+    assert len(written) >= 8 and set(written) <= set(GIT_STATE_EXCLUDED)
 
 
 def test_objective_tags_name_the_sweep_objective_and_its_kind():

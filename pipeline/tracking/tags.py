@@ -13,7 +13,7 @@ from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 # Written by the pipeline itself, so they do not make the code "dirty": DVC's lock file and the evaluate stage's outputs.
 GIT_STATE_EXCLUDED = ("dvc.lock", "dvc_plots", "results/metrics.json", "results/scores.json",
                       "results/image_scores.csv", "results/summary.md", "results/leaderboard.md", "results/claims.md",
-                      "results/curves.csv")
+                      "results/curves.csv", "results/verdicts.json")
 DIRTY_FILES_SHOWN = 5
 
 
