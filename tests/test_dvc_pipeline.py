@@ -86,6 +86,7 @@ def test_repro_builds_the_study_offline_and_a_second_repro_does_nothing(project)
     statuses = [line.split(" | ")[2] for line in claims.splitlines() if line[:4] in {f"| {n} " for n in range(1, 7)}]
     assert len(statuses) == 6 and not any(s.startswith(("supported", "contradicted")) for s in statuses)
     assert "## 1. Trainable loss weights beat unweighted L1" in claims
+    assert "from commit" in claims and "with uncommitted changes" not in claims  # its staging folder is ignored
     assert "not testable here: the study evaluated no `tlw` at Builtin x2" in claims
     assert {path.suffix for path in (project / "results" / "plots").iterdir()} == {".png"}
     again = run(["dvc", "repro"], project)
