@@ -269,13 +269,16 @@ def test_a_broken_params_file_is_one_sentence(tmp_path, capsys, content, pattern
     assert "\n" not in message
 
 
-def test_a_damaged_checkpoint_or_data_manifest_is_one_sentence(tiny_checkpoint, tiny_data, tmp_path, capsys):
+def test_a_damaged_checkpoint_or_data_manifest_is_one_sentence(tiny_checkpoint, tiny_data, tmp_path, capsys,
+                                                               monkeypatch):
     broken = tmp_path / "broken.pt"
     broken.write_bytes(tiny_checkpoint.read_bytes()[:200])
-    refused(capsys, ["upscale", "--model", str(broken), "--scale", "2", str(image(tmp_path / "a.png")), "-o",
-                     str(tmp_path / "out")],
-            rf"model '{broken}' is not a checkpoint \(not a torch archive: another kind of file, or truncated\); "
-            r"pass models/<objective>/best.pt .*")
+    with monkeypatch.context() as patch:
+        patch.chdir(tmp_path)  # no models/ here: the hint names the patterns (after `make repro` the project has some)
+        refused(capsys, ["upscale", "--model", str(broken), "--scale", "2", str(image(tmp_path / "a.png")), "-o",
+                         str(tmp_path / "out")],
+                rf"model '{broken}' is not a checkpoint \(not a torch archive: another kind of file, or truncated\); "
+                r"pass models/<objective>/best.pt .*")
     manifest = Path(tiny_data.data_dir) / "hr" / "manifest.json"
     manifest.write_text('{"train/img0.png": ')
     refused(capsys, ["train", "--params", str(params_file(tiny_data, tmp_path / "p.yaml")), "--run-dir",
